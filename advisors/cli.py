@@ -1,0 +1,121 @@
+"""``flask --app run …`` commands of the contract. Errors: non-zero exit, one line on stderr."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from flask_babel import force_locale
+
+from models import db
+
+from .audit import acting_as
+from .errors import DomainError
+
+orgs_cli = AppGroup("orgs", help="Organisations.")
+users_cli = AppGroup("users", help="Users and API tokens.")
+demo_cli = AppGroup("demo", help="The demo data set.")
+scheduler_cli = AppGroup("scheduler", help="The scheduler process.")
+
+
+def _one_line(message: str, fields: dict | None = None) -> str:
+    parts = [message] + [f"{k}: {v}" for k, v in (fields or {}).items()]
+    return " ".join(str(p).replace("\n", " ") for p in parts)
+
+
+def cli_command(func):
+    """Run inside an audit actor 'cli', commit once, and turn domain errors into one line."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with force_locale("zh_CN"), acting_as(label="cli"):
+            try:
+                result = func(*args, **kwargs)
+                db.session.commit()
+                return result
+            except DomainError as exc:
+                db.session.rollback()
+                raise click.ClickException(_one_line(exc.message, exc.fields)) from None
+
+    return wrapper
+
+
+@orgs_cli.command("create")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--type", "type_", required=True)
+@click.option("--short-name", default=None)
+@cli_command
+def orgs_create(code, name, type_, short_name):
+    """Create an organisation."""
+    from .services.orgs import create_org
+
+    org = create_org(code, name, type_, short_name)
+    click.echo(f"{org.code}\t{org.name}\t{org.type}")
+
+
+@users_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+@click.option("--role", required=True)
+@click.option("--org", "org_code", default=None)
+@click.option("--name", "display_name", default=None)
+@cli_command
+def users_create(username, password, role, org_code, display_name):
+    """Create a user."""
+    from .services.users import create_user
+
+    user = create_user(
+        username=username, password=password, role=role, org_code=org_code, display_name=display_name
+    )
+    click.echo(f"{user.username}\t{user.role}\t{user.org.code if user.org else '-'}")
+
+
+@users_cli.command("token")
+@click.argument("username")
+@click.option("--name", default="cli", help="A label shown on the user's profile page.")
+@cli_command
+def users_token(username, name):
+    """Print a new API token for USERNAME (one line, nothing else)."""
+    from flask_babel import gettext as _
+
+    from .security import issue_token
+    from .services.users import find_user
+
+    user = find_user(username)
+    if user is None:
+        raise DomainError(_("No user named %(u)s.", u=username))
+    if not user.active:
+        raise DomainError(_("User %(u)s is deactivated.", u=username))
+    _row, secret = issue_token(user, name)
+    click.echo(secret)
+
+
+@demo_cli.command("seed")
+@click.option("--force", is_flag=True, help="Seed even when the database already has data.")
+@cli_command
+def demo_seed(force):
+    """Load the demo data set (a realistic city)."""
+    from .demo import database_is_empty, seed_demo
+
+    if not force and not database_is_empty():
+        raise DomainError("数据库中已有数据；如仍要加载演示数据，请加 --force。")
+    summary = seed_demo()
+    click.echo(summary)
+
+
+@scheduler_cli.command("run")
+def scheduler_run():
+    """The one scheduler process (production: exactly one of these beside gunicorn)."""
+    from flask import current_app
+
+    from .scheduler import run_blocking
+
+    run_blocking(current_app._get_current_object())
+
+
+def register_commands(app: Flask) -> None:
+    for group in (orgs_cli, users_cli, demo_cli, scheduler_cli):
+        app.cli.add_command(group)

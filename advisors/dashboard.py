@@ -1,0 +1,89 @@
+"""What each role sees on its home page: what that person does next."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from models import AdvisorProfile, AuditLog, Enterprise, Organisation, PolicyTool, User, db
+
+from .permissions import scoped
+
+
+def _counts(stmt) -> dict:
+    return {key: n for key, n in db.session.execute(stmt).all()}
+
+
+def _firm_summary(user: User) -> dict:
+    base = scoped(Enterprise, user).subquery()
+    by_size = _counts(select(base.c.size_class, func.count()).group_by(base.c.size_class))
+    recent = list(
+        db.session.execute(
+            scoped(Enterprise, user).order_by(Enterprise.created_at.desc(), Enterprise.id.desc()).limit(8)
+        ).scalars()
+    )
+    return {"firms_by_size": by_size, "firms_total": sum(by_size.values()), "recent_firms": recent}
+
+
+def _advisor_capacity(org_id: int | None = None) -> dict:
+    stmt = (
+        select(
+            func.count(),
+            func.coalesce(func.sum(AdvisorProfile.capacity), 0),
+            func.count().filter(AdvisorProfile.accepting.is_(True)),
+        )
+        .select_from(AdvisorProfile)
+        .join(User, User.id == AdvisorProfile.user_id)
+        .where(User.active.is_(True))
+    )
+    if org_id is not None:
+        stmt = stmt.where(User.org_id == org_id)
+    total, capacity, accepting = db.session.execute(stmt).one()
+    return {"advisors": total, "capacity": int(capacity), "accepting": accepting}
+
+
+def home_for(user: User) -> dict:
+    panel: dict = {}
+    if user.role == "admin":
+        panel["orgs_by_type"] = _counts(
+            select(Organisation.type, func.count()).group_by(Organisation.type)
+        )
+        panel["users_by_role"] = _counts(
+            select(User.role, func.count()).where(User.active.is_(True)).group_by(User.role)
+        )
+        panel["recent_audit"] = list(
+            db.session.execute(select(AuditLog).order_by(AuditLog.id.desc()).limit(10)).scalars()
+        )
+    elif user.role in ("finance_office", "pboc"):
+        panel.update(_firm_summary(user))
+        panel.update(_advisor_capacity())
+        panel["policy_tools"] = db.session.scalar(
+            select(func.count()).select_from(PolicyTool).where(PolicyTool.active.is_(True))
+        )
+    elif user.role == "bureau":
+        panel.update(_firm_summary(user))
+    elif user.role == "advisor":
+        profile = db.session.get(AdvisorProfile, user.id)
+        panel["profile"] = profile
+        todo = []
+        if profile is not None:
+            if not profile.specialty_rows:
+                todo.append("specialties")
+            if not profile.townships:
+                todo.append("townships")
+        panel["todo"] = todo
+        panel["policy_tools"] = list(
+            db.session.execute(
+                select(PolicyTool).where(PolicyTool.active.is_(True)).order_by(PolicyTool.name)
+            ).scalars()
+        )
+    elif user.role == "liaison":
+        panel.update(_advisor_capacity(user.org_id))
+        panel["advisors_list"] = list(
+            db.session.execute(
+                select(AdvisorProfile)
+                .join(User, User.id == AdvisorProfile.user_id)
+                .where(User.org_id == user.org_id)
+                .order_by(User.active.desc(), User.display_name)
+            ).scalars()
+        )
+    return panel

@@ -1,0 +1,117 @@
+"""Who may do what.
+
+Two layers, both in this one module:
+
+* **Route access** — every endpoint has a rule: the roles allowed, ``PUBLIC`` or ``SIGNED_IN``.
+  Rules are attached with :func:`allow` (on a view) or :func:`allow_blueprint` (default for all of a
+  blueprint's views). One ``before_request`` gate enforces them; an endpoint with no rule is refused
+  (fail closed) and the access-matrix test fails, so a forgotten route cannot leak.
+* **Record scope** — one scoped query per role and record kind (:func:`scoped`). Lists and detail
+  pages select through it, so a record outside the caller's scope is simply not found (404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from sqlalchemy import Select, false, select
+
+from models import ROLES, Enterprise, Organisation, User, db
+
+PUBLIC = "public"
+SIGNED_IN = "signed_in"
+
+GLOBAL_ROLES = ("admin", "finance_office", "pboc")
+OFFICE_ROLES = ("finance_office", "pboc")
+
+_blueprint_rules: dict[str, frozenset[str]] = {}
+
+
+def _normalise(roles: Iterable[str]) -> frozenset[str]:
+    roles = frozenset(roles)
+    unknown = roles - set(ROLES) - {PUBLIC, SIGNED_IN}
+    if unknown:
+        raise ValueError(f"unknown roles in access rule: {sorted(unknown)}")
+    return roles
+
+
+def allow(*roles: str) -> Callable:
+    """Decorator: the roles that may call this view (or PUBLIC / SIGNED_IN)."""
+
+    def decorate(view):
+        view.access_roles = _normalise(roles)
+        return view
+
+    return decorate
+
+
+def allow_blueprint(blueprint, *roles: str) -> None:
+    """Default rule for every view of ``blueprint`` that has no rule of its own."""
+    _blueprint_rules[blueprint.name] = _normalise(roles)
+
+
+def rule_for(app, endpoint: str) -> frozenset[str] | None:
+    """The access rule of an endpoint, or None when it has none (which the gate refuses)."""
+    if endpoint == "static" or endpoint.endswith(".static"):
+        return frozenset({PUBLIC})
+    view = app.view_functions.get(endpoint)
+    if view is None:
+        return None
+    roles = getattr(view, "access_roles", None)
+    if roles is None and "." in endpoint:
+        roles = _blueprint_rules.get(endpoint.rsplit(".", 1)[0])
+    return roles
+
+
+def may_access(roles: frozenset[str], user) -> bool:
+    if PUBLIC in roles:
+        return True
+    if user is None or not user.is_authenticated:
+        return False
+    return SIGNED_IN in roles or user.role in roles
+
+
+# ------------------------------------------------------------------ record scopes
+def _enterprise_scope(user: User, stmt: Select) -> Select:
+    if user.role in GLOBAL_ROLES:
+        return stmt
+    if user.role == "bureau":
+        # Until a firm is referred, a bureau sees the firms it registered itself.
+        return stmt.where(Enterprise.registered_by_org_id == user.org_id)
+    # Advisors and liaisons reach firms through their cases (referrals/visits), not the registry.
+    return stmt.where(false())
+
+
+def _user_scope(user: User, stmt: Select) -> Select:
+    if user.role in GLOBAL_ROLES:
+        return stmt
+    if user.role == "liaison":
+        return stmt.where(User.org_id == user.org_id)
+    return stmt.where(User.id == user.id)
+
+
+def _org_scope(user: User, stmt: Select) -> Select:
+    if user.role in GLOBAL_ROLES:
+        return stmt
+    return stmt.where(Organisation.id == user.org_id)
+
+
+SCOPES: dict[type, Callable[[User, Select], Select]] = {
+    Enterprise: _enterprise_scope,
+    User: _user_scope,
+    Organisation: _org_scope,
+}
+
+
+def scoped(model: type, user: User, stmt: Select | None = None) -> Select:
+    """``select(model)`` (or ``stmt``) narrowed to what ``user`` may see. The one way lists and
+    detail pages of scoped records are queried."""
+    if stmt is None:
+        stmt = select(model)
+    return SCOPES[model](user, stmt)
+
+
+def get_scoped(model: type, user: User, record_id) -> object | None:
+    """One record by primary key, or None when it does not exist *or* is outside the scope."""
+    pk = model.__mapper__.primary_key[0]
+    return db.session.execute(scoped(model, user).where(pk == record_id)).scalar_one_or_none()

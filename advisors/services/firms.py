@@ -1,0 +1,274 @@
+"""The enterprise registry: validation shared by the web form, the API and list uploads."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select
+
+from models import Enterprise, Township, User, db, utcnow
+
+from .. import credit_code
+from ..errors import Conflict, ValidationFailed
+from ..permissions import get_scoped, scoped
+from ..sizing import INDUSTRIES
+
+# Problems an authorised user may override with a reason: the code is well-formed but a
+# check character or a prefix does not match (some real registered firms carry such codes).
+OVERRIDABLE = {"org_check", "check", "division", "registration"}
+OVERRIDE_ROLES = ("admin", "finance_office", "pboc")
+MAX_WAN = Decimal("100000000")  # 1 万亿元 in 万元: anything above is a typo
+PHONE_RE = re.compile(r"^[0-9+\-() ]{5,30}$")
+
+FIRM_FIELDS = (
+    "credit_code",
+    "name",
+    "industry",
+    "township",
+    "address",
+    "contact_name",
+    "contact_phone",
+    "employees",
+    "revenue_wan",
+    "assets_wan",
+)
+
+
+def code_problems(raw: str) -> tuple[str, list[credit_code.CodeProblem]]:
+    code = credit_code.normalize(raw)
+    return code, credit_code.validate(code)
+
+
+def describe(problems: list[credit_code.CodeProblem]) -> str:
+    return " ".join(_(p.message, **p.params) for p in problems)
+
+
+def parse_wan(raw, field_label: str) -> Decimal | None:
+    """A money figure in 万元: a decimal number, not negative, at most 6 decimals."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, float):
+        raw = repr(raw)  # JSON numbers arrive as float: take their shortest decimal form
+    try:
+        value = Decimal(str(raw).strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValueError(_("%(field)s must be a number (万元).", field=field_label)) from None
+    if not value.is_finite():
+        raise ValueError(_("%(field)s must be a number (万元).", field=field_label))
+    if value < 0:
+        raise ValueError(_("%(field)s cannot be negative.", field=field_label))
+    if value > MAX_WAN:
+        raise ValueError(_("%(field)s is too large; amounts are in 万元.", field=field_label))
+    if value.as_tuple().exponent < -6:
+        raise ValueError(_("%(field)s has too many decimals.", field=field_label))
+    return value
+
+
+def parse_int(raw, field_label: str, maximum: int = 10_000_000) -> int | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, bool):
+        raise ValueError(_("%(field)s must be a whole number.", field=field_label))
+    try:
+        value = Decimal(str(raw).strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValueError(_("%(field)s must be a whole number.", field=field_label)) from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise ValueError(_("%(field)s must be a whole number.", field=field_label))
+    if value < 0:
+        raise ValueError(_("%(field)s cannot be negative.", field=field_label))
+    if value > maximum:
+        raise ValueError(_("%(field)s is too large.", field=field_label))
+    return int(value)
+
+
+def size_labels() -> dict[str, str]:
+    return {
+        "micro": _("Micro"),
+        "small": _("Small"),
+        "medium": _("Medium"),
+        "large": _("Large"),
+        "unknown": _("Size unknown"),
+    }
+
+
+def field_labels() -> dict[str, str]:
+    return {
+        "credit_code": _("Credit code"),
+        "name": _("Firm name"),
+        "industry": _("Industry"),
+        "township": _("Township"),
+        "address": _("Address"),
+        "contact_name": _("Contact person"),
+        "contact_phone": _("Contact phone"),
+        "employees": _("Employees"),
+        "revenue_wan": _("Revenue (万元)"),
+        "assets_wan": _("Total assets (万元)"),
+        "override_reason": _("Override reason"),
+    }
+
+
+def find_township(value) -> Township | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, Township):
+        return value
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        found = db.session.get(Township, int(value))
+        if found is not None:
+            return found
+    text = str(value).strip()
+    return db.session.execute(
+        select(Township).where(or_(Township.name == text, Township.code == text))
+    ).scalar_one_or_none()
+
+
+def clean_firm_fields(data: dict, *, override_reason: str | None = None,
+                      may_override: bool = False) -> tuple[dict, dict, list[str]]:
+    """Validate raw firm fields (strings or JSON values). Returns (values, errors, overridden)
+    where ``errors`` maps field -> translated message and ``overridden`` lists the check
+    problems accepted because of a valid override reason."""
+    labels = field_labels()
+    values: dict = {}
+    errors: dict[str, str] = {}
+    overridden: list[str] = []
+
+    code, problems = code_problems(data.get("credit_code") or "")
+    values["credit_code"] = code
+    if problems:
+        hard = [p for p in problems if p.code not in OVERRIDABLE]
+        reason = (override_reason or "").strip()
+        if hard or not may_override or not reason:
+            message = describe(problems)
+            if not hard and may_override and not reason:
+                message += " " + _("If the code is real, give an override reason.")
+            errors["credit_code"] = message
+        elif len(reason) < 4:
+            errors["override_reason"] = _("Override reason must say why (at least 4 characters).")
+        else:
+            overridden = [p.code for p in problems]
+
+    name = (data.get("name") or "").strip()
+    if not name:
+        errors["name"] = _("%(field)s is required.", field=labels["name"])
+    elif len(name) > 200:
+        errors["name"] = _("%(field)s must be at most %(n)s characters.", field=labels["name"], n=200)
+    values["name"] = name
+
+    industry = (data.get("industry") or "").strip()
+    if industry not in INDUSTRIES:
+        errors["industry"] = _("%(field)s must be one of the SME standard's industries.",
+                               field=labels["industry"])
+    values["industry"] = industry
+
+    township_raw = data.get("township")
+    township = find_township(township_raw)
+    if township_raw not in (None, "") and township is None:
+        errors["township"] = _("Unknown township: %(name)s.", name=township_raw)
+    values["township_id"] = township.id if township else None
+
+    for key, limit in (("address", 200), ("contact_name", 60)):
+        text = (data.get(key) or "").strip()
+        if len(text) > limit:
+            errors[key] = _("%(field)s must be at most %(n)s characters.", field=labels[key], n=limit)
+        values[key] = text or None
+    phone = (data.get("contact_phone") or "").strip()
+    if phone and not PHONE_RE.match(phone):
+        errors["contact_phone"] = _("%(field)s may contain only digits, spaces, '+', '-' and brackets.",
+                                    field=labels["contact_phone"])
+    values["contact_phone"] = phone or None
+
+    try:
+        values["employees"] = parse_int(data.get("employees"), labels["employees"])
+    except ValueError as exc:
+        errors["employees"] = str(exc)
+    for key in ("revenue_wan", "assets_wan"):
+        try:
+            values[key] = parse_wan(data.get(key), labels[key])
+        except ValueError as exc:
+            errors[key] = str(exc)
+    return values, errors, overridden
+
+
+def _check_unique(code: str, existing: Enterprise | None) -> None:
+    other = db.session.execute(
+        select(Enterprise.id).where(Enterprise.credit_code == code)
+    ).scalar_one_or_none()
+    if other is not None and (existing is None or other != existing.id):
+        raise ValidationFailed(
+            _("Please correct the marked fields."),
+            {"credit_code": _("A firm with credit code %(code)s is already registered.", code=code)},
+        )
+
+
+def register_firm(actor: User, data: dict, override_reason: str | None = None) -> Enterprise:
+    values, errors, overridden = clean_firm_fields(
+        data, override_reason=override_reason, may_override=actor.role in OVERRIDE_ROLES
+    )
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    _check_unique(values["credit_code"], None)
+    firm = Enterprise(**values, registered_by_org_id=actor.org_id)
+    if overridden:
+        firm.code_override_reason = override_reason.strip()[:200]
+        firm.code_override_by_id = actor.id
+        firm.code_override_at = utcnow()
+    db.session.add(firm)
+    db.session.flush()
+    return firm
+
+
+def update_firm(actor: User, firm: Enterprise, data: dict, override_reason: str | None = None,
+                expected_version: int | None = None) -> Enterprise:
+    if expected_version is not None and expected_version != firm.version:
+        raise Conflict(_("This firm was changed by someone else since you opened it."))
+    values, errors, overridden = clean_firm_fields(
+        data,
+        override_reason=override_reason or firm.code_override_reason,
+        may_override=actor.role in OVERRIDE_ROLES or (
+            firm.code_override_reason is not None and data.get("credit_code") == firm.credit_code
+        ),
+    )
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    _check_unique(values["credit_code"], firm)
+    for key, value in values.items():
+        setattr(firm, key, value)
+    if overridden and override_reason and override_reason.strip() != (firm.code_override_reason or ""):
+        firm.code_override_reason = override_reason.strip()[:200]
+        firm.code_override_by_id = actor.id
+        firm.code_override_at = utcnow()
+    elif not overridden:
+        firm.code_override_reason = None
+        firm.code_override_by_id = None
+        firm.code_override_at = None
+    db.session.flush()
+    return firm
+
+
+def search(actor: User, q: str, limit: int = 50, after_id: int | None = None) -> list[Enterprise]:
+    """Firms in the actor's scope matching a credit code (prefix) or a name (substring)."""
+    stmt = scoped(Enterprise, actor)
+    q = (q or "").strip()
+    if q:
+        code_like = credit_code.normalize(q).upper()
+        stmt = stmt.where(
+            or_(Enterprise.credit_code.startswith(code_like), Enterprise.name.contains(q))
+        )
+    if after_id is not None:
+        stmt = stmt.where(Enterprise.id < after_id)
+    stmt = stmt.order_by(Enterprise.id.desc()).limit(limit)
+    return list(db.session.execute(stmt).scalars())
+
+
+def get(actor: User, firm_id: int) -> Enterprise | None:
+    return get_scoped(Enterprise, actor, firm_id)
+
+
+def get_by_code(actor: User, code: str) -> Enterprise | None:
+    code = credit_code.normalize(code).upper()
+    return db.session.execute(
+        scoped(Enterprise, actor).where(func.upper(Enterprise.credit_code) == code)
+    ).scalar_one_or_none()

@@ -1,0 +1,210 @@
+"""Users and advisor profiles."""
+
+from __future__ import annotations
+
+import re
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from models import (
+    ROLE_ORG_TYPES,
+    ROLES,
+    AdvisorProfile,
+    AdvisorSpecialty,
+    Organisation,
+    Township,
+    User,
+    db,
+)
+
+from .. import security
+from ..errors import ValidationFailed
+from ..sizing import INDUSTRIES
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,60}$")
+MIN_PASSWORD = 8
+
+
+def role_labels() -> dict[str, str]:
+    return {
+        "admin": _("Administrator"),
+        "finance_office": _("Finance office"),
+        "pboc": _("Central bank"),
+        "bureau": _("Bureau staff"),
+        "advisor": _("Advisor"),
+        "liaison": _("Institution liaison"),
+    }
+
+
+def find_user(username: str) -> User | None:
+    return db.session.execute(
+        select(User).where(func.lower(User.username) == (username or "").strip().lower())
+    ).scalar_one_or_none()
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    if len(password or "") < MIN_PASSWORD:
+        return _("Password must be at least %(n)s characters.", n=MIN_PASSWORD)
+    if username and password.lower() == username.lower():
+        return _("Password must not be the same as the username.")
+    if len(set(password)) < 4:
+        return _("Password is too simple.")
+    return None
+
+
+def _check_role_org(role: str, org: Organisation | None, errors: dict) -> None:
+    if role not in ROLES:
+        errors["role"] = _("Role must be one of: %(roles)s.", roles=", ".join(ROLES))
+        return
+    allowed = ROLE_ORG_TYPES[role]
+    if allowed is None:
+        return
+    if org is None:
+        errors.setdefault("org", _("This role needs an organisation."))
+    elif org.type not in allowed:
+        errors["org"] = _(
+            "A user with role %(role)s must belong to an organisation of type %(types)s.",
+            role=role,
+            types=" / ".join(allowed),
+        )
+    elif not org.active:
+        errors["org"] = _("The organisation is deactivated.")
+
+
+def create_user(
+    *,
+    username: str,
+    password: str,
+    role: str,
+    org: Organisation | None = None,
+    org_code: str | None = None,
+    display_name: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+) -> User:
+    errors: dict[str, str] = {}
+    username = (username or "").strip()
+    if not USERNAME_RE.match(username):
+        errors["username"] = _("Username must be 3-60 letters, digits, '.', '-' or '_'.")
+    elif find_user(username) is not None:
+        errors["username"] = _("The username %(u)s is already taken.", u=username)
+    problem = password_problem(password, username)
+    if problem:
+        errors["password"] = problem
+    if org is None and org_code:
+        from .orgs import find_org
+
+        org = find_org(org_code)
+        if org is None:
+            errors["org"] = _("No organisation with code %(code)s.", code=org_code)
+    _check_role_org(role, org, errors)
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    user = User(
+        username=username,
+        display_name=(display_name or "").strip() or username,
+        password_hash=security.hash_password(password),
+        role=role,
+        org_id=org.id if org is not None and ROLE_ORG_TYPES[role] is not None else None,
+        phone=(phone or "").strip() or None,
+        email=(email or "").strip() or None,
+        active=True,
+    )
+    db.session.add(user)
+    db.session.flush()
+    if role == "advisor":
+        db.session.add(AdvisorProfile(user_id=user.id))
+        db.session.flush()
+    return user
+
+
+def update_user(
+    user: User,
+    *,
+    display_name: str,
+    role: str,
+    org: Organisation | None,
+    phone: str | None,
+    email: str | None,
+    active: bool,
+) -> User:
+    errors: dict[str, str] = {}
+    if not (display_name or "").strip():
+        errors["display_name"] = _("Display name is required.")
+    _check_role_org(role, org, errors)
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    user.display_name = display_name.strip()
+    user.role = role
+    user.org_id = org.id if org is not None and ROLE_ORG_TYPES[role] is not None else None
+    user.phone = (phone or "").strip() or None
+    user.email = (email or "").strip() or None
+    if role == "advisor" and db.session.get(AdvisorProfile, user.id) is None:
+        db.session.add(AdvisorProfile(user_id=user.id))
+    if user.active and not active:
+        deactivate_user(user)
+    else:
+        user.active = bool(active)
+    db.session.flush()
+    return user
+
+
+def deactivate_user(user: User) -> None:
+    """Deactivation ends every session and API token of the user at once."""
+    user.active = False
+    security.revoke_all_sessions(user, "deactivated")
+    security.revoke_all_tokens(user)
+    profile = db.session.get(AdvisorProfile, user.id)
+    if profile is not None:
+        profile.accepting = False
+    db.session.flush()
+
+
+def set_password(user: User, password: str, keep_token: str | None = None) -> None:
+    problem = password_problem(password, user.username)
+    if problem:
+        raise ValidationFailed(problem, {"new_password": problem})
+    security.change_password(user, password, keep_token=keep_token)
+    db.session.flush()
+
+
+def update_advisor_profile(
+    profile: AdvisorProfile,
+    *,
+    title: str | None,
+    capacity: int | None,
+    accepting: bool,
+    specialties: list[str],
+    township_ids: list[int],
+    note: str | None = None,
+) -> AdvisorProfile:
+    errors = {}
+    if capacity is None or capacity < 0 or capacity > 500:
+        errors["capacity"] = _("Capacity must be a whole number from 0 to 500.")
+    bad = [s for s in specialties if s not in INDUSTRIES]
+    if bad:
+        errors["specialties"] = _("Unknown industries: %(items)s.", items=", ".join(bad))
+    townships = []
+    if township_ids:
+        townships = list(
+            db.session.execute(select(Township).where(Township.id.in_(township_ids))).scalars()
+        )
+        if len(townships) != len(set(township_ids)):
+            errors["townships"] = _("Unknown township selected.")
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    profile.title = (title or "").strip() or None
+    profile.capacity = capacity
+    profile.accepting = bool(accepting)
+    profile.note = (note or "").strip() or None
+    profile.townships = townships
+    wanted = set(specialties)
+    for row in list(profile.specialty_rows):
+        if row.industry not in wanted:
+            profile.specialty_rows.remove(row)
+    have = {row.industry for row in profile.specialty_rows}
+    for industry in sorted(wanted - have):
+        profile.specialty_rows.append(AdvisorSpecialty(user_id=profile.user_id, industry=industry))
+    db.session.flush()
+    return profile

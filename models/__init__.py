@@ -1,0 +1,42 @@
+"""SQLAlchemy models, one module per aggregate. Imports nothing from advisors/ or views/."""
+
+from .audit import AuditLog
+from .base import Money, UTCDateTime, db, utcnow
+from .firm import SIZE_CLASSES, Enterprise
+from .org import ORG_TYPES, Organisation, Township
+from .policy import FIRM_TYPES, PolicyTool
+from .user import (
+    ROLE_ORG_TYPES,
+    ROLES,
+    AdvisorProfile,
+    AdvisorSpecialty,
+    ApiToken,
+    FormDraft,
+    LoginAttempt,
+    User,
+    UserSession,
+)
+
+__all__ = [
+    "FIRM_TYPES",
+    "ORG_TYPES",
+    "ROLES",
+    "ROLE_ORG_TYPES",
+    "SIZE_CLASSES",
+    "AdvisorProfile",
+    "AdvisorSpecialty",
+    "ApiToken",
+    "AuditLog",
+    "Enterprise",
+    "FormDraft",
+    "LoginAttempt",
+    "Money",
+    "Organisation",
+    "PolicyTool",
+    "Township",
+    "UTCDateTime",
+    "User",
+    "UserSession",
+    "db",
+    "utcnow",
+]

@@ -1,0 +1,50 @@
+"""Organisations: the finance office, the central-bank branch, bureaus, banks and insurers."""
+
+from .base import TimestampMixin, db
+
+ORG_TYPES = ("finance_office", "pboc", "bureau", "bank", "insurer")
+
+
+class Organisation(TimestampMixin, db.Model):
+    __tablename__ = "organisation"
+    __audited__ = True
+
+    id = db.Column(db.Integer, primary_key=True)
+    code = db.Column(db.String(40), nullable=False, unique=True)
+    name = db.Column(db.String(120), nullable=False)
+    type = db.Column(db.String(20), nullable=False, index=True)
+    short_name = db.Column(db.String(40))
+    active = db.Column(db.Boolean, nullable=False, default=True)
+    version = db.Column(db.Integer, nullable=False, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        db.CheckConstraint(
+            "type IN ('finance_office', 'pboc', 'bureau', 'bank', 'insurer')", name="type"
+        ),
+    )
+
+    @property
+    def is_institution(self) -> bool:
+        return self.type in ("bank", "insurer")
+
+    def __repr__(self):
+        return f"<Organisation {self.code}>"
+
+
+class Township(db.Model):
+    """A township or street (乡镇/街道) of the city: where firms are and advisors serve."""
+
+    __tablename__ = "township"
+    __audited__ = True
+
+    id = db.Column(db.Integer, primary_key=True)
+    code = db.Column(db.String(20), nullable=False, unique=True)
+    name = db.Column(db.String(60), nullable=False, unique=True)
+    active = db.Column(db.Boolean, nullable=False, default=True)
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):
+        return f"<Township {self.name}>"

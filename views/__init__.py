@@ -1,0 +1,38 @@
+"""HTTP layer: one blueprint per area. Routes are thin: validate -> call a service -> commit once
+-> render, redirect or JSON."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_login import current_user
+
+from advisors.services.orgs import org_type_labels
+from advisors.services.users import role_labels
+from advisors.services.firms import size_labels
+from advisors.sizing import INDUSTRIES
+
+from ._http import init_http
+
+
+def register_views(app: Flask) -> None:
+    from . import account, admin, audit, auth, firms, main, policies
+    from .api import bp as api_bp
+
+    init_http(app)
+    for module in (main, auth, account, admin, firms, policies, audit):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(api_bp)
+
+    @app.context_processor
+    def _globals():
+        from flask_babel import gettext as _
+
+        return {
+            "role_labels": role_labels,
+            "org_type_labels": org_type_labels,
+            "industry_label": lambda key: _(INDUSTRIES[key]) if key in INDUSTRIES else key,
+            "industries": INDUSTRIES,
+            "size_label": lambda key: size_labels().get(key, key),
+            "current_path": request.full_path.rstrip("?") if request else "/",
+            "me": current_user,
+        }

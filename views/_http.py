@@ -1,0 +1,188 @@
+"""Request plumbing shared by every blueprint: the access gate, errors, security headers."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from advisors.audit import reset_actor, set_actor
+from advisors.extensions import csrf
+from advisors.permissions import may_access, rule_for
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def api_error(status: int, code: str, message: str, fields: dict | None = None):
+    body = {"error": {"code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    return jsonify(body), status
+
+
+def _gate():
+    """Every request passes here: an endpoint without an access rule is refused."""
+    endpoint = request.endpoint
+    if endpoint is None:
+        return None  # 404/405 follow
+    if is_api_request():
+        from views.api import authenticate_bearer
+
+        authenticate_bearer()
+    roles = rule_for(current_app, endpoint)
+    if roles is None:
+        current_app.logger.error("no access rule for endpoint %s: refused", endpoint)
+        if is_api_request():
+            return api_error(403, "forbidden", _("You do not have access to this resource."))
+        return render_template("errors/403.html"), 403
+    if may_access(roles, current_user):
+        if current_user.is_authenticated:
+            g._audit_token = set_actor(current_user.id, current_user.username, request.remote_addr)
+        if not is_api_request() and request.method not in ("GET", "HEAD", "OPTIONS"):
+            # CSRF is checked here, after access, for every state-changing browser request
+            # (WTF_CSRF_CHECK_DEFAULT is off so Flask-WTF does not check before the gate).
+            # The API is exempt: it accepts bearer tokens only, never the session cookie.
+            csrf.protect()
+        return None
+    if not current_user.is_authenticated:
+        if is_api_request():
+            return api_error(401, "unauthorized", _("A valid API token is required."))
+        return current_app.login_manager.unauthorized()
+    if is_api_request():
+        return api_error(403, "forbidden", _("Your role may not use this resource."))
+    return render_template("errors/403.html"), 403
+
+
+def _reset_actor(exc=None):
+    token = g.pop("_audit_token", None)
+    if token is not None:
+        reset_actor(token)
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'self'; object-src 'none'"
+)
+
+
+def _security_headers(response):
+    h = response.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("Referrer-Policy", "same-origin")
+    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if current_user and getattr(current_user, "is_authenticated", False):
+        h.setdefault("Cache-Control", "no-store")
+    return response
+
+
+_MESSAGES = {
+    400: "The request could not be understood.",
+    401: "Please sign in.",
+    403: "You do not have access to this page.",
+    404: "The page or record was not found.",
+    405: "This method is not allowed here.",
+    409: "The record was changed by someone else.",
+    413: "The upload is too large.",
+    422: "Some fields are not valid.",
+    429: "Too many requests; please wait a moment.",
+    500: "Something went wrong on our side. The error has been logged.",
+    503: "The service is temporarily unavailable.",
+}
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+def _render_error(status: int):
+    message = _(_MESSAGES.get(status, _MESSAGES[500]))
+    if is_api_request():
+        if status == 413:
+            limit = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+            message = _("The request body is larger than %(mb)s MB.", mb=limit)
+        return api_error(status, _CODES.get(status, "error"), message)
+    template = f"errors/{status}.html" if status in (403, 404, 413, 500) else "errors/generic.html"
+    return render_template(template, status=status, message=message), status
+
+
+def _handle_http_error(exc: HTTPException):
+    if exc.code is None or exc.code < 400:
+        return exc
+    return _render_error(exc.code)
+
+
+def _handle_csrf_error(exc: CSRFError):
+    """An expired or missing CSRF token. Form views are re-run so the form comes back filled in
+    with what the user typed (their FlaskForm fails its own CSRF check and shows why)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, "redisplay_on_csrf_error", False):
+        g.csrf_expired = True
+        flash(_("Your form had expired. Nothing was saved; please check it and submit again."), "warning")
+        return view(**(request.view_args or {}))
+    if is_api_request():
+        return api_error(400, "csrf", _("The form has expired; please reload and try again."))
+    return render_template("errors/generic.html", status=400, message=_(
+        "The form has expired; please go back, reload the page and try again."
+    )), 400
+
+
+def _handle_unexpected(exc: Exception):
+    from models import db
+
+    db.session.rollback()
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    return _render_error(500)
+
+
+def form_view(view):
+    """Mark a view that renders a FlaskForm: on an expired CSRF token it is re-run to re-show the
+    form with the user's input (its own validation refuses the stale token, so nothing is saved)."""
+    view.redisplay_on_csrf_error = True
+    return view
+
+
+def init_http(app: Flask) -> None:
+    app.before_request(_gate)
+    app.teardown_request(_reset_actor)
+    app.after_request(_security_headers)
+    app.register_error_handler(CSRFError, _handle_csrf_error)
+    app.register_error_handler(HTTPException, _handle_http_error)
+    if not app.config.get("TESTING") or app.config.get("HANDLE_UNEXPECTED", True):
+        app.register_error_handler(Exception, _handle_unexpected)
+
+    lm = app.login_manager
+    lm.login_view = "auth.login"
+    lm.login_message = None
+
+    @lm.unauthorized_handler
+    def _unauthorized():
+        if is_api_request():
+            return api_error(401, "unauthorized", _("A valid API token is required."))
+        if request.method == "POST" and request.form:
+            # The session ran out while the user was typing: keep what they typed.
+            from views._forms import stash_pending_form
+
+            stash_pending_form()
+            flash(_("Your session has ended. Sign in again and your input will be restored."), "warning")
+        target = request.full_path if request.method == "GET" else request.path
+        return redirect(url_for("auth.login", next=target.rstrip("?")))
