@@ -86,7 +86,7 @@ class ProductionConfig(Config):
 
 class TestingConfig(Config):
     TESTING = True
-    SECRET_KEY = "test-secret-key"
+    SECRET_KEY = "test-secret-key"  # noqa: S105 (tests only)
     WTF_CSRF_ENABLED = True
     SCHEDULER = "off"
     DEMO_DATA = False

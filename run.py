@@ -29,9 +29,10 @@ def main() -> None:
             with acting_as(label="demo"):
                 print(seed_demo(), flush=True)
             db.session.commit()
-        show_logins = db.session.get_bind().url.drivername.startswith("sqlite") or os.environ.get(
-            "DEMO_DATA", "1"
-        ) != "0"
+        show_logins = (
+            db.session.get_bind().url.drivername.startswith("sqlite")
+            or os.environ.get("DEMO_DATA", "1") != "0"
+        )
     if os.environ.get("SCHEDULER", "on") == "on":
         start_background(app)
         print("Scheduler: running in-process.", flush=True)

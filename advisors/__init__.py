@@ -23,7 +23,9 @@ def create_app(config=None) -> Flask:
         instance_path=str(BASE_DIR / "instance"),
     )
     app.config.from_mapping(config_module.resolve(config))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     register_extensions(app)
     register_i18n(app)
@@ -33,8 +35,10 @@ def create_app(config=None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import audit  # noqa: F401  (registers the audit listener)
-    from . import lifecycle  # noqa: F401  (registers derived-field listeners)
+    from . import (
+        audit,  # noqa: F401  (registers the audit listener)
+        lifecycle,  # noqa: F401  (registers derived-field listeners)
+    )
     from .extensions import bootstrap, csrf, db, login_manager, migrate
 
     db.init_app(app)

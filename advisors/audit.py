@@ -62,11 +62,10 @@ def _plain(value):
     return value
 
 
-def _record_id(state) -> str:
-    identity = state.identity or inspect(state.object).identity
-    if identity is None:
-        return "?"
-    return identity[0] if len(identity) == 1 else "/".join(str(p) for p in identity)
+def _record_id(obj) -> str:
+    # In after_flush new rows have their primary key values but no identity key yet.
+    key = inspect(obj).mapper.primary_key_from_instance(obj)
+    return "/".join(str(part) for part in key)
 
 
 def _column_changes(obj, action: str) -> dict:
@@ -83,7 +82,9 @@ def _column_changes(obj, action: str) -> dict:
             if value is not None:
                 changes[key] = [None, _plain(value)]
         elif action == "delete":
-            value = hist.unchanged[0] if hist.unchanged else (hist.deleted[0] if hist.deleted else None)
+            value = (
+                hist.unchanged[0] if hist.unchanged else (hist.deleted[0] if hist.deleted else None)
+            )
             if value is not None:
                 changes[key] = [_plain(value), None]
         elif hist.has_changes():
@@ -130,7 +131,7 @@ def _write_audit_rows(session: Session, flush_context) -> None:
                     "actor_label": label[:80],
                     "action": action,
                     "table_name": type(obj).__table__.name,
-                    "record_id": str(_record_id(inspect(obj)))[:60],
+                    "record_id": _record_id(obj)[:60],
                     "changes": changes,
                     "ip": ip,
                 }

@@ -68,7 +68,11 @@ def users_create(username, password, role, org_code, display_name):
     from .services.users import create_user
 
     user = create_user(
-        username=username, password=password, role=role, org_code=org_code, display_name=display_name
+        username=username,
+        password=password,
+        role=role,
+        org_code=org_code,
+        display_name=display_name,
     )
     click.echo(f"{user.username}\t{user.role}\t{user.org.code if user.org else '-'}")
 

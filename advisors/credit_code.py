@@ -154,9 +154,7 @@ def check_character(first17: str) -> str:
     try:
         total = sum(_VALUE[c] * w for c, w in zip(first17, _WEIGHTS_31, strict=True))
     except KeyError as exc:
-        raise ValueError(
-            f"character outside the credit-code alphabet: {exc.args[0]!r}"
-        ) from None
+        raise ValueError(f"character outside the credit-code alphabet: {exc.args[0]!r}") from None
     return ALPHABET[(31 - total % 31) % 31]
 
 
@@ -227,10 +225,7 @@ def validate(raw: str | None) -> list[CodeProblem]:
         problems.append(
             CodeProblem(
                 "registration",
-                N_(
-                    "Position 1 (registration authority) is %(char)s; "
-                    "it must be 1-9, A, N or Y"
-                ),
+                N_("Position 1 (registration authority) is %(char)s; it must be 1-9, A, N or Y"),
                 {"char": authority},
             )
         )
@@ -255,10 +250,7 @@ def validate(raw: str | None) -> list[CodeProblem]:
         problems.append(
             CodeProblem(
                 "division",
-                N_(
-                    "Positions 3-8 (administrative division) must be six digits, "
-                    "not %(division)s"
-                ),
+                N_("Positions 3-8 (administrative division) must be six digits, not %(division)s"),
                 {"division": division},
             )
         )
@@ -279,10 +271,7 @@ def validate(raw: str | None) -> list[CodeProblem]:
         problems.append(
             CodeProblem(
                 "org_check",
-                N_(
-                    "Organisation code check (position 17) should be %(expected)s, "
-                    "not %(actual)s"
-                ),
+                N_("Organisation code check (position 17) should be %(expected)s, not %(actual)s"),
                 {"expected": expected_org, "actual": code[16]},
             )
         )
@@ -292,10 +281,7 @@ def validate(raw: str | None) -> list[CodeProblem]:
         problems.append(
             CodeProblem(
                 "check",
-                N_(
-                    "Check character (position 18) should be %(expected)s, "
-                    "not %(actual)s"
-                ),
+                N_("Check character (position 18) should be %(expected)s, not %(actual)s"),
                 {"expected": expected, "actual": code[17]},
             )
         )
@@ -319,9 +305,7 @@ def make_code(
     Raises ValueError if the parts cannot form a valid code.
     """
     if len(org_body8) != 8 or any(c not in ORG_BODY_CHARS for c in org_body8):
-        raise ValueError(
-            "org_body8 must be 8 characters from 0-9 and A-Z without I, O, Z, S, V"
-        )
+        raise ValueError("org_body8 must be 8 characters from 0-9 and A-Z without I, O, Z, S, V")
     first17 = f"{authority}{category}{division}{org_body8}{org_code_check(org_body8)}"
     if len(first17) != 17:
         raise ValueError("authority and category must be one character, division six")

@@ -18,7 +18,9 @@ def _firm_summary(user: User) -> dict:
     by_size = _counts(select(base.c.size_class, func.count()).group_by(base.c.size_class))
     recent = list(
         db.session.execute(
-            scoped(Enterprise, user).order_by(Enterprise.created_at.desc(), Enterprise.id.desc()).limit(8)
+            scoped(Enterprise, user)
+            .order_by(Enterprise.created_at.desc(), Enterprise.id.desc())
+            .limit(8)
         ).scalars()
     )
     return {"firms_by_size": by_size, "firms_total": sum(by_size.values()), "recent_firms": recent}

@@ -1,15 +1,581 @@
-"""The demo data set (being written)."""
+"""The demo data set: a fictional prefecture-level city, 江州市, with its finance office,
+central-bank branch, referring bureaus, banks and an insurer, their people, about twenty
+advisors and 300 small firms.
 
-DEMO_LOGINS: list[tuple[str, str, str]] = []
+Everything goes through the domain services, so validation, derived size classes and the audit
+trail apply exactly as for real input. ``seed_demo`` flushes but never commits: the caller (the
+``demo seed`` command or ``python run.py``) commits once. The data are deterministic: one
+``random.Random(2026)`` drives every choice, so two seeds of an empty database are identical.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from models import AdvisorProfile, Enterprise, Organisation, Township, User, db
+
+from . import security
+from .credit_code import ALPHABET, make_code
+
+#: One password for every demo account. It is printed on start-up, so it is no secret at all:
+#: a demo database must never hold real data.
+DEMO_PASSWORD = "Demo-2026!"  # noqa: S105 (a published demo password)
+
+#: One sign-in per role, printed by ``python run.py``: (username, password, role label).
+DEMO_LOGINS: list[tuple[str, str, str]] = [
+    ("admin", DEMO_PASSWORD, "管理员"),
+    ("jrb", DEMO_PASSWORD, "金融办"),
+    ("rhzh", DEMO_PASSWORD, "人民银行"),
+    ("gxj", DEMO_PASSWORD, "工信局"),
+    ("zhangwei", DEMO_PASSWORD, "金融顾问"),
+    ("lly_abc", DEMO_PASSWORD, "联络员"),
+]
+
+SEED = 2026
+FIRM_COUNT = 300
+
+# ------------------------------------------------------------------ the city
+# Administrative divisions (GB/T 2260 style) of the fictional city: province 32, a prefecture
+# number no real city uses, so no demo credit code can be a real firm's.
+DISTRICTS = {
+    "329002": "江城区",
+    "329012": "江北区",
+    "329021": "临江县",
+    "329071": "高新区",
+}
+
+# (code, name); the first six digits of a code are its district.
+TOWNSHIPS = (
+    ("329002001", "城东街道"),
+    ("329002002", "城西街道"),
+    ("329002003", "城南街道"),
+    ("329002004", "城北街道"),
+    ("329002005", "滨江街道"),
+    ("329071001", "高新区"),
+    ("329012101", "江北镇"),
+    ("329012102", "临港镇"),
+    ("329012103", "青山镇"),
+    ("329021101", "白沙镇"),
+    ("329021102", "石桥镇"),
+    ("329021201", "桃源乡"),
+)
+CODE_OF = {name: code for code, name in TOWNSHIPS}
+URBAN = ("城东街道", "城西街道", "城南街道", "城北街道", "滨江街道", "高新区")
+RURAL = ("江北镇", "临港镇", "青山镇", "白沙镇", "石桥镇", "桃源乡")
+INDUSTRIAL = ("高新区", "临港镇", "江北镇", "城北街道", "石桥镇")
+
+# (code, name, type, short name)
+ORGS = (
+    ("JZJRB", "江州市地方金融管理局（市金融办）", "finance_office", "市金融办"),
+    ("PBC-JZ", "中国人民银行江州市分行", "pboc", "人民银行"),
+    ("SWJ", "江州市商务局", "bureau", "商务局"),
+    ("GXJ", "江州市工业和信息化局", "bureau", "工信局"),
+    ("NYNCJ", "江州市农业农村局", "bureau", "农业农村局"),
+    ("SCJGJ", "江州市市场监督管理局", "bureau", "市场监管局"),
+    ("CYL-XNY", "江州市新能源产业链办公室", "bureau", "新能源产业链办"),
+    ("ABC-JZ", "中国农业银行江州分行", "bank", "农业银行"),
+    ("BOC-JZ", "中国银行江州分行", "bank", "中国银行"),
+    ("PSBC-JZ", "中国邮政储蓄银行江州分行", "bank", "邮储银行"),
+    ("JZRCB", "江州农村商业银行", "bank", "江州农商银行"),
+    ("CCB-JZ", "中国建设银行江州分行", "bank", "建设银行"),
+    ("ICBC-JZ", "中国工商银行江州分行", "bank", "工商银行"),
+    ("PICC-JZ", "中国人民财产保险股份有限公司江州分公司", "insurer", "人保财险"),
+)
+
+# (username, display name, role, org code)
+STAFF = (
+    ("jrb", "王建国", "finance_office", "JZJRB"),
+    ("jrb2", "李晓燕", "finance_office", "JZJRB"),
+    ("rhzh", "周敏", "pboc", "PBC-JZ"),
+    ("swj", "钱立新", "bureau", "SWJ"),
+    ("gxj", "冯志刚", "bureau", "GXJ"),
+    ("nyncj", "蒋春梅", "bureau", "NYNCJ"),
+    ("scjgj", "沈文博", "bureau", "SCJGJ"),
+    ("cyl", "韩雪", "bureau", "CYL-XNY"),
+    ("lly_abc", "许文", "liaison", "ABC-JZ"),
+    ("lly_boc", "杨帆", "liaison", "BOC-JZ"),
+    ("lly_psbc", "曹颖", "liaison", "PSBC-JZ"),
+    ("lly_rcb", "彭亮", "liaison", "JZRCB"),
+    ("lly_ccb", "袁媛", "liaison", "CCB-JZ"),
+    ("lly_icbc", "邓超", "liaison", "ICBC-JZ"),
+    ("lly_picc", "谢晨", "liaison", "PICC-JZ"),
+)
+
+# (username, name, institution, title, note when not accepting new firms)
+ADVISORS = (
+    ("zhangwei", "张伟", "ABC-JZ", "普惠金融部客户经理", None),
+    ("lina", "李娜", "ABC-JZ", "小微企业部经理", None),
+    ("wanglei", "王磊", "ABC-JZ", "三农金融部客户经理", None),
+    ("chenjing", "陈静", "ABC-JZ", "城东支行网点负责人", "产假中，暂停分派新企业"),
+    ("liuyang", "刘洋", "BOC-JZ", "普惠金融部经理", None),
+    ("zhaomin", "赵敏", "BOC-JZ", "客户经理", None),
+    ("sunhao", "孙浩", "BOC-JZ", "公司金融部客户经理", None),
+    ("zhouting", "周婷", "PSBC-JZ", "小微企业部经理", None),
+    ("wuqiang", "吴强", "PSBC-JZ", "信贷客户经理", None),
+    ("zhengli", "郑丽", "PSBC-JZ", "三农金融事业部客户经理", None),
+    ("huangjun", "黄俊", "JZRCB", "江北支行行长", None),
+    ("hefang", "何芳", "JZRCB", "信贷经理", None),
+    ("lintao", "林涛", "JZRCB", "普惠金融部副经理", None),
+    ("madan", "马丹", "JZRCB", "客户经理", None),
+    ("gaoxiang", "高翔", "CCB-JZ", "普惠金融事业部客户经理", None),
+    ("luojia", "罗佳", "CCB-JZ", "小微企业部经理", None),
+    ("xupeng", "徐鹏", "ICBC-JZ", "普惠金融事业部经理", None),
+    ("zhulin", "朱琳", "ICBC-JZ", "客户经理", "岗位调整交接中，暂停分派新企业"),
+    ("hubin", "胡斌", "PICC-JZ", "农险部经理", None),
+    ("guoyan", "郭燕", "PICC-JZ", "业务经理", None),
+)
+
+# The industries an institution's advisors tend to know.
+SPECIALTY_POOLS = {
+    "ABC-JZ": ("agriculture", "industry", "wholesale", "retail"),
+    "BOC-JZ": ("industry", "wholesale", "software_it", "leasing_business"),
+    "PSBC-JZ": ("agriculture", "retail", "catering", "wholesale"),
+    "JZRCB": ("agriculture", "retail", "catering", "industry", "construction"),
+    "CCB-JZ": ("industry", "construction", "software_it", "transport"),
+    "ICBC-JZ": ("industry", "wholesale", "software_it", "accommodation"),
+    "PICC-JZ": ("agriculture", "transport", "catering"),
+}
+
+# ------------------------------------------------------------------ firms
+INDUSTRY_WEIGHTS = (
+    ("industry", 24),
+    ("agriculture", 15),
+    ("wholesale", 14),
+    ("retail", 14),
+    ("software_it", 8),
+    ("catering", 8),
+    ("construction", 4),
+    ("transport", 4),
+    ("leasing_business", 3),
+    ("accommodation", 2),
+    ("other", 2),
+    ("warehousing", 1),
+    ("property_management", 1),
+)
+
+# Business words of a firm name, per industry: (enterprise words, individual-business words).
+# Word lists are written as space-separated strings to keep them readable.
+BUSINESS_WORDS = {
+    "industry": (
+        "精密机械 五金制品 电子科技 新材料科技 塑胶制品 纺织 食品 机电设备 包装材料 汽车零部件 "
+        "服饰 建材 家具制造 模具 环保设备 阀门制造".split(),
+        "五金加工厂 服装加工厂 木器加工厂".split(),
+    ),
+    "wholesale": (
+        "商贸 贸易 供应链管理 物资 农产品贸易 医药贸易 建材贸易".split(),
+        "批发部 粮油批发部 水产批发部".split(),
+    ),
+    "retail": (
+        "超市 百货 医药连锁 家电销售 汽车销售服务".split(),
+        "便利店 五金店 副食品店 大药房 服装店 水果店 家电商行 母婴用品店".split(),
+    ),
+    "catering": ("餐饮管理 餐饮服务".split(), "小吃店 面馆 饭店 土菜馆 烧烤店 早餐店".split()),
+    "software_it": ("信息技术 软件科技 网络科技 数据科技 智能科技".split(), []),
+    "construction": ("建筑工程 装饰工程 市政工程 安装工程".split(), ["装饰工作室"]),
+    "transport": ("物流 运输 货运".split(), ["货运部"]),
+    "warehousing": ("仓储服务 冷链仓储".split(), []),
+    "accommodation": ("酒店管理 宾馆".split(), "旅馆 民宿".split()),
+    "leasing_business": ("企业管理咨询 人力资源服务 广告传媒 设备租赁".split(), []),
+    "property_management": ("物业管理 物业服务".split(), []),
+    "other": ("家政服务 教育咨询 文化传播 养老服务".split(), ["家政服务部"]),
+    "agriculture": ("农业发展 生态农业科技 水产养殖 苗木".split(), "家庭农场 养殖场".split()),
+}
+NEW_ENERGY_WORDS = "新能源科技 光伏科技 储能技术 锂电科技 电力设备".split()
+COOPERATIVE_WORDS = (
+    "果蔬专业合作社 水稻种植专业合作社 生猪养殖专业合作社 茶叶专业合作社 水产养殖专业合作社 "
+    "苗木专业合作社 家禽养殖专业合作社 农机专业合作社".split()
+)
+BRANDS = (
+    "恒达 鑫源 华泰 永盛 宏远 金诚 瑞丰 天润 嘉禾 同创 博远 众信 联宇 聚鑫 汇通 盛隆 佳禾 新澜 "
+    "正邦 和顺 德润 润泽 安泰 立信 光明 锦程 恒信 万和 兴业 长青 明辉 卓越 星辰 云帆 启航 凯瑞 "
+    "东升 海纳 远航 中科 精工 通达 华瑞 信诚 百川 弘毅 丰泽 昌盛".split()
+)
+FARM_BRANDS = (
+    "绿源 丰收 青禾 田园 稻香 金穗 山水 翠绿 鲜之源 润田 禾丰 碧野 清溪 江畔 桃园 农乐".split()
+)
+SURNAMES = list(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁沈"
+)
+GIVEN = (
+    "建国 志强 秀英 丽娟 海涛 晓燕 春梅 文博 俊杰 婷婷 伟 磊 敏 静 芳 军 勇 艳 杰 涛 明 超 霞 "
+    "建华 国平 红梅 玉兰 德明 永康 立新 雪梅 小龙 佳怡 子涵 浩然 宇航 欣怡 志明 桂英 金凤 "
+    "振华 卫东 爱华 淑珍 春生 秋菊 建军 新民 晓东 丽华 美玲 文静 俊峰 鹏飞".split()
+)
+ROADS = (
+    "人民路 建设路 解放路 新华路 江滨路 工业园路 创业大道 科技路 长江路 中山路 幸福路 青年路 "
+    "振兴路 滨河路 兴港路 农贸路".split()
+)
+VILLAGES = "东湖 西岗 南塘 北山 前进 红旗 新河 柳塘 大桥 王庄".split()
+MOBILE_PREFIXES = "135 136 138 139 150 151 158 159 177 186 187 189".split()
+
+# Figures per industry and intended size: (employees range, revenue range in 万元, assets range in
+# 万元 or None to derive assets from revenue). The class itself is always derived from the figures
+# (advisors/lifecycle.py); these ranges only make the derived classes land where small and micro
+# firms of each industry really are.
+FIGURES = {
+    "industry": {
+        "micro": ((3, 19), (40, 290), None),
+        "small": ((20, 150), (300, 1900), None),
+        "medium": ((300, 600), (2000, 9000), None),
+    },
+    "wholesale": {
+        "micro": ((2, 12), (60, 950), None),
+        "small": ((5, 19), (1000, 4800), None),
+        "medium": ((20, 80), (5000, 15000), None),
+    },
+    "retail": {
+        "micro": ((2, 9), (15, 95), None),
+        "small": ((10, 45), (100, 480), None),
+        "medium": ((50, 150), (500, 3000), None),
+    },
+    "catering": {
+        "micro": ((3, 9), (20, 95), None),
+        "small": ((10, 80), (100, 1500), None),
+        "medium": ((100, 180), (2000, 4000), None),
+    },
+    "accommodation": {
+        "micro": ((2, 9), (20, 95), None),
+        "small": ((10, 80), (100, 1500), None),
+        "medium": ((100, 180), (2000, 4000), None),
+    },
+    "agriculture": {
+        "micro": ((2, 15), (5, 48), None),
+        "small": ((5, 40), (50, 480), None),
+        "medium": ((20, 90), (500, 3000), None),
+    },
+    "software_it": {
+        "micro": ((3, 9), (10, 48), None),
+        "small": ((10, 90), (50, 900), None),
+        "medium": ((100, 250), (1000, 5000), None),
+    },
+    "construction": {
+        "micro": ((5, 30), (50, 290), (50, 280)),
+        "small": ((20, 150), (300, 5000), (300, 4000)),
+        "medium": ((100, 400), (6000, 20000), (5000, 15000)),
+    },
+    "transport": {
+        "micro": ((2, 19), (30, 190), None),
+        "small": ((20, 150), (200, 2500), None),
+        "medium": ((300, 500), (3000, 8000), None),
+    },
+    "warehousing": {
+        "micro": ((2, 19), (20, 95), None),
+        "small": ((20, 90), (100, 900), None),
+        "medium": ((100, 180), (1000, 5000), None),
+    },
+    "leasing_business": {
+        "micro": ((2, 9), (20, 200), (10, 95)),
+        "small": ((10, 90), (100, 2000), (100, 5000)),
+        "medium": ((100, 250), (2000, 9000), (8000, 20000)),
+    },
+    "property_management": {
+        "micro": ((10, 99), (100, 480), None),
+        "small": ((100, 290), (500, 990), None),
+        "medium": ((300, 600), (1000, 3000), None),
+    },
+    "other": {
+        "micro": ((1, 9), (10, 200), None),
+        "small": ((10, 99), (100, 1500), None),
+        "medium": ((100, 250), (1500, 5000), None),
+    },
+}
+SIZE_WEIGHTS = (("micro", 52), ("small", 32), ("medium", 9), ("unknown", 7))
+SHOP_SIZE_WEIGHTS = (("micro", 80), ("small", 10), ("unknown", 10))
 
 
 def database_is_empty() -> bool:
-    from sqlalchemy import func, select
-
-    from models import User, db
-
+    """True when no user exists yet (the demo data set may then be loaded)."""
     return not db.session.scalar(select(func.count()).select_from(User))
 
 
+@contextmanager
+def _one_hash_for(password: str) -> Iterator[None]:
+    """While seeding, hash the shared demo password once and let every ``create_user`` reuse it.
+
+    Argon2id at full strength costs about 0.4 s and 64 MiB per hash; forty demo users would
+    spend most of the seeding time hashing the same password. Going through ``create_user``
+    keeps its validation and the audit trail; only the hashing is shared. All demo accounts then
+    carry the same salt, which is harmless for a password printed on the console, and would be
+    wrong for real accounts: any other password is still hashed on its own.
+    """
+    real = security.hash_password
+    shared = real(password)
+
+    def hash_once(candidate: str) -> str:
+        return shared if candidate == password else real(candidate)
+
+    security.hash_password = hash_once
+    try:
+        yield
+    finally:
+        security.hash_password = real
+
+
+def _weighted(rng: random.Random, pairs) -> str:
+    keys, weights = zip(*pairs, strict=True)
+    return rng.choices(keys, weights=weights)[0]
+
+
+def _person(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + rng.choice(GIVEN)
+
+
+def _mobile(rng: random.Random) -> str:
+    return rng.choice(MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+
+
+def _amount(rng: random.Random, low: int, high: int) -> Decimal:
+    """A figure in 万元 with two decimals, exactly (never through float)."""
+    return Decimal(rng.randint(low * 100, high * 100)).scaleb(-2)
+
+
+def _figures(
+    rng: random.Random, industry: str, category: str
+) -> tuple[int | None, Decimal | None, Decimal | None]:
+    # Individual businesses (个体工商户) are shops and stalls: micro, now and then small.
+    weights = SHOP_SIZE_WEIGHTS if category == "2" else SIZE_WEIGHTS
+    target = _weighted(rng, weights)
+    if target == "unknown":
+        # Not yet reported: either nothing at all, or only the headcount.
+        return (rng.randint(2, 30) if rng.random() < 0.5 else None), None, None
+    employees, revenue, assets = FIGURES[industry][target]
+    x = rng.randint(*employees)
+    y = _amount(rng, *revenue)
+    if assets is None:
+        z = (y * Decimal(rng.randint(30, 150)) / 100).quantize(Decimal("0.01"))
+    else:
+        z = _amount(rng, *assets)
+    return x, y, z
+
+
+def _body8(rng: random.Random, used: set[str]) -> str:
+    """Positions 9-16 of a credit code: newer codes mostly start with MA, older ones are digits."""
+    while True:
+        if rng.random() < 0.65:
+            body = "MA" + "".join(rng.choice(ALPHABET) for _i in range(6))
+        else:
+            body = f"{rng.randrange(10**8):08d}"
+        if body not in used:
+            used.add(body)
+            return body
+
+
+def _township_for(rng: random.Random, industry: str) -> tuple[str, str]:
+    """(code, name) of a demo township where a firm of ``industry`` plausibly is."""
+    if industry == "agriculture":
+        pool = RURAL
+    elif industry in ("industry", "warehousing", "transport"):
+        pool = INDUSTRIAL
+    elif industry == "software_it":
+        pool = ("高新区", "城东街道", "滨江街道")
+    else:
+        pool = URBAN + RURAL[:3]
+    name = rng.choice(pool)
+    return CODE_OF[name], name
+
+
+def _firm_identity(
+    rng: random.Random, industry: str, town_code: str, town: str
+) -> tuple[str, str, bool]:
+    """(category of the credit code, firm name, is a new-energy firm)."""
+    district = DISTRICTS[town_code[:6]]
+    words, shop_words = BUSINESS_WORDS[industry]
+    if industry == "agriculture":
+        roll = rng.random()
+        if roll < 0.6:
+            return (
+                "3",
+                f"{town}{rng.choice(FARM_BRANDS)}{rng.choice(COOPERATIVE_WORDS)}",
+                False,
+            )
+        if roll < 0.8:
+            return "2", f"江州市{town}{_person(rng)}{rng.choice(shop_words)}", False
+        return "1", f"江州市{rng.choice(FARM_BRANDS)}{rng.choice(words)}有限公司", False
+    individual_share = 0.35 if industry in ("retail", "catering", "accommodation") else 0.05
+    if shop_words and rng.random() < individual_share:
+        owner = rng.choice(SURNAMES) + "记" if rng.random() < 0.5 else rng.choice(BRANDS)
+        return "2", f"江州市{district}{owner}{rng.choice(shop_words)}", False
+    if industry == "industry" and rng.random() < 0.2:
+        return "1", f"江州市{rng.choice(BRANDS)}{rng.choice(NEW_ENERGY_WORDS)}有限公司", True
+    return "1", f"江州市{rng.choice(BRANDS)}{rng.choice(words)}有限公司", False
+
+
+def _registering_bureau(industry: str, new_energy: bool) -> str:
+    """The bureau that would plausibly put the firm on its list."""
+    if new_energy:
+        return "cyl"
+    return {
+        "agriculture": "nyncj",
+        "industry": "gxj",
+        "software_it": "gxj",
+        "wholesale": "swj",
+        "retail": "swj",
+        "catering": "swj",
+        "accommodation": "swj",
+    }.get(industry, "scjgj")
+
+
+def _firm_rows(rng: random.Random, towns: dict[str, Township]) -> list[tuple[str, dict]]:
+    """The 300 firms as (registering bureau username, form data) pairs."""
+    used_bodies: set[str] = set()
+    names: set[str] = set()
+    rows = []
+    while len(rows) < FIRM_COUNT:
+        industry = _weighted(rng, INDUSTRY_WEIGHTS)
+        town_code, town = _township_for(rng, industry)
+        category, name, new_energy = _firm_identity(rng, industry, town_code, town)
+        if name in names:
+            continue
+        names.add(name)
+        employees, revenue, assets = _figures(rng, industry, category)
+        if industry == "agriculture":
+            address = f"江州市{town}{rng.choice(VILLAGES)}村{rng.randint(1, 12)}组"
+        else:
+            address = f"江州市{town}{rng.choice(ROADS)}{rng.randint(1, 388)}号"
+        data = {
+            "credit_code": make_code("9", category, town_code[:6], _body8(rng, used_bodies)),
+            "name": name,
+            "industry": industry,
+            "township": towns[town_code],
+            "address": address,
+            "contact_name": _person(rng),
+            "contact_phone": _mobile(rng),
+            "employees": employees,
+            "revenue_wan": revenue,
+            "assets_wan": assets,
+        }
+        rows.append((_registering_bureau(industry, new_energy), data))
+    return rows
+
+
+def _townships() -> tuple[dict[str, Township], int]:
+    """The demo townships by their demo code, reusing rows with that code or name."""
+    existing = {}
+    for town in db.session.execute(select(Township)).scalars():
+        existing[town.code] = existing[town.name] = town
+    townships, created = {}, 0
+    for code, name in TOWNSHIPS:
+        town = existing.get(code) or existing.get(name)
+        if town is None:
+            town = Township(code=code, name=name, active=True)
+            db.session.add(town)
+            created += 1
+        townships[code] = town
+    db.session.flush()
+    return townships, created
+
+
 def seed_demo() -> str:
-    raise RuntimeError("demo data set not written yet")
+    """Load the demo data set into the current session (flushed, not committed) and return a
+    short summary for the console.
+
+    Rows that already exist (same township or organisation code, username, credit code) are
+    kept as they are and not created again, so ``demo seed --force`` on a database that has
+    some of them adds only what is missing. The random choices do not depend on what exists.
+    """
+    from .services.firms import register_firm
+    from .services.orgs import create_org, find_org
+    from .services.policies import seed_catalogue
+    from .services.users import create_user, find_user, update_advisor_profile
+
+    rng = random.Random(SEED)
+    created = Counter()
+
+    townships, created["townships"] = _townships()
+
+    orgs: dict[str, Organisation] = {}
+    for code, name, type_, short in ORGS:
+        orgs[code] = find_org(code)
+        if orgs[code] is None:
+            orgs[code] = create_org(code, name, type_, short)
+            created["orgs"] += 1
+
+    users: dict[str, User] = {}
+
+    def user(username: str, role: str, display: str, org_code: str | None, phone: str | None):
+        found = find_user(username)
+        if found is not None:
+            users[username] = found
+            return None
+        users[username] = create_user(
+            username=username,
+            password=DEMO_PASSWORD,
+            role=role,
+            org=orgs[org_code] if org_code else None,
+            display_name=display,
+            phone=phone,
+        )
+        created["users"] += 1
+        return users[username]
+
+    with _one_hash_for(DEMO_PASSWORD):
+        user("admin", "admin", "系统管理员", None, None)
+        for username, display, role, org_code in STAFF:
+            user(username, role, display, org_code, _mobile(rng))
+        for username, display, org_code, title, pause_note in ADVISORS:
+            advisor = user(username, "advisor", display, org_code, _mobile(rng))
+            pool = SPECIALTY_POOLS[org_code]
+            profile = dict(
+                title=title,
+                capacity=rng.randint(8, 25),
+                accepting=pause_note is None,
+                specialties=rng.sample(pool, rng.randint(1, min(3, len(pool)))),
+                township_ids=[
+                    t.id for t in rng.sample(list(townships.values()), rng.randint(1, 3))
+                ],
+                note=pause_note,
+            )
+            if advisor is not None:
+                update_advisor_profile(db.session.get(AdvisorProfile, advisor.id), **profile)
+                created["advisors"] += 1
+
+    firms = _firm_rows(rng, townships)
+    existing_codes = set(
+        db.session.execute(
+            select(Enterprise.credit_code).where(
+                Enterprise.credit_code.in_([data["credit_code"] for _b, data in firms])
+            )
+        ).scalars()
+    )
+    for bureau, data in firms:
+        if data["credit_code"] in existing_codes:
+            continue
+        # The firm goes on that bureau's list (registered_by_org); the audit trail keeps whoever
+        # runs the seed (``cli``, ``demo``) as the author, because that is who wrote the rows.
+        register_firm(users[bureau], data)
+        created["firms"] += 1
+
+    created["tools"] = seed_catalogue()
+    db.session.flush()
+
+    lines = [
+        _("Demo city %(city)s (fictional), all data invented.", city="江州市"),
+        _(
+            "%(townships)s townships and streets, %(orgs)s organisations.",
+            townships=created["townships"],
+            orgs=created["orgs"],
+        ),
+        _(
+            "%(users)s users including %(advisors)s advisors; every demo account uses the "
+            "password %(password)s.",
+            users=created["users"],
+            advisors=created["advisors"],
+            password=DEMO_PASSWORD,
+        ),
+        _(
+            "%(firms)s firms on the bureaus' lists, %(tools)s policy tools in the catalogue.",
+            firms=created["firms"],
+            tools=created["tools"],
+        ),
+    ]
+    return "\n".join(lines)
+
+
+__all__ = ["DEMO_LOGINS", "DEMO_PASSWORD", "database_is_empty", "seed_demo"]

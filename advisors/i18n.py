@@ -54,6 +54,12 @@ def fmt_wan(value: Decimal | None) -> str:
     return format_decimal(value, format="#,##0.00####")
 
 
+def current_locale() -> str:
+    """'zh_CN' or 'en' (Babel would say zh_Hans_CN)."""
+    locale = get_locale()
+    return "zh_CN" if locale is None or locale.language == "zh" else "en"
+
+
 def init_i18n(app: Flask) -> None:
     babel.init_app(
         app,
@@ -63,4 +69,4 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = fmt_datetime
     app.jinja_env.filters["date"] = fmt_date
     app.jinja_env.filters["wan"] = fmt_wan
-    app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
+    app.jinja_env.globals["current_locale"] = current_locale

@@ -25,7 +25,9 @@ def _hasher() -> PasswordHasher:
     if fast not in _hashers:
         # argon2-cffi's defaults are the RFC 9106 low-memory profile of argon2id.
         _hashers[fast] = (
-            PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1) if fast else PasswordHasher()
+            PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+            if fast
+            else PasswordHasher()
         )
     return _hashers[fast]
 
@@ -182,7 +184,7 @@ def authenticate(username: str, password: str, ip: str) -> LoginResult:
 
 
 # ---------------------------------------------------------------- API tokens
-TOKEN_PREFIX = "fa_"
+TOKEN_PREFIX = "fa_"  # noqa: S105 (a visible prefix, not a secret)
 
 
 def issue_token(user: User, name: str) -> tuple[ApiToken, str]:

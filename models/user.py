@@ -16,13 +16,17 @@ ROLE_ORG_TYPES = {
 
 advisor_specialty = db.Table(
     "advisor_specialty",
-    db.Column("user_id", db.ForeignKey("advisor_profile.user_id", ondelete="CASCADE"), primary_key=True),
+    db.Column(
+        "user_id", db.ForeignKey("advisor_profile.user_id", ondelete="CASCADE"), primary_key=True
+    ),
     db.Column("industry", db.String(40), primary_key=True),
 )
 
 advisor_township = db.Table(
     "advisor_township",
-    db.Column("user_id", db.ForeignKey("advisor_profile.user_id", ondelete="CASCADE"), primary_key=True),
+    db.Column(
+        "user_id", db.ForeignKey("advisor_profile.user_id", ondelete="CASCADE"), primary_key=True
+    ),
     db.Column("township_id", db.ForeignKey("township.id", ondelete="CASCADE"), primary_key=True),
 )
 
@@ -119,7 +123,9 @@ class UserSession(db.Model):
     __tablename__ = "user_session"
 
     id = db.Column(db.Integer, primary_key=True)
-    user_id = db.Column(db.ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id = db.Column(
+        db.ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     token_hash = db.Column(db.String(64), nullable=False, unique=True)
     created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
     last_seen_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
@@ -139,7 +145,9 @@ class ApiToken(db.Model):
     __audit_exclude__ = ("token_hash",)
 
     id = db.Column(db.Integer, primary_key=True)
-    user_id = db.Column(db.ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id = db.Column(
+        db.ForeignKey("user_account.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     name = db.Column(db.String(60), nullable=False)
     prefix = db.Column(db.String(12), nullable=False)
     token_hash = db.Column(db.String(64), nullable=False, unique=True)
@@ -151,7 +159,7 @@ class ApiToken(db.Model):
 
 
 class LoginAttempt(db.Model):
-    """Failed and successful sign-ins, for throttling per account and per IP (shared by all workers)."""
+    """Sign-ins, failed and successful: throttling per account and per IP, shared by workers."""
 
     __tablename__ = "login_attempt"
 

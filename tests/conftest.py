@@ -12,6 +12,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import event, text
 
 from advisors import create_app
@@ -30,9 +31,24 @@ def _database_url(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own app context, as in production: its own ``g`` and its own
+    database session, not the one the test body uses (the ``app`` fixture keeps a context
+    pushed for factories and assertions, and Flask would otherwise reuse it for requests)."""
+
+    def open(self, *args, **kwargs):
+        ctx = self.application.app_context()
+        ctx.push()
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            ctx.pop()
+
+
 @pytest.fixture(scope="session")
 def _app(tmp_path_factory):
     app = create_app({"SQLALCHEMY_DATABASE_URI": _database_url(tmp_path_factory)})
+    app.test_client_class = IsolatedClient
     from flask_migrate import upgrade
 
     with app.app_context():
@@ -126,8 +142,13 @@ class Factory:
         db.session.commit()
         return org
 
-    def user(self, role: str = "finance_office", org=None, username: str | None = None,
-             password: str = PASSWORD):
+    def user(
+        self,
+        role: str = "finance_office",
+        org=None,
+        username: str | None = None,
+        password: str = PASSWORD,
+    ):
         from advisors.services.users import create_user
         from models import ROLE_ORG_TYPES
 

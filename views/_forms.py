@@ -46,5 +46,8 @@ def restore_pending(form) -> bool:
         field.process_formdata(values)
     db.session.delete(draft)
     db.session.commit()
-    flash(_("What you typed before your session ended has been restored. Please submit again."), "info")
+    flash(
+        _("What you typed before your session ended has been restored. Please submit again."),
+        "info",
+    )
     return True

@@ -137,13 +137,18 @@ def _handle_csrf_error(exc: CSRFError):
     view = current_app.view_functions.get(request.endpoint or "")
     if view is not None and getattr(view, "redisplay_on_csrf_error", False):
         g.csrf_expired = True
-        flash(_("Your form had expired. Nothing was saved; please check it and submit again."), "warning")
+        flash(
+            _("Your form had expired. Nothing was saved; please check it and submit again."),
+            "warning",
+        )
         return view(**(request.view_args or {}))
     if is_api_request():
         return api_error(400, "csrf", _("The form has expired; please reload and try again."))
-    return render_template("errors/generic.html", status=400, message=_(
-        "The form has expired; please go back, reload the page and try again."
-    )), 400
+    return render_template(
+        "errors/generic.html",
+        status=400,
+        message=_("The form has expired; please go back, reload the page and try again."),
+    ), 400
 
 
 def _handle_unexpected(exc: Exception):
@@ -183,6 +188,9 @@ def init_http(app: Flask) -> None:
             from views._forms import stash_pending_form
 
             stash_pending_form()
-            flash(_("Your session has ended. Sign in again and your input will be restored."), "warning")
+            flash(
+                _("Your session has ended. Sign in again and your input will be restored."),
+                "warning",
+            )
         target = request.full_path if request.method == "GET" else request.path
         return redirect(url_for("auth.login", next=target.rstrip("?")))

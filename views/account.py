@@ -73,7 +73,9 @@ def create_token():
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
 def revoke_token(token_id: int):
     form = ConfirmForm()
-    if form.validate_on_submit() and security.revoke_token(current_user._get_current_object(), token_id):
+    if form.validate_on_submit() and security.revoke_token(
+        current_user._get_current_object(), token_id
+    ):
         db.session.commit()
         flash(_("Token revoked."), "success")
     return redirect(url_for("account.profile"))

@@ -67,12 +67,13 @@ def login():
             return render_template("auth/login.html", form=form), 429
         if result.user is None:
             db.session.commit()  # keep the failed attempt for throttling
-            form.password.errors.append(_("Wrong username or password, or the account is inactive."))
+            form.password.errors.append(
+                _("Wrong username or password, or the account is inactive.")
+            )
             return render_template("auth/login.html", form=form), 200
-        pending = session.get("pending_form")
+        kept = {k: session[k] for k in ("pending_form", "lang") if k in session}
         session.clear()  # a fresh session on sign-in (no fixation)
-        if pending:
-            session["pending_form"] = pending
+        session.update(kept)
         security.open_session(result.user, ip, request.headers.get("User-Agent"))
         db.session.commit()
         login_user(result.user)

@@ -1,8 +1,256 @@
-"""(being written)"""
+"""The policy-tool catalogue: every signed-in role reads it; the central bank, the finance office
+and the administrator maintain it."""
 
-from flask import Blueprint
+from __future__ import annotations
 
-from advisors.permissions import allow_blueprint
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from wtforms import BooleanField, HiddenField, SelectMultipleField, StringField, TextAreaField
+
+from advisors.errors import Conflict, ValidationFailed
+from advisors.permissions import SIGNED_IN, allow, allow_blueprint
+from advisors.services import policies as policy_service
+from models import FIRM_TYPES, PolicyTool, db
+
+from ._forms import restore_pending
+from ._http import form_view
 
 bp = Blueprint("policies", __name__, url_prefix="/policies")
-allow_blueprint(bp, "admin")
+allow_blueprint(bp, SIGNED_IN)
+
+MAX_ID = 2**31 - 1
+PAGE_SIZE = 100  # the catalogue is short: one page keeps every #tool-<id> anchor reachable
+
+
+class _Marked:
+    """Shows the required asterisk; the service checks (one round, the API's messages)."""
+
+    field_flags = {"required": True}
+
+    def __call__(self, form, field):
+        return None
+
+
+class PolicyForm(FlaskForm):
+    code = StringField(
+        _l("Code"), validators=[_Marked()], render_kw={"autocomplete": "off", "spellcheck": "false"}
+    )
+    name = StringField(_l("Name"), validators=[_Marked()])
+    description = TextAreaField(_l("Description"), render_kw={"rows": 4})
+    valid_from = StringField(_l("Valid from"), render_kw={"type": "date"})
+    valid_to = StringField(_l("Valid to"), render_kw={"type": "date"})
+    eligible_types = SelectMultipleField(
+        _l("Eligible firm types"), validators=[_Marked()], validate_choice=False
+    )
+    active = BooleanField(_l("Active (shown to advisors)"), default=True)
+    version = HiddenField()
+
+    def service_data(self) -> dict:
+        return {
+            "code": self.code.data,
+            "name": self.name.data,
+            "description": self.description.data,
+            "valid_from": self.valid_from.data,
+            "valid_to": self.valid_to.data,
+            "eligible_types": list(self.eligible_types.data or []),
+            "active": bool(self.active.data),
+        }
+
+
+def _prepare(form: PolicyForm) -> PolicyForm:
+    labels = policy_service.firm_type_labels()
+    form.eligible_types.choices = [(key, labels[key]) for key in FIRM_TYPES]
+    return form
+
+
+def _initial(tool: PolicyTool) -> dict:
+    return {
+        "code": tool.code,
+        "name": tool.name,
+        "description": tool.description or "",
+        "valid_from": tool.valid_from.isoformat() if tool.valid_from else "",
+        "valid_to": tool.valid_to.isoformat() if tool.valid_to else "",
+        "eligible_types": list(tool.eligible_types or []),
+        "active": tool.active,
+        "version": str(tool.version),
+    }
+
+
+def _apply(form: PolicyForm, exc: ValidationFailed) -> None:
+    for key, message in exc.fields.items():
+        field = getattr(form, key, None)
+        if field is None or not hasattr(field, "errors"):
+            form.form_errors.append(message)
+        else:
+            field.errors = [*field.errors, message]
+    if not exc.fields:
+        form.form_errors.append(exc.message)
+
+
+def _render_form(form: PolicyForm, tool: PolicyTool | None = None, conflict: list | None = None):
+    return render_template("policies/form.html", form=form, tool=tool, conflict=conflict)
+
+
+def _tool_or_404(tool_id: int) -> PolicyTool:
+    tool = policy_service.get(tool_id) if tool_id <= MAX_ID else None
+    if tool is None:
+        abort(404)
+    return tool
+
+
+def _version(raw) -> int:
+    try:
+        value = int(str(raw).strip())
+    except (TypeError, ValueError):
+        return 0
+    return value if 0 < value <= MAX_ID else 0
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name, "")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
+
+def _unique_code_error(form: PolicyForm, tool_id: int | None = None) -> bool:
+    """After an IntegrityError (two people saving the same code at once)."""
+    other = policy_service.find_by_code(form.code.data or "")
+    if other is None or other.id == tool_id:
+        return False
+    form.code.errors = [
+        *form.code.errors,
+        _("A policy tool with code %(code)s already exists.", code=other.code),
+    ]
+    return True
+
+
+# ------------------------------------------------------------------ list
+@bp.route("/")
+def index():
+    user = current_user._get_current_object()
+    maintainer = policy_service.may_maintain(user)
+    after = _int_arg("after")
+    tools = policy_service.list_tools(
+        user, include_inactive=maintainer, limit=PAGE_SIZE + 1, after_id=after
+    )
+    next_url = None
+    if len(tools) > PAGE_SIZE:
+        tools = tools[:PAGE_SIZE]
+        next_url = url_for("policies.index", after=tools[-1].id)
+    today = policy_service.today_local()
+    return render_template(
+        "policies/index.html",
+        tools=tools,
+        validity={t.id: policy_service.validity(t, today) for t in tools},
+        validity_labels=policy_service.validity_labels(),
+        type_labels=policy_service.firm_type_labels(),
+        today=today,
+        maintainer=maintainer,
+        after=after,
+        next_url=next_url,
+    )
+
+
+# ------------------------------------------------------------------ create
+@bp.route("/new", methods=["GET", "POST"])
+@allow("admin", "finance_office", "pboc")
+@form_view
+def new():
+    user = current_user._get_current_object()
+    form = _prepare(PolicyForm())
+    if request.method != "POST":
+        restore_pending(form)
+        return _render_form(form)
+    if not form.validate():
+        return _render_form(form), 422
+    try:
+        tool = policy_service.create_tool(user, form.service_data())
+        db.session.commit()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply(form, exc)
+        return _render_form(form), 422
+    except IntegrityError:
+        db.session.rollback()
+        if not _unique_code_error(form):
+            raise
+        return _render_form(form), 422
+    flash(_("Policy tool %(name)s added.", name=tool.name), "success")
+    return redirect(url_for("policies.index", _anchor=f"tool-{tool.id}"))
+
+
+# ------------------------------------------------------------------ edit
+def _conflict_rows(tool: PolicyTool, form: PolicyForm) -> list[dict]:
+    labels = policy_service.field_labels()
+    type_labels = policy_service.firm_type_labels()
+    stored = _initial(tool)
+    typed = form.service_data()
+    rows = []
+    for key in policy_service.FIELDS:
+        if key == "eligible_types":
+            current = _(", ").join(type_labels.get(t, t) for t in stored[key])
+            differs = sorted(stored[key]) != sorted(typed[key])
+        elif key == "active":
+            current = _("Yes") if stored[key] else _("No")
+            differs = stored[key] != typed[key]
+        else:
+            current = stored[key]
+            differs = (typed[key] or "").strip() != stored[key].strip()
+        rows.append({"label": labels[key], "current": current, "differs": differs})
+    return rows
+
+
+def _render_conflict(tool_id: int, form: PolicyForm, message: str):
+    tool = _tool_or_404(tool_id)
+    form.version.data = str(tool.version)  # saving again now overwrites, knowingly
+    form.form_errors.append(message)
+    form.form_errors.append(
+        _("Their values are shown beside the form. Check yours and save again to keep them.")
+    )
+    return _render_form(form, tool, conflict=_conflict_rows(tool, form)), 409
+
+
+@bp.route("/<int:tool_id>/edit", methods=["GET", "POST"])
+@allow("admin", "finance_office", "pboc")
+@form_view
+def edit(tool_id: int):
+    user = current_user._get_current_object()
+    tool = _tool_or_404(tool_id)
+    if request.method != "POST":
+        form = _prepare(PolicyForm(data=_initial(tool)))
+        restore_pending(form)
+        return _render_form(form, tool)
+    form = _prepare(PolicyForm())
+    if not form.validate():
+        return _render_form(form, tool), 422
+    try:
+        policy_service.update_tool(
+            user, tool, form.service_data(), expected_version=_version(form.version.data)
+        )
+        db.session.commit()
+    except Conflict as exc:
+        db.session.rollback()
+        return _render_conflict(tool_id, form, exc.message)
+    except StaleDataError:
+        db.session.rollback()
+        return _render_conflict(
+            tool_id, form, _("This policy tool was changed by someone else since you opened it.")
+        )
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply(form, exc)
+        return _render_form(form, _tool_or_404(tool_id)), 422
+    except IntegrityError:
+        db.session.rollback()
+        if not _unique_code_error(form, tool_id):
+            raise
+        return _render_form(form, _tool_or_404(tool_id)), 422
+    flash(_("Policy tool %(name)s saved.", name=tool.name), "success")
+    return redirect(url_for("policies.index", _anchor=f"tool-{tool.id}"))

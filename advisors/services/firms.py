@@ -125,8 +125,9 @@ def find_township(value) -> Township | None:
     ).scalar_one_or_none()
 
 
-def clean_firm_fields(data: dict, *, override_reason: str | None = None,
-                      may_override: bool = False) -> tuple[dict, dict, list[str]]:
+def clean_firm_fields(
+    data: dict, *, override_reason: str | None = None, may_override: bool = False
+) -> tuple[dict, dict, list[str]]:
     """Validate raw firm fields (strings or JSON values). Returns (values, errors, overridden)
     where ``errors`` maps field -> translated message and ``overridden`` lists the check
     problems accepted because of a valid override reason."""
@@ -154,13 +155,16 @@ def clean_firm_fields(data: dict, *, override_reason: str | None = None,
     if not name:
         errors["name"] = _("%(field)s is required.", field=labels["name"])
     elif len(name) > 200:
-        errors["name"] = _("%(field)s must be at most %(n)s characters.", field=labels["name"], n=200)
+        errors["name"] = _(
+            "%(field)s must be at most %(n)s characters.", field=labels["name"], n=200
+        )
     values["name"] = name
 
     industry = (data.get("industry") or "").strip()
     if industry not in INDUSTRIES:
-        errors["industry"] = _("%(field)s must be one of the SME standard's industries.",
-                               field=labels["industry"])
+        errors["industry"] = _(
+            "%(field)s must be one of the SME standard's industries.", field=labels["industry"]
+        )
     values["industry"] = industry
 
     township_raw = data.get("township")
@@ -172,12 +176,16 @@ def clean_firm_fields(data: dict, *, override_reason: str | None = None,
     for key, limit in (("address", 200), ("contact_name", 60)):
         text = (data.get(key) or "").strip()
         if len(text) > limit:
-            errors[key] = _("%(field)s must be at most %(n)s characters.", field=labels[key], n=limit)
+            errors[key] = _(
+                "%(field)s must be at most %(n)s characters.", field=labels[key], n=limit
+            )
         values[key] = text or None
     phone = (data.get("contact_phone") or "").strip()
     if phone and not PHONE_RE.match(phone):
-        errors["contact_phone"] = _("%(field)s may contain only digits, spaces, '+', '-' and brackets.",
-                                    field=labels["contact_phone"])
+        errors["contact_phone"] = _(
+            "%(field)s may contain only digits, spaces, '+', '-' and brackets.",
+            field=labels["contact_phone"],
+        )
     values["contact_phone"] = phone or None
 
     try:
@@ -199,7 +207,11 @@ def _check_unique(code: str, existing: Enterprise | None) -> None:
     if other is not None and (existing is None or other != existing.id):
         raise ValidationFailed(
             _("Please correct the marked fields."),
-            {"credit_code": _("A firm with credit code %(code)s is already registered.", code=code)},
+            {
+                "credit_code": _(
+                    "A firm with credit code %(code)s is already registered.", code=code
+                )
+            },
         )
 
 
@@ -220,23 +232,31 @@ def register_firm(actor: User, data: dict, override_reason: str | None = None) -
     return firm
 
 
-def update_firm(actor: User, firm: Enterprise, data: dict, override_reason: str | None = None,
-                expected_version: int | None = None) -> Enterprise:
+def update_firm(
+    actor: User,
+    firm: Enterprise,
+    data: dict,
+    override_reason: str | None = None,
+    expected_version: int | None = None,
+) -> Enterprise:
     if expected_version is not None and expected_version != firm.version:
         raise Conflict(_("This firm was changed by someone else since you opened it."))
     values, errors, overridden = clean_firm_fields(
         data,
         override_reason=override_reason or firm.code_override_reason,
-        may_override=actor.role in OVERRIDE_ROLES or (
-            firm.code_override_reason is not None and data.get("credit_code") == firm.credit_code
-        ),
+        may_override=actor.role in OVERRIDE_ROLES
+        or (firm.code_override_reason is not None and data.get("credit_code") == firm.credit_code),
     )
     if errors:
         raise ValidationFailed(_("Please correct the marked fields."), errors)
     _check_unique(values["credit_code"], firm)
     for key, value in values.items():
         setattr(firm, key, value)
-    if overridden and override_reason and override_reason.strip() != (firm.code_override_reason or ""):
+    if (
+        overridden
+        and override_reason
+        and override_reason.strip() != (firm.code_override_reason or "")
+    ):
         firm.code_override_reason = override_reason.strip()[:200]
         firm.code_override_by_id = actor.id
         firm.code_override_at = utcnow()

@@ -51,17 +51,28 @@ def _validate(code: str, name: str, type_: str, existing: Organisation | None = 
     return {"code": code, "name": name, "type": type_}
 
 
+def _check_short_name(short_name: str | None) -> None:
+    if short_name and len(short_name.strip()) > 40:
+        raise ValidationFailed(
+            _("Please correct the marked fields."),
+            {"short_name": _("At most %(n)s characters.", n=40)},
+        )
+
+
 def create_org(code: str, name: str, type: str, short_name: str | None = None) -> Organisation:
     values = _validate(code, name, type)
+    _check_short_name(short_name)
     org = Organisation(**values, short_name=(short_name or "").strip() or None, active=True)
     db.session.add(org)
     db.session.flush()
     return org
 
 
-def update_org(org: Organisation, *, code: str, name: str, type: str, short_name: str | None,
-               active: bool) -> Organisation:
+def update_org(
+    org: Organisation, *, code: str, name: str, type: str, short_name: str | None, active: bool
+) -> Organisation:
     values = _validate(code, name, type, existing=org)
+    _check_short_name(short_name)
     if type != org.type and org.id is not None:
         members = db.session.scalar(select(func.count()).where(User.org_id == org.id))
         if members:

@@ -53,7 +53,18 @@ def password_problem(password: str, username: str = "") -> str | None:
     return None
 
 
-def _check_role_org(role: str, org: Organisation | None, errors: dict) -> None:
+_MAX_LENGTHS = {"display_name": 60, "phone": 30, "email": 120, "title": 60}
+
+
+def _check_lengths(errors: dict, **values) -> None:
+    for key, value in values.items():
+        if value and len(value.strip()) > _MAX_LENGTHS[key]:
+            errors[key] = _("At most %(n)s characters.", n=_MAX_LENGTHS[key])
+
+
+def _check_role_org(
+    role: str, org: Organisation | None, errors: dict, current_org_id: int | None = None
+) -> None:
     if role not in ROLES:
         errors["role"] = _("Role must be one of: %(roles)s.", roles=", ".join(ROLES))
         return
@@ -68,7 +79,8 @@ def _check_role_org(role: str, org: Organisation | None, errors: dict) -> None:
             role=role,
             types=" / ".join(allowed),
         )
-    elif not org.active:
+    elif not org.active and org.id != current_org_id:
+        # A user may stay in (and be edited in) an org deactivated after they joined it.
         errors["org"] = _("The organisation is deactivated.")
 
 
@@ -92,6 +104,7 @@ def create_user(
     problem = password_problem(password, username)
     if problem:
         errors["password"] = problem
+    _check_lengths(errors, display_name=display_name, phone=phone, email=email)
     if org is None and org_code:
         from .orgs import find_org
 
@@ -132,7 +145,8 @@ def update_user(
     errors: dict[str, str] = {}
     if not (display_name or "").strip():
         errors["display_name"] = _("Display name is required.")
-    _check_role_org(role, org, errors)
+    _check_lengths(errors, display_name=display_name, phone=phone, email=email)
+    _check_role_org(role, org, errors, current_org_id=user.org_id)
     if errors:
         raise ValidationFailed(_("Please correct the marked fields."), errors)
     user.display_name = display_name.strip()
@@ -180,6 +194,7 @@ def update_advisor_profile(
     note: str | None = None,
 ) -> AdvisorProfile:
     errors = {}
+    _check_lengths(errors, title=title)
     if capacity is None or capacity < 0 or capacity > 500:
         errors["capacity"] = _("Capacity must be a whole number from 0 to 500.")
     bad = [s for s in specialties if s not in INDUSTRIES]

@@ -51,8 +51,12 @@ def enterprises():
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 200)
     except ValueError:
-        return api_error(422, "invalid", _("Some fields are not valid."),
-                         {"limit": _("Limit must be a whole number from 1 to 200.")})
+        return api_error(
+            422,
+            "invalid",
+            _("Some fields are not valid."),
+            {"limit": _("Limit must be a whole number from 1 to 200.")},
+        )
     rows = firm_service.search(current_user._get_current_object(), q, limit=limit)
     return jsonify({"items": [enterprise_json(f) for f in rows]})
 

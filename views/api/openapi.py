@@ -27,7 +27,9 @@ def _errors(*codes: int) -> dict:
 
 
 def _ok(schema: dict, description: str = "OK") -> dict:
-    return {"200": {"description": description, "content": {"application/json": {"schema": schema}}}}
+    return {
+        "200": {"description": description, "content": {"application/json": {"schema": schema}}}
+    }
 
 
 SPEC: dict = {
@@ -50,7 +52,10 @@ SPEC: dict = {
                         "properties": {
                             "code": {"type": "string"},
                             "message": {"type": "string"},
-                            "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                            "fields": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
                         },
                     }
                 },
