@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from models import AuditLog, utcnow
+from models import AuditLog, db, utcnow
 
 _actor: contextvars.ContextVar[tuple[int | None, str, str | None]] = contextvars.ContextVar(
     "audit_actor", default=(None, "system", None)
@@ -138,3 +138,32 @@ def _write_audit_rows(session: Session, flush_context) -> None:
             )
     if rows:
         session.execute(AuditLog.__table__.insert(), rows)
+
+
+def record_bulk(action: str, table_name: str, records: list[tuple[object, dict]]) -> None:
+    """Audit rows for writes made with bulk statements (which bypass the flush listener):
+    ``records`` is a list of (record id, {column: value or [old, new]})."""
+    if not records:
+        return
+    actor_id, label, ip = current_actor()
+    at = utcnow()
+    rows = []
+    for record_id, values in records:
+        if action == "insert":
+            changes = {k: [None, _plain(v)] for k, v in values.items() if v is not None}
+        else:
+            changes = {k: [_plain(v[0]), _plain(v[1])] for k, v in values.items()}
+        rows.append(
+            {
+                "at": at,
+                "actor_id": actor_id,
+                "actor_label": label[:80],
+                "action": action,
+                "table_name": table_name,
+                "record_id": str(record_id)[:60],
+                "changes": changes,
+                "ip": ip,
+            }
+        )
+    for start in range(0, len(rows), 1000):
+        db.session.execute(AuditLog.__table__.insert(), rows[start : start + 1000])

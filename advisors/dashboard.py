@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from models import AdvisorProfile, AuditLog, Enterprise, Organisation, PolicyTool, User, db
+from models import (
+    AdvisorProfile,
+    AuditLog,
+    Enterprise,
+    Organisation,
+    PolicyTool,
+    Referral,
+    ReferralRead,
+    User,
+    db,
+)
 
 from .permissions import scoped
 
@@ -89,3 +99,23 @@ def home_for(user: User) -> dict:
             ).scalars()
         )
     return panel
+
+
+def nav_counts(user: User) -> dict:
+    """Badges in the navigation: unread notifications, and for the office roles the referrals
+    in the inbox that this user has not opened yet. Two small queries per page."""
+    from .services.notifications import unread_count
+
+    counts = {"notifications": unread_count(user)}
+    if user.role in ("finance_office", "pboc"):
+        counts["inbox"] = db.session.scalar(
+            select(func.count())
+            .select_from(Referral)
+            .where(
+                Referral.status == "submitted",
+                ~select(ReferralRead.referral_id)
+                .where(ReferralRead.referral_id == Referral.id, ReferralRead.user_id == user.id)
+                .exists(),
+            )
+        )
+    return counts

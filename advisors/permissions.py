@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import Select, false, select
+from sqlalchemy.orm import aliased
 
-from models import ROLES, Enterprise, Organisation, User, db
+from models import ROLES, Enterprise, Organisation, Referral, ReferralBureau, User, db
 
 PUBLIC = "public"
 SIGNED_IN = "signed_in"
@@ -76,9 +77,15 @@ def _enterprise_scope(user: User, stmt: Select) -> Select:
     if user.role in GLOBAL_ROLES:
         return stmt
     if user.role == "bureau":
-        # Until a firm is referred, a bureau sees the firms it registered itself.
-        return stmt.where(Enterprise.registered_by_org_id == user.org_id)
-    # Advisors and liaisons reach firms through their cases (referrals/visits), not the registry.
+        # The firms it registered, and the firms of the cases it referred or co-referred.
+        referred = (
+            select(Referral.id)
+            .join(ReferralBureau, ReferralBureau.referral_id == Referral.id)
+            .where(Referral.enterprise_id == Enterprise.id, ReferralBureau.org_id == user.org_id)
+            .exists()
+        )
+        return stmt.where((Enterprise.registered_by_org_id == user.org_id) | referred)
+    # Advisors and liaisons reach firms through their cases, not the registry.
     return stmt.where(false())
 
 
@@ -96,7 +103,31 @@ def _org_scope(user: User, stmt: Select) -> Select:
     return stmt.where(Organisation.id == user.org_id)
 
 
+def _referral_scope(user: User, stmt: Select) -> Select:
+    """The contract's referral scope: bureau — referred or co-referred by its org; advisor —
+    assigned to them; liaison — assigned to advisors of its org; office roles — all."""
+    if user.role in GLOBAL_ROLES:
+        return stmt
+    if user.role == "bureau":
+        return stmt.where(
+            select(ReferralBureau.referral_id)
+            .where(ReferralBureau.referral_id == Referral.id, ReferralBureau.org_id == user.org_id)
+            .exists()
+        )
+    if user.role == "advisor":
+        return stmt.where(Referral.advisor_id == user.id)
+    if user.role == "liaison":
+        advisor = aliased(User)
+        return stmt.where(
+            select(advisor.id)
+            .where(advisor.id == Referral.advisor_id, advisor.org_id == user.org_id)
+            .exists()
+        )
+    return stmt.where(false())
+
+
 SCOPES: dict[type, Callable[[User, Select], Select]] = {
+    Referral: _referral_scope,
     Enterprise: _enterprise_scope,
     User: _user_scope,
     Organisation: _org_scope,

@@ -2,9 +2,22 @@
 
 from .audit import AuditLog
 from .base import Money, UTCDateTime, db, utcnow
+from .calendar import WorkdayOverride
 from .firm import SIZE_CLASSES, Enterprise
+from .notification import Notification
 from .org import ORG_TYPES, Organisation, Township
 from .policy import FIRM_TYPES, PolicyTool
+from .referral import (
+    NEEDS,
+    OPEN_STATUSES,
+    OUTCOMES,
+    STATUSES,
+    Referral,
+    ReferralBureau,
+    ReferralEvent,
+    ReferralRead,
+    ReferralUpload,
+)
 from .user import (
     ROLE_ORG_TYPES,
     ROLES,
@@ -18,6 +31,17 @@ from .user import (
 )
 
 __all__ = [
+    "NEEDS",
+    "OPEN_STATUSES",
+    "OUTCOMES",
+    "STATUSES",
+    "Notification",
+    "Referral",
+    "ReferralBureau",
+    "ReferralEvent",
+    "ReferralRead",
+    "ReferralUpload",
+    "WorkdayOverride",
     "FIRM_TYPES",
     "ORG_TYPES",
     "ROLES",

@@ -1,5 +1,7 @@
 """Organisations: the finance office, the central-bank branch, bureaus, banks and insurers."""
 
+from sqlalchemy import func
+
 from .base import TimestampMixin, db
 
 ORG_TYPES = ("finance_office", "pboc", "bureau", "bank", "insurer")
@@ -22,6 +24,7 @@ class Organisation(TimestampMixin, db.Model):
         db.CheckConstraint(
             "type IN ('finance_office', 'pboc', 'bureau', 'bank', 'insurer')", name="type"
         ),
+        db.Index("uq_organisation_code_lower", func.lower(code), unique=True),
     )
 
     @property

@@ -1,5 +1,7 @@
 """People: users, advisor profiles, sign-in sessions, API tokens and login attempts."""
 
+from sqlalchemy import func
+
 from .base import TimestampMixin, UTCDateTime, db, utcnow
 
 ROLES = ("admin", "finance_office", "pboc", "bureau", "advisor", "liaison")
@@ -60,6 +62,8 @@ class User(TimestampMixin, db.Model):
             "role IN ('admin', 'finance_office', 'pboc', 'bureau', 'advisor', 'liaison')",
             name="role",
         ),
+        # Usernames are unique regardless of case (the service checks first, for the message).
+        db.Index("uq_user_account_username_lower", func.lower(username), unique=True),
     )
 
     # Flask-Login protocol. The id Flask-Login keeps in the session is the sign-in session's

@@ -32,6 +32,12 @@ def world(make):
     tool = PolicyTool(code="matrix_tool", name="矩阵测试工具", description="", eligible_types=[])
     db.session.add(tool)
     db.session.commit()
+    from advisors.services.notifications import notify
+    from models import Notification
+
+    notify([users["advisor"].id], "assigned", params={"firm": "x", "advisor": "y"})
+    db.session.commit()
+    note_id = db.session.query(Notification.id).scalar()
     tokens = {role: make.token(u) for role, u in users.items()}
     own_token_id = {}
     from models import ApiToken
@@ -48,6 +54,7 @@ def world(make):
             "tool_id": tool.id,
             "code": firm.credit_code,
             "token_id": None,  # filled per role: the caller's own token
+            "note_id": note_id,
         },
         "own_token_id": own_token_id,
     }
@@ -91,6 +98,8 @@ def test_route_without_rule_is_refused(app, make):
 
 
 def _url(rule, args):
+    missing = set(rule.arguments) - set(args)
+    assert not missing, f"add a value for {missing} ({rule.endpoint}) to the matrix world"
     values = {name: args[name] for name in rule.arguments}
     if rule.endpoint == "main.set_language":
         values["code"] = "en"

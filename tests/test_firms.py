@@ -19,21 +19,6 @@ BAD_CODE = "91310115MA1H8R7C6D"  # fails both check characters (REFERENCE.md §2
 GOOD_CODE = "91110000600037341L"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_g(client, monkeypatch):
-    """Each request gets a fresh ``g``, as in production. (The ``app`` fixture keeps one app
-    context pushed for the whole test and Flask reuses it for test requests, so ``g`` — with
-    Flask-WTF's cached CSRF token and its ``csrf_valid`` flag — would leak between requests.)"""
-    original = client.open
-
-    def open_fresh(*args, **kwargs):
-        for key in list(g):
-            g.pop(key)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(client, "open", open_fresh)
-
-
 @pytest.fixture
 def login(client, auth):
     """Sign in as ``user`` with the English interface (msgids, stable for assertions)."""

@@ -28,19 +28,6 @@ SEED_NAMES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fresh_g(client, monkeypatch):
-    """A fresh ``g`` per request, as in production (see tests/test_firms.py)."""
-    original = client.open
-
-    def open_fresh(*args, **kwargs):
-        for key in list(g):
-            g.pop(key)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(client, "open", open_fresh)
-
-
 @pytest.fixture
 def login(client, auth):
     signed_in = []

@@ -7,6 +7,7 @@ from flask import Flask, request
 from flask_login import current_user
 
 from advisors.services.firms import size_labels
+from advisors.dashboard import nav_counts
 from advisors.services.orgs import org_type_labels
 from advisors.services.users import role_labels
 from advisors.sizing import INDUSTRIES
@@ -15,11 +16,11 @@ from ._http import init_http
 
 
 def register_views(app: Flask) -> None:
-    from . import account, admin, audit, auth, firms, main, policies
+    from . import account, admin, audit, auth, firms, main, notifications, policies
     from .api import bp as api_bp
 
     init_http(app)
-    for module in (main, auth, account, admin, firms, policies, audit):
+    for module in (main, auth, account, admin, firms, policies, audit, notifications):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
 
@@ -35,4 +36,5 @@ def register_views(app: Flask) -> None:
             "size_label": lambda key: size_labels().get(key, key),
             "current_path": request.full_path.rstrip("?") if request else "/",
             "me": current_user,
+            "nav": nav_counts(current_user) if current_user.is_authenticated else {},
         }

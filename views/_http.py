@@ -85,18 +85,23 @@ def _security_headers(response):
     return response
 
 
+def N_(message: str) -> str:
+    """Mark a string for translation extraction without translating it."""
+    return message
+
+
 _MESSAGES = {
-    400: "The request could not be understood.",
-    401: "Please sign in.",
-    403: "You do not have access to this page.",
-    404: "The page or record was not found.",
-    405: "This method is not allowed here.",
-    409: "The record was changed by someone else.",
-    413: "The upload is too large.",
-    422: "Some fields are not valid.",
-    429: "Too many requests; please wait a moment.",
-    500: "Something went wrong on our side. The error has been logged.",
-    503: "The service is temporarily unavailable.",
+    400: N_("The request could not be understood."),
+    401: N_("Please sign in."),
+    403: N_("You do not have access to this page."),
+    404: N_("The page or record was not found."),
+    405: N_("This method is not allowed here."),
+    409: N_("The record was changed by someone else."),
+    413: N_("The upload is too large."),
+    422: N_("Some fields are not valid."),
+    429: N_("Too many requests; please wait a moment."),
+    500: N_("Something went wrong on our side. The error has been logged."),
+    503: N_("The service is temporarily unavailable."),
 }
 
 _CODES = {

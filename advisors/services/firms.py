@@ -36,13 +36,19 @@ FIRM_FIELDS = (
 )
 
 
+def clean_text(value) -> str:
+    """Strip and drop NUL and other control characters (PostgreSQL refuses NUL in text)."""
+    text = str(value)
+    return "".join(ch for ch in text if ch in "\n\t" or ord(ch) >= 32).strip()
+
+
 def code_problems(raw: str) -> tuple[str, list[credit_code.CodeProblem]]:
     code = credit_code.normalize(raw)
     return code, credit_code.validate(code)
 
 
 def describe(problems: list[credit_code.CodeProblem]) -> str:
-    return " ".join(_(p.message, **p.params) for p in problems)
+    return "；".join(_(p.message, **p.params).rstrip("。.") for p in problems) + "。"
 
 
 def parse_wan(raw, field_label: str) -> Decimal | None:
@@ -115,11 +121,11 @@ def find_township(value) -> Township | None:
         return None
     if isinstance(value, Township):
         return value
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit() and len(value) < 10):
         found = db.session.get(Township, int(value))
         if found is not None:
             return found
-    text = str(value).strip()
+    text = clean_text(value)
     return db.session.execute(
         select(Township).where(or_(Township.name == text, Township.code == text))
     ).scalar_one_or_none()
@@ -151,7 +157,7 @@ def clean_firm_fields(
         else:
             overridden = [p.code for p in problems]
 
-    name = (data.get("name") or "").strip()
+    name = clean_text(data.get("name") or "")
     if not name:
         errors["name"] = _("%(field)s is required.", field=labels["name"])
     elif len(name) > 200:
@@ -174,13 +180,13 @@ def clean_firm_fields(
     values["township_id"] = township.id if township else None
 
     for key, limit in (("address", 200), ("contact_name", 60)):
-        text = (data.get(key) or "").strip()
+        text = clean_text(data.get(key) or "")
         if len(text) > limit:
             errors[key] = _(
                 "%(field)s must be at most %(n)s characters.", field=labels[key], n=limit
             )
         values[key] = text or None
-    phone = (data.get("contact_phone") or "").strip()
+    phone = clean_text(data.get("contact_phone") or "")
     if phone and not PHONE_RE.match(phone):
         errors["contact_phone"] = _(
             "%(field)s may contain only digits, spaces, '+', '-' and brackets.",
@@ -271,11 +277,14 @@ def update_firm(
 def search(actor: User, q: str, limit: int = 50, after_id: int | None = None) -> list[Enterprise]:
     """Firms in the actor's scope matching a credit code (prefix) or a name (substring)."""
     stmt = scoped(Enterprise, actor)
-    q = (q or "").strip()
+    q = clean_text(q or "")[:200]
     if q:
         code_like = credit_code.normalize(q).upper()
         stmt = stmt.where(
-            or_(Enterprise.credit_code.startswith(code_like), Enterprise.name.contains(q))
+            or_(
+                Enterprise.credit_code.startswith(code_like, autoescape=True),
+                Enterprise.name.contains(q, autoescape=True),
+            )
         )
     if after_id is not None:
         stmt = stmt.where(Enterprise.id < after_id)
@@ -288,7 +297,9 @@ def get(actor: User, firm_id: int) -> Enterprise | None:
 
 
 def get_by_code(actor: User, code: str) -> Enterprise | None:
-    code = credit_code.normalize(code).upper()
+    code = clean_text(credit_code.normalize(code)).upper()
+    if len(code) != credit_code.CODE_LENGTH:
+        return None
     return db.session.execute(
         scoped(Enterprise, actor).where(func.upper(Enterprise.credit_code) == code)
     ).scalar_one_or_none()
