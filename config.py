@@ -69,6 +69,11 @@ class Config:
     LOGIN_MAX_FAILURES_PER_IP = 20
     LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
 
+    # Referrals: first contact is due this many working days after assignment.
+    FIRST_CONTACT_WORKING_DAYS = int(os.environ.get("FIRST_CONTACT_WORKING_DAYS", "5"))
+    # Uploads of referral lists: rows per file.
+    MAX_UPLOAD_ROWS = 20000
+
     # Scheduler: python run.py turns it on; the WSGI app leaves it off.
     SCHEDULER = os.environ.get("SCHEDULER", "off")
     DEMO_DATA = os.environ.get("DEMO_DATA", "1") != "0"
