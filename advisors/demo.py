@@ -472,6 +472,86 @@ def _townships() -> tuple[dict[str, Township], int]:
     return townships, created
 
 
+def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
+    """About half the firms referred by their bureau over the last two months, some co-referred;
+    most assigned by the finance office, some contacted, some with an outcome, a few closed.
+    Dates are spread backwards so the inbox, the service-level clock and the bureau's closed loop
+    have something to show."""
+    from datetime import timedelta
+
+    from models import Referral, ReferralBureau, ReferralEvent
+    from models import utcnow as now_utc
+
+    from .services import referrals as svc
+
+    counts = Counter()
+    bureaus = [u for u in users.values() if u.role == "bureau"]
+    office = users["jrb"]
+    advisors = [u for u in users.values() if u.role == "advisor"]
+    firms = list(db.session.execute(select(Enterprise).order_by(Enterprise.id)).scalars())
+    cal = svc.calendar()
+    by_org = {b.org_id: b for b in bureaus}
+    picked = rng.sample(firms, len(firms) // 2)
+    for firm in picked:
+        bureau = by_org.get(firm.registered_by_org_id) or rng.choice(bureaus)
+        needs = rng.sample(["financing", "policy", "guidance", "insurance"], rng.randint(1, 2))
+        if rng.random() < 0.6 and "financing" not in needs:
+            needs.append("financing")
+        item = {
+            "credit_code": firm.credit_code,
+            "name": firm.name,
+            "industry": firm.industry,
+            "needs": needs,
+            "amount_wan": str(_amount(rng, 20, 800)) if "financing" in needs else None,
+            "purpose": rng.choice(["购置设备", "补充流动资金", "扩大产能", "技术改造", "订单备货"]),
+        }
+        result = svc.submit(bureau, [item], source=rng.choice(["form", "upload", "api"]))[0]
+        if result.status != "created":
+            continue
+        counts["referrals"] += 1
+        case = db.session.get(Referral, result.referral_id)
+        age = rng.randint(0, 60)
+        created_at = now_utc() - timedelta(days=age, hours=rng.randint(0, 8))
+        case.created_at = created_at
+        if rng.random() < 0.08:
+            other = rng.choice([b for b in bureaus if b.org_id != bureau.org_id])
+            svc.submit(other, [dict(item)], source="api")
+        if age < 3 or rng.random() < 0.15:
+            continue  # still in the inbox
+        advisor = rng.choice(advisors)
+        svc.assign(office, [case.id], advisor.username)
+        counts["assigned"] += 1
+        assigned_day = (created_at + timedelta(days=rng.randint(0, 2))).date()
+        case.assigned_at = created_at + timedelta(days=1)
+        case.first_contact_due = cal.add_workdays(assigned_day, svc.sla_days())
+        if rng.random() < 0.25:
+            continue  # waiting for first contact (some of these are overdue)
+        contact = min(cal.add_workdays(assigned_day, rng.randint(1, 7)), svc.today())
+        svc.record_first_contact(advisor, case, contact)
+        if rng.random() < 0.45:
+            continue
+        result_kind = rng.choice(["financed", "financed", "policy_delivered", "no_need"])
+        amount = _amount(rng, 30, 500) if result_kind == "financed" else None
+        svc.record_outcome(advisor, case, result_kind, amount, "已对接" if amount else None)
+        counts["resolved"] += 1
+        if rng.random() < 0.4:
+            svc.confirm_outcome(bureau, case.id, rng.choice([4, 5, 5, 3]), "服务及时")
+    # Timeline entries share the case's backdated start, so the story reads in order.
+    db.session.flush()
+    for case in db.session.execute(select(Referral)).scalars():
+        db.session.execute(
+            ReferralEvent.__table__.update()
+            .where(ReferralEvent.referral_id == case.id, ReferralEvent.kind == "created")
+            .values(at=case.created_at)
+        )
+        db.session.execute(
+            ReferralBureau.__table__.update()
+            .where(ReferralBureau.referral_id == case.id, ReferralBureau.org_id == case.org_id)
+            .values(created_at=case.created_at)
+        )
+    return counts
+
+
 def seed_demo() -> str:
     """Load the demo data set into the current session (flushed, not committed) and return a
     short summary for the console.
@@ -554,6 +634,8 @@ def seed_demo() -> str:
 
     created["tools"] = seed_catalogue()
     db.session.flush()
+    if created["firms"]:
+        created.update(_seed_referrals(rng, users))
 
     lines = [
         _("Demo city %(city)s (fictional), all data invented.", city="江州市"),
@@ -573,6 +655,13 @@ def seed_demo() -> str:
             "%(firms)s firms on the bureaus' lists, %(tools)s policy tools in the catalogue.",
             firms=created["firms"],
             tools=created["tools"],
+        ),
+        _(
+            "%(referrals)s referrals: %(assigned)s assigned to advisors, %(resolved)s with an "
+            "outcome.",
+            referrals=created["referrals"],
+            assigned=created["assigned"],
+            resolved=created["resolved"],
         ),
     ]
     return "\n".join(lines)

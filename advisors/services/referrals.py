@@ -692,6 +692,8 @@ def withdraw(actor: User, referral_id: int, expected_version: int | None = None)
     stays open for them; only this bureau stops following it."""
     referral = get_for(actor, referral_id)
     _check_version(referral, expected_version)
+    if actor.role != "bureau":
+        raise Conflict(_("Only a referring bureau can withdraw its referral."))
     if referral.status != "submitted":
         raise Conflict(_("A case can be withdrawn only before it is assigned."))
     rows = (
