@@ -18,6 +18,7 @@ from sqlalchemy import delete
 from models import FormDraft, LoginAttempt, UserSession, db, utcnow
 
 from .audit import acting_as
+from .services.sla import sweep_overdue
 
 log = logging.getLogger(__name__)
 TIMEZONE = "Asia/Shanghai"
@@ -45,9 +46,18 @@ def housekeeping() -> dict:
     return counts
 
 
+def sla_overdue_sweep() -> dict:
+    """The daily service-level sweep: notify advisor, liaison and finance office of every case
+    past its first-contact date (once per case and day, however often it runs)."""
+    counts = sweep_overdue()
+    db.session.commit()
+    return counts
+
+
 # id -> (function, trigger kwargs). Ids are fixed so a restart never duplicates a job.
 JOBS = {
     "housekeeping": (housekeeping, {"hour": 3, "minute": 30}),
+    "sla_overdue_sweep": (sla_overdue_sweep, {"hour": 8, "minute": 30}),
 }
 
 

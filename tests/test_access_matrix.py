@@ -38,6 +38,31 @@ def world(make):
     notify([users["advisor"].id], "assigned", params={"firm": "x", "advisor": "y"})
     db.session.commit()
     note_id = db.session.query(Notification.id).scalar()
+    from advisors.audit import acting_as
+    from advisors.services import referrals as referral_service
+
+    with acting_as(users["bureau"]):
+        result = referral_service.submit(
+            users["bureau"],
+            [
+                {
+                    "credit_code": make.credit_code(),
+                    "name": "矩阵测试企业有限公司",
+                    "industry": "retail",
+                    "needs": ["policy"],
+                }
+            ],
+            source="form",
+        )[0]
+    db.session.commit()
+    assert result.status == "created", result.errors
+    from models import ReferralUpload
+
+    upload = ReferralUpload(
+        org_id=bureau_org.id, user_id=users["bureau"].id, filename="名单.xlsx", sha256="0" * 64
+    )
+    db.session.add(upload)
+    db.session.commit()
     tokens = {role: make.token(u) for role, u in users.items()}
     own_token_id = {}
     from models import ApiToken
@@ -55,6 +80,8 @@ def world(make):
             "code": firm.credit_code,
             "token_id": None,  # filled per role: the caller's own token
             "note_id": note_id,
+            "referral_id": result.referral_id,
+            "upload_id": upload.id,
         },
         "own_token_id": own_token_id,
     }

@@ -55,3 +55,19 @@ def test_sqlite_pragmas_are_set(app):
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10000
+
+
+def test_migrations_match_the_models(app):
+    """The schema the migrations build is the schema the models describe."""
+    import warnings
+
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from models import db
+
+    with db.engine.connect() as conn, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # expression indexes cannot be compared on SQLite
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        diff = compare_metadata(context, db.metadata)
+    assert diff == [], diff

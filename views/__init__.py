@@ -16,11 +16,33 @@ from ._http import init_http
 
 
 def register_views(app: Flask) -> None:
-    from . import account, admin, audit, auth, firms, main, notifications, policies
+    from . import (
+        account,
+        admin,
+        audit,
+        auth,
+        firms,
+        intake,
+        main,
+        notifications,
+        policies,
+        referrals,
+    )
     from .api import bp as api_bp
 
     init_http(app)
-    for module in (main, auth, account, admin, firms, policies, audit, notifications):
+    for module in (
+        main,
+        auth,
+        account,
+        admin,
+        firms,
+        policies,
+        audit,
+        notifications,
+        intake,
+        referrals,
+    ):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
 

@@ -116,11 +116,46 @@ def field_labels() -> dict[str, str]:
     }
 
 
+_TEXT_FIELDS = ("credit_code", "name", "industry", "address", "contact_name", "contact_phone")
+_CODED_FIELDS = ("credit_code", "industry")
+
+
+def _screen_types(data: dict, labels: dict) -> tuple[dict, dict]:
+    """JSON and spreadsheets carry anything: lists, booleans, numbers where text belongs, or
+    strings with lone surrogates that no database stores. Whole numbers in plain text fields
+    (a phone number typed as a number) are read as text; other odd values get a field message
+    and are dropped before the field checks run."""
+    data = dict(data)
+    errors: dict[str, str] = {}
+    for key in (*_TEXT_FIELDS, "township"):
+        value = data.get(key)
+        if value is None or isinstance(value, Township):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and key not in _CODED_FIELDS:
+            if key != "township":
+                data[key] = value = str(value)
+            continue
+        if not isinstance(value, str):
+            errors[key] = _("%(field)s must be text.", field=labels[key])
+            data[key] = None
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            errors[key] = _(
+                "%(field)s contains characters that are not valid Unicode.", field=labels[key]
+            )
+            data[key] = None
+    return data, errors
+
+
 def find_township(value) -> Township | None:
-    if value is None or value == "":
+    if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, Township):
         return value
+    if isinstance(value, int) and not 0 < value < 2**31:
+        return None
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit() and len(value) < 10):
         found = db.session.get(Township, int(value))
         if found is not None:
@@ -140,6 +175,7 @@ def clean_firm_fields(
     labels = field_labels()
     values: dict = {}
     errors: dict[str, str] = {}
+    data, screen_errors = _screen_types(data, labels)
     overridden: list[str] = []
 
     code, problems = code_problems(data.get("credit_code") or "")
@@ -203,6 +239,7 @@ def clean_firm_fields(
             values[key] = parse_wan(data.get(key), labels[key])
         except ValueError as exc:
             errors[key] = str(exc)
+    errors.update(screen_errors)  # the type problem is the one to report
     return values, errors, overridden
 
 

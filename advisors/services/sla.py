@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from models import Enterprise, Notification, Referral, User, db, utcnow
+
+from ..dbutil import chunks
 from ..workdays import WorkdayCalendar
+from .notifications import users_with_role
 
 WAITING = ("assigned",)  # first contact not made yet
 
 
-def flag(status: str, due: date | None, contacted_on: date | None, today: date,
-         cal: WorkdayCalendar) -> str | None:
+def flag(
+    status: str, due: date | None, contacted_on: date | None, today: date, cal: WorkdayCalendar
+) -> str | None:
     """'overdue', 'due_soon' (due today or on the next working day) or None."""
     if status not in WAITING or due is None or contacted_on is not None:
         return None
@@ -20,3 +28,78 @@ def flag(status: str, due: date | None, contacted_on: date | None, today: date,
     if cal.workdays_between(today, due) <= 1:
         return "due_soon"
     return None
+
+
+def _insert_new(rows: list[dict]) -> int:
+    """Insert notifications, skipping those whose (user, dedupe key) exists; returns how many
+    were new. Like ``dbutil.insert_ignoring_conflicts`` but counting through RETURNING, since
+    PostgreSQL reports no row count for a multi-row insert."""
+    dialect = db.session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    table = Notification.__table__
+    stmt = module.insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return sum(len(db.session.execute(stmt, list(part)).all()) for part in chunks(rows))
+
+
+def sweep_overdue(today: date | None = None) -> dict:
+    """Notify the advisor, the advisor's institution liaisons and the finance office of every
+    case whose first contact is past due. Once per case per recipient per day: the dedupe key
+    carries the day, so a second run the same day adds nothing. Flushes; the caller commits."""
+    from .referrals import today as shanghai_today
+
+    day = today or shanghai_today()
+    cases = db.session.execute(
+        select(
+            Referral.id,
+            Referral.first_contact_due,
+            Referral.advisor_id,
+            Enterprise.name.label("firm"),
+            User.display_name.label("advisor"),
+            User.org_id,
+            User.active,
+        )
+        .join(Enterprise, Enterprise.id == Referral.enterprise_id)
+        .join(User, User.id == Referral.advisor_id)
+        .where(
+            Referral.status.in_(WAITING),
+            Referral.first_contact_due < day,
+            Referral.first_contact_on.is_(None),
+        )
+        .order_by(Referral.id)
+    ).all()
+    if not cases:
+        return {"overdue": 0, "notifications": 0}
+    office = users_with_role("finance_office")
+    liaisons: dict[int, list[int]] = {}
+    org_ids = sorted({c.org_id for c in cases if c.org_id is not None})
+    for part in chunks(org_ids):
+        for uid, org_id in db.session.execute(
+            select(User.id, User.org_id).where(
+                User.role == "liaison", User.active.is_(True), User.org_id.in_(part)
+            )
+        ):
+            liaisons.setdefault(org_id, []).append(uid)
+    now = utcnow()
+    rows = []
+    for case in cases:
+        recipients = {*office, *liaisons.get(case.org_id, [])}
+        if case.active:
+            recipients.add(case.advisor_id)
+        params = {
+            "firm": case.firm,
+            "due": case.first_contact_due.isoformat(),
+            "advisor": case.advisor,
+        }
+        key = f"overdue:{case.id}:{day.isoformat()}"
+        rows.extend(
+            {
+                "user_id": uid,
+                "kind": "overdue",
+                "referral_id": case.id,
+                "params": params,
+                "created_at": now,
+                "dedupe_key": key,
+            }
+            for uid in sorted(recipients)
+        )
+    return {"overdue": len(cases), "notifications": _insert_new(rows)}

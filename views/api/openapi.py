@@ -32,6 +32,300 @@ def _ok(schema: dict, description: str = "OK") -> dict:
     }
 
 
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_MONEY = {
+    "type": "string",
+    "pattern": r"^[0-9]+(\.[0-9]+)?$",
+    "description": "万元 as a decimal string (no trailing zeros)",
+}
+_MONEY_IN = {
+    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
+    "description": "万元: a JSON number or a decimal string",
+}
+_INDUSTRIES = [
+    "agriculture",
+    "industry",
+    "construction",
+    "wholesale",
+    "retail",
+    "transport",
+    "warehousing",
+    "postal",
+    "accommodation",
+    "catering",
+    "information_transmission",
+    "software_it",
+    "real_estate",
+    "property_management",
+    "leasing_business",
+    "other",
+]
+_STATUSES = [
+    "submitted",
+    "assigned",
+    "in_service",
+    "resolved",
+    "closed",
+    "rejected",
+    "withdrawn",
+]
+_REFERRAL_ID = {
+    "name": "referral_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+REFERRAL_SCHEMAS: dict = {
+    "ReferralItem": {
+        "type": "object",
+        "description": "One firm referred by a bureau (the contract's ITEM).",
+        "required": ["credit_code", "name", "industry", "needs"],
+        "properties": {
+            "credit_code": {
+                "type": "string",
+                "description": "统一社会信用代码 (18 characters, check characters validated)",
+            },
+            "name": {"type": "string", "maxLength": 200},
+            "industry": {"type": "string", "enum": _INDUSTRIES},
+            "township": {"type": "string", "description": "Township name or code"},
+            "address": {"type": "string", "maxLength": 200},
+            "employees": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]},
+            "revenue_wan": _MONEY_IN,
+            "assets_wan": _MONEY_IN,
+            "contact_name": {"type": "string", "maxLength": 60},
+            "contact_phone": {"type": "string", "maxLength": 30},
+            "needs": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "string",
+                    "enum": ["financing", "policy", "guidance", "insurance"],
+                },
+                "description": "`insurance` is an extension of the contract's three needs",
+            },
+            "amount_wan": {**_MONEY_IN, "description": "万元; required when needs has financing"},
+            "purpose": {"type": "string", "maxLength": 200},
+            "note": {"type": "string", "maxLength": 2000},
+        },
+    },
+    "ReferralResult": {
+        "type": "object",
+        "required": ["index", "status", "referral_id", "errors"],
+        "properties": {
+            "index": {"type": "integer", "description": "Position of the item in `items`"},
+            "status": {"type": "string", "enum": ["created", "merged", "duplicate", "rejected"]},
+            "referral_id": {"type": ["integer", "null"]},
+            "errors": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Field -> message; empty for created items",
+            },
+        },
+    },
+    "ReferralCounts": {
+        "type": "object",
+        "required": ["created", "merged", "duplicate", "rejected"],
+        "properties": {
+            k: {"type": "integer"} for k in ("created", "merged", "duplicate", "rejected")
+        },
+    },
+    "ReferralSubmitResponse": {
+        "type": "object",
+        "required": ["results", "counts"],
+        "properties": {
+            "results": {"type": "array", "items": _ref("ReferralResult")},
+            "counts": _ref("ReferralCounts"),
+        },
+    },
+    "TimelineEvent": {
+        "type": "object",
+        "required": ["at", "status", "by", "note"],
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "status": {"type": "string", "enum": _STATUSES},
+            "by": {"type": "string", "description": "Who made the change (display name)"},
+            "note": {"type": ["string", "null"]},
+            "kind": {
+                "type": "string",
+                "description": "created, co_referred, assigned, reassigned, rejected, …",
+            },
+        },
+    },
+    "Outcome": {
+        "type": "object",
+        "required": ["result", "amount_wan", "note"],
+        "properties": {
+            "result": {
+                "type": "string",
+                "enum": ["financed", "not_financed", "policy_delivered", "no_need", "declined"],
+            },
+            "amount_wan": _nullable(_MONEY),
+            "note": {"type": ["string", "null"]},
+        },
+    },
+    "Referral": {
+        "type": "object",
+        "required": [
+            "id",
+            "status",
+            "enterprise",
+            "referrers",
+            "advisor",
+            "needs",
+            "amount_wan",
+            "created_at",
+            "timeline",
+            "outcome",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"type": "string", "enum": _STATUSES},
+            "enterprise": {
+                "type": "object",
+                "required": ["credit_code", "name", "industry", "size_class"],
+                "properties": {
+                    "credit_code": {"type": "string"},
+                    "name": {"type": "string"},
+                    "industry": {"type": "string", "enum": _INDUSTRIES},
+                    "size_class": {
+                        "type": "string",
+                        "enum": ["micro", "small", "medium", "large", "unknown"],
+                    },
+                },
+            },
+            "referrers": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Codes of the referring bureaus, first referrer first",
+            },
+            "advisor": {"type": ["string", "null"], "description": "Username"},
+            "needs": {"type": "array", "items": {"type": "string"}},
+            "amount_wan": _nullable(_MONEY),
+            "created_at": {"type": "string", "format": "date-time", "description": "+08:00"},
+            "timeline": {"type": "array", "items": _ref("TimelineEvent")},
+            "outcome": _nullable(_ref("Outcome")),
+            "institution": {"type": ["string", "null"], "description": "Advisor's org code"},
+            "purpose": {"type": ["string", "null"]},
+            "note": {"type": ["string", "null"]},
+            "rejected_reason": {"type": ["string", "null"]},
+            "assigned_at": {"type": ["string", "null"], "format": "date-time"},
+            "first_contact_due": {"type": ["string", "null"], "format": "date"},
+            "first_contact_on": {"type": ["string", "null"], "format": "date"},
+            "sla": {
+                "type": ["string", "null"],
+                "enum": ["overdue", "due_soon", None],
+                "description": "First-contact clock (working days, Chinese calendar)",
+            },
+            "version": {"type": "integer", "description": "Optimistic-lock version"},
+        },
+    },
+    "ReferralPage": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Referral")},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+}
+
+REFERRAL_PATHS: dict = {
+    "/api/v1/referrals": {
+        "post": {
+            "summary": "Push firms for the advisor team (bureau)",
+            "description": (
+                "1 to 1000 items. Every item gets exactly one result; accepted items are "
+                "saved even when others are rejected."
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {
+                                "items": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": 1000,
+                                    "items": _ref("ReferralItem"),
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                **_ok(_ref("ReferralSubmitResponse")),
+                **_errors(401, 403, 409, 422),
+            },
+        },
+        "get": {
+            "summary": "Referrals in the caller's scope, newest first (keyset pagination)",
+            "parameters": [
+                {"name": "status", "in": "query", "schema": {"type": "string", "enum": _STATUSES}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "`next_cursor` of the previous page (opaque)",
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                },
+            ],
+            "responses": {**_ok(_ref("ReferralPage")), **_errors(401, 422)},
+        },
+    },
+    "/api/v1/referrals/{referral_id}": {
+        "get": {
+            "summary": "One referral (in scope)",
+            "parameters": [_REFERRAL_ID],
+            "responses": {**_ok(_ref("Referral")), **_errors(401, 404)},
+        }
+    },
+    "/api/v1/referrals/{referral_id}/assign": {
+        "post": {
+            "summary": "Assign or reassign the case to an advisor (finance office)",
+            "parameters": [_REFERRAL_ID],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["advisor"],
+                            "properties": {
+                                "advisor": {"type": "string", "description": "Username"},
+                                "note": {"type": "string", "maxLength": 500},
+                                "version": {
+                                    "type": "integer",
+                                    "description": "Expected version; 409 when it changed",
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                **_ok(_ref("Referral")),
+                **_errors(401, 403, 404, 409, 422),
+            },
+        }
+    },
+}
+
 SPEC: dict = {
     "openapi": "3.1.0",
     "info": {
@@ -91,6 +385,7 @@ SPEC: dict = {
                     "active": {"type": "boolean"},
                 },
             },
+            **REFERRAL_SCHEMAS,
         },
     },
     "security": [{"bearer": []}],
@@ -175,6 +470,7 @@ SPEC: dict = {
                 },
             }
         },
+        **REFERRAL_PATHS,
     },
 }
 

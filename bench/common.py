@@ -1,0 +1,139 @@
+"""Shared benchmark plumbing: a scratch app and database, timing, and the result table."""
+
+from __future__ import annotations
+
+import gc
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+
+@contextmanager
+def _scratch_postgres(url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``url`` (never ``url``'s own database, which may
+    hold real data); dropped afterwards."""
+    base = make_url(url)
+    if not base.drivername.startswith("postgresql"):
+        raise SystemExit(f"--db must be 'sqlite' or a PostgreSQL URL, not {base.drivername}")
+    if base.drivername == "postgresql":
+        base = base.set(drivername="postgresql+psycopg")
+    name = f"bench_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def scratch_app(db: str | None = "sqlite", **config) -> Iterator:
+    """An app on a throwaway database with the migrations applied, its app context pushed.
+
+    ``db``: ``"sqlite"`` (a temporary file) or a PostgreSQL URL (a new database is created on
+    that server and dropped afterwards)."""
+    from flask_migrate import upgrade
+
+    from advisors import create_app
+    from models import db as sqla
+
+    tmp = None
+    if db in (None, "", "sqlite"):
+        tmp = tempfile.mkdtemp(prefix="bench-")
+        url_cm = _fixed(f"sqlite:///{tmp}/bench.db")
+    else:
+        url_cm = _scratch_postgres(db)
+    try:
+        with url_cm as url:
+            app = create_app(
+                {"SQLALCHEMY_DATABASE_URI": url, "SCHEDULER": "off", "DEMO_DATA": False, **config}
+            )
+            with app.app_context():
+                upgrade()
+                try:
+                    yield app
+                finally:
+                    sqla.session.remove()
+                    sqla.engine.dispose()
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def _fixed(url: str) -> Iterator[str]:
+    yield url
+
+
+def make_user(role: str, org_type: str | None = None, org_code: str | None = None):
+    """A user (and its organisation) created through the services, committed."""
+    from advisors.audit import acting_as
+    from advisors.services.orgs import create_org
+    from advisors.services.users import create_user
+    from models import db
+
+    suffix = secrets.token_hex(3)
+    with acting_as(label="bench"):
+        org = None
+        if org_type:
+            org = create_org(org_code or f"bench-{suffix}", f"Bench {org_type} {suffix}", org_type)
+        user = create_user(
+            username=f"bench-{role}-{suffix}",
+            password=secrets.token_urlsafe(16),
+            role=role,
+            org=org,
+            display_name=f"bench {role}",
+        )
+    db.session.commit()
+    return user
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds ``fn`` takes, after a garbage collection so one run's garbage does not land in
+    the next one's time."""
+    gc.collect()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+@dataclass
+class Figure:
+    name: str
+    seconds: float
+    floor: float | None = None  # the reference this figure is compared with
+    target: float | None = None  # highest allowed seconds / floor
+
+    @property
+    def ratio(self) -> float | None:
+        return self.seconds / self.floor if self.floor else None
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.target is None else self.ratio <= self.target
+
+
+def print_table(title: str, figures: list[Figure]) -> bool:
+    """Print figure, seconds, ratio, floor, target, PASS/FAIL. True when every target is met."""
+    print(title)
+    print(f"{'figure':<44} {'seconds':>9} {'ratio':>7} {'floor':>9} {'target':>7}  result")
+    ok = True
+    for f in figures:
+        ratio = f"{f.ratio:.2f}x" if f.ratio is not None else ""
+        floor = f"{f.floor:.3f}" if f.floor is not None else ""
+        target = f"{f.target:.2f}x" if f.target is not None else ""
+        result = "" if f.passed is None else ("PASS" if f.passed else "FAIL")
+        ok = ok and f.passed is not False
+        print(f"{f.name:<44} {f.seconds:>9.3f} {ratio:>7} {floor:>9} {target:>7}  {result}")
+    return ok

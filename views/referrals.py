@@ -1,0 +1,507 @@
+"""Referral pages: the inbox and every role's case list (filters, keyset pages, export), the case
+page with its timeline, and the hand-overs made on it (assign, reject, withdraw, confirm), and
+the bureau's closed-loop dashboard.
+
+Routes are thin: parse -> call a service -> commit once -> render or redirect. The rules live in
+:mod:`advisors.services.referrals`; the reading in :mod:`advisors.services.referral_queries`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy.orm.exc import StaleDataError
+from wtforms import HiddenField, SelectField, TextAreaField
+
+from advisors.errors import Conflict, NotFound, ValidationFailed
+from advisors.i18n import SHANGHAI
+from advisors.permissions import OFFICE_ROLES, allow, allow_blueprint
+from advisors.services import firms as firm_service
+from advisors.services import referral_queries as queries
+from advisors.services import referrals as svc
+from advisors.services.matching import suggest
+from advisors.sizing import INDUSTRIES
+from advisors.xlsx import XLSX_MIMETYPE, workbook_bytes
+from models import NEEDS, SIZE_CLASSES, STATUSES, db
+
+from ._http import form_view
+
+bp = Blueprint("referrals", __name__, url_prefix="/referrals")
+allow_blueprint(bp, "admin", "finance_office", "pboc", "bureau", "advisor", "liaison")
+
+MAX_ID = 2**31 - 1
+MAX_BULK = queries.MAX_LIMIT  # one page of checkboxes at most
+ASSIGNABLE = ("submitted", "assigned", "in_service")
+
+
+# ------------------------------------------------------------------ forms
+class AssignForm(FlaskForm):
+    advisor = SelectField(_l("Advisor"), validate_choice=False)
+    note = TextAreaField(_l("Note for the advisor"), render_kw={"rows": 2, "maxlength": 500})
+    version = HiddenField()
+
+
+class BulkAssignForm(FlaskForm):
+    advisor = SelectField(_l("Assign the selected cases to"), validate_choice=False)
+    note = TextAreaField(_l("Note for the advisor"), render_kw={"rows": 1, "maxlength": 500})
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Reason (the bureau will see it)"), render_kw={"rows": 2, "maxlength": 500}
+    )
+    version = HiddenField()
+
+
+class WithdrawForm(FlaskForm):
+    version = HiddenField()
+
+
+class ConfirmForm(FlaskForm):
+    satisfaction = SelectField(_l("The firm's satisfaction (1-5)"), validate_choice=False)
+    comment = TextAreaField(_l("Comment"), render_kw={"rows": 2, "maxlength": 500})
+    version = HiddenField()
+
+
+def _satisfaction_choices() -> list[tuple[str, str]]:
+    return [
+        ("", _("Choose")),
+        ("5", _("5 — very satisfied")),
+        ("4", _("4 — satisfied")),
+        ("3", _("3 — neutral")),
+        ("2", _("2 — dissatisfied")),
+        ("1", _("1 — very dissatisfied")),
+    ]
+
+
+def _advisor_choices(advisors, first: list | None = None) -> list[tuple[str, str]]:
+    """Advisors for a select (rows of ``active_advisors``): the suggested ones first, in rank
+    order, then the others by name."""
+    by_username = {a.username: a for a in advisors}
+    ranked = [s.advisor.username for s in first or [] if s.advisor.username in by_username]
+    seen = set(ranked)
+    ordered = [by_username[u] for u in ranked] + [a for a in advisors if a.username not in seen]
+    choices = [("", _("Choose an advisor"))]
+    for a in ordered:
+        label = f"{a.display_name} · {a.institution}" if a.institution else a.display_name
+        choices.append((a.username, label))
+    return choices
+
+
+def _apply(form: FlaskForm, exc: ValidationFailed, aliases: dict[str, str] | None = None):
+    """Service field errors onto the form's fields; the rest as form-level errors."""
+    for key, message in exc.fields.items():
+        name = (aliases or {}).get(key, key)
+        target = getattr(form, name, None)
+        if target is None or not hasattr(target, "errors") or name == "csrf_token":
+            form.form_errors.append(message)
+        else:
+            target.errors = [*target.errors, message]
+    if not exc.fields:
+        form.form_errors.append(exc.message)
+
+
+def _version(raw) -> int:
+    """The version the page was opened at; a missing or mangled value never matches (409)."""
+    try:
+        value = int(str(raw).strip())
+    except (TypeError, ValueError):
+        return 0
+    return value if 0 < value <= MAX_ID else 0
+
+
+def _me():
+    return current_user._get_current_object()
+
+
+# ------------------------------------------------------------------ list
+def _render_index(
+    bulk_form: BulkAssignForm | None = None,
+    checked: set[int] | None = None,
+    errors: list[str] | None = None,
+    status: int = 200,
+):
+    user = _me()
+    args = request.args
+    filters, filter_errors = queries.parse_filters(args, queries.default_status(user))
+    limit = queries.parse_limit(args.get("limit"))
+    cursor = queries.decode_cursor(args.get("cursor"))
+    bureaus = queries.bureau_orgs() if user.role != "bureau" else []  # bureaus: no filter
+    page = queries.Page([], None)
+    if not filter_errors:
+        page = queries.list_page(user, filters, cursor=cursor, limit=limit)
+    base_args = filters.as_args()
+    if limit != queries.PAGE_SIZE:
+        base_args["limit"] = str(limit)
+    next_url = (
+        url_for("referrals.index", **base_args, cursor=page.next_cursor)
+        if page.next_cursor
+        else None
+    )
+    may_assign = user.role == "finance_office"
+    if may_assign and bulk_form is None:
+        bulk_form = BulkAssignForm(formdata=None)
+    if bulk_form is not None:
+        bulk_form.advisor.choices = _advisor_choices(queries.active_advisors())
+    return render_template(
+        "referrals/index.html",
+        page=page,
+        filters=filters,
+        raw=queries.echo_values(args),
+        filter_errors=filter_errors,
+        bureaus=bureaus,
+        bureau_names={b.code: (b.short_name or b.name) for b in bureaus},
+        townships=queries.townships(),
+        statuses=STATUSES,
+        needs=NEEDS,
+        size_classes=SIZE_CLASSES,
+        industry_names={key: _(label) for key, label in INDUSTRIES.items()},
+        size_names=firm_service.size_labels(),
+        status_labels=svc.status_labels(),
+        need_labels=svc.need_labels(),
+        outcome_labels=svc.outcome_labels(),
+        sla_labels=queries.sla_labels(),
+        inbox=user.role in OFFICE_ROLES,
+        may_assign=may_assign,
+        bulk_form=bulk_form,
+        checked=checked or set(),
+        action_errors=errors or [],
+        export_url=url_for("referrals.export", **filters.as_args()),
+        first_url=url_for("referrals.index", **base_args) if cursor else None,
+        clear_url=url_for("referrals.index", status=""),
+        next_url=next_url,
+        bulk_url=url_for("referrals.assign_bulk", **_list_args()),
+    ), (422 if filter_errors and status == 200 else status)
+
+
+def _list_args() -> dict[str, str]:
+    """The list's own query-string values (filters, cursor, limit) as given, to come back to
+    the same page after an action; anything else is dropped (it could clash with url_for)."""
+    keys = (*queries.FILTER_KEYS, "cursor", "limit")
+    return {k: v[:200] for k, v in request.args.items() if k in keys and isinstance(v, str)}
+
+
+@bp.route("/")
+def index():
+    return _render_index()
+
+
+def _bulk_ids() -> list[int] | None:
+    ids = []
+    for raw in request.form.getlist("ids"):
+        raw = raw.strip()
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
+            return None
+        if int(raw) not in ids:
+            ids.append(int(raw))
+    return ids
+
+
+@bp.route("/assign", methods=["POST"])
+@allow("finance_office")
+@form_view
+def assign_bulk():
+    form = BulkAssignForm()
+    ids = _bulk_ids()
+    checked = set(ids or [])
+    if not form.validate():
+        return _render_index(form, checked, status=422)
+    if ids is None:
+        return _render_index(form, set(), [_("The selection is not valid.")], 422)
+    if len(ids) > MAX_BULK:
+        return _render_index(
+            form, checked, [_("Select at most %(n)s cases at a time.", n=MAX_BULK)], 422
+        )
+    try:
+        done = svc.assign(_me(), ids, form.advisor.data or "", note=form.note.data or None)
+        db.session.commit()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply(form, exc)
+        messages = list(form.form_errors)
+        form.form_errors.clear()
+        return _render_index(form, checked, messages, 422)
+    except (Conflict, StaleDataError) as exc:
+        db.session.rollback()
+        message = exc.message if isinstance(exc, Conflict) else _("A case was changed meanwhile.")
+        return _render_index(form, checked, [message], 409)
+    except NotFound:
+        db.session.rollback()
+        return _render_index(form, checked, [_("A selected case no longer exists.")], 422)
+    flash(_("%(n)s case(s) assigned.", n=len(done)), "success")
+    return redirect(url_for("referrals.index", **_list_args()))
+
+
+# ------------------------------------------------------------------ export
+@bp.route("/export.xlsx")
+def export():
+    user = _me()
+    filters, errors = queries.parse_filters(request.args, queries.default_status(user))
+    if errors:
+        return _render_index()
+    data = queries.export_rows(user, filters)
+    bureaus = queries.bureau_orgs()
+    bureau_names = {b.code.lower(): b.name for b in bureaus}
+    township_names = {t.id: t.name for t in queries.townships()}
+    notes = [
+        [label, value]
+        for label, value in queries.iter_filter_notes(filters, bureau_names, township_names)
+    ]
+    notes.append([_("Rows"), len(data.rows)])
+    if data.truncated:
+        notes.append(
+            [
+                _("Note"),
+                _(
+                    "Only the first %(n)s rows are included. "
+                    "Narrow the filters to export the rest.",
+                    n=f"{queries.EXPORT_CAP:,}",
+                ),
+            ]
+        )
+    body = workbook_bytes(
+        [
+            (_("Referrals"), queries.export_headers(), data.rows),
+            (_("Filters"), [_("Filter"), _("Value")], notes),
+        ]
+    )
+    stamp = datetime.now(SHANGHAI).strftime("%Y%m%d-%H%M")
+    return Response(
+        body,
+        mimetype=XLSX_MIMETYPE,
+        headers={"Content-Disposition": f'attachment; filename="referrals-{stamp}.xlsx"'},
+    )
+
+
+# ------------------------------------------------------------------ the case page
+def _view_or_404(referral_id: int) -> queries.CaseView:
+    if referral_id > MAX_ID:
+        abort(404)
+    try:
+        return queries.case_view(_me(), referral_id)
+    except NotFound:
+        abort(404)
+
+
+def _render_detail(
+    view: queries.CaseView,
+    *,
+    assign_form: AssignForm | None = None,
+    reject_form: RejectForm | None = None,
+    withdraw_form: WithdrawForm | None = None,
+    confirm_form: ConfirmForm | None = None,
+    errors: list[str] | None = None,
+    status: int = 200,
+):
+    user = _me()
+    referral = view.referral
+    version = str(referral.version)
+    may_assign = user.role == "finance_office" and referral.status in ASSIGNABLE
+    may_reject = user.role == "finance_office" and referral.status == "submitted"
+    may_withdraw = view.my_bureau_refers and referral.status == "submitted"
+    may_confirm = view.my_bureau_refers and referral.status == "resolved"
+    suggestions = []
+    if may_assign:
+        suggestions = suggest(referral, view.firm)
+        if assign_form is None:
+            assign_form = AssignForm(formdata=None, version=version)
+            if suggestions:
+                assign_form.advisor.data = suggestions[0].advisor.username
+        assign_form.advisor.choices = _advisor_choices(queries.active_advisors(), suggestions)
+    if may_reject and reject_form is None:
+        reject_form = RejectForm(formdata=None, version=version)
+    if may_withdraw and withdraw_form is None:
+        withdraw_form = WithdrawForm(formdata=None, version=version)
+    if may_confirm:
+        if confirm_form is None:
+            confirm_form = ConfirmForm(formdata=None, version=version)
+        confirm_form.satisfaction.choices = _satisfaction_choices()
+    return render_template(
+        "referrals/detail.html",
+        view=view,
+        r=referral,
+        firm=view.firm,
+        suggestions=suggestions,
+        assign_form=assign_form if may_assign else None,
+        reject_form=reject_form if may_reject else None,
+        withdraw_form=withdraw_form if may_withdraw else None,
+        confirm_form=confirm_form if may_confirm else None,
+        action_errors=errors or [],
+        status_labels=svc.status_labels(),
+        need_labels=svc.need_labels(),
+        outcome_labels=svc.outcome_labels(),
+        event_labels=queries.event_labels(),
+        sla_labels=queries.sla_labels(),
+    ), status
+
+
+@bp.route("/<int:referral_id>")
+def detail(referral_id: int):
+    view = _view_or_404(referral_id)
+    user = _me()
+    if user.role in OFFICE_ROLES:
+        queries.mark_read(user, referral_id)
+        db.session.commit()
+    return _render_detail(view)
+
+
+def _refreshed(referral_id: int, form: FlaskForm) -> queries.CaseView:
+    """After a failed change: the case as now stored, the form keeping what was typed but
+    carrying the current version (submitting again now applies knowingly)."""
+    view = _view_or_404(referral_id)
+    if hasattr(form, "version"):
+        form.version.data = str(view.referral.version)
+    return view
+
+
+def _conflict(referral_id: int, form: FlaskForm, exc, form_key: str):
+    db.session.rollback()
+    message = (
+        exc.message
+        if isinstance(exc, Conflict)
+        else _("This case was changed by someone else since you opened it.")
+    )
+    view = _refreshed(referral_id, form)
+    return _render_detail(
+        view,
+        **{form_key: form},
+        errors=[message, _("The page now shows the case as it is. Check it and try again.")],
+        status=409,
+    )
+
+
+@bp.route("/<int:referral_id>/assign", methods=["POST"])
+@allow("finance_office")
+@form_view
+def assign(referral_id: int):
+    view = _view_or_404(referral_id)
+    form = AssignForm()
+    if not form.validate():
+        return _render_detail(view, assign_form=form, status=422)
+    try:
+        svc.assign(
+            _me(),
+            [referral_id],
+            form.advisor.data or "",
+            note=form.note.data or None,
+            expected_version=_version(form.version.data),
+        )
+        db.session.commit()
+    except (Conflict, StaleDataError) as exc:
+        return _conflict(referral_id, form, exc, "assign_form")
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply(form, exc)
+        return _render_detail(_view_or_404(referral_id), assign_form=form, status=422)
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    flash(_("Case assigned."), "success")
+    return redirect(url_for("referrals.detail", referral_id=referral_id))
+
+
+@bp.route("/<int:referral_id>/reject", methods=["POST"])
+@allow("finance_office")
+@form_view
+def reject(referral_id: int):
+    view = _view_or_404(referral_id)
+    form = RejectForm()
+    if not form.validate():
+        return _render_detail(view, reject_form=form, status=422)
+    try:
+        svc.reject(
+            _me(), referral_id, form.reason.data or "", expected_version=_version(form.version.data)
+        )
+        db.session.commit()
+    except (Conflict, StaleDataError) as exc:
+        return _conflict(referral_id, form, exc, "reject_form")
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply(form, exc)
+        return _render_detail(_view_or_404(referral_id), reject_form=form, status=422)
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    flash(_("Referral rejected. The bureau sees your reason."), "success")
+    return redirect(url_for("referrals.detail", referral_id=referral_id))
+
+
+@bp.route("/<int:referral_id>/withdraw", methods=["POST"])
+@allow("bureau")
+@form_view
+def withdraw(referral_id: int):
+    view = _view_or_404(referral_id)
+    form = WithdrawForm()
+    if not form.validate():
+        return _render_detail(view, withdraw_form=form, status=422)
+    try:
+        svc.withdraw(_me(), referral_id, expected_version=_version(form.version.data))
+        db.session.commit()
+    except (Conflict, StaleDataError) as exc:
+        return _conflict(referral_id, form, exc, "withdraw_form")
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _render_detail(_view_or_404(referral_id), errors=[exc.message], status=422)
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    flash(_("Your referral was withdrawn."), "success")
+    # With co-referrers the case stays open for them and leaves this bureau's scope.
+    if not queries.in_scope(_me(), referral_id):
+        return redirect(url_for("referrals.index"))
+    return redirect(url_for("referrals.detail", referral_id=referral_id))
+
+
+def _satisfaction(raw) -> int | None:
+    raw = (raw or "").strip()
+    if raw.isascii() and raw.isdigit() and len(raw) <= 2:
+        return int(raw)
+    return None
+
+
+@bp.route("/<int:referral_id>/confirm", methods=["POST"])
+@allow("bureau")
+@form_view
+def confirm(referral_id: int):
+    view = _view_or_404(referral_id)
+    form = ConfirmForm()
+    form.satisfaction.choices = _satisfaction_choices()
+    if not form.validate():
+        return _render_detail(view, confirm_form=form, status=422)
+    try:
+        svc.confirm_outcome(
+            _me(),
+            referral_id,
+            _satisfaction(form.satisfaction.data),
+            form.comment.data or None,
+            expected_version=_version(form.version.data),
+        )
+        db.session.commit()
+    except (Conflict, StaleDataError) as exc:
+        return _conflict(referral_id, form, exc, "confirm_form")
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply(form, exc)
+        return _render_detail(_view_or_404(referral_id), confirm_form=form, status=422)
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    flash(_("Outcome confirmed; the case is closed."), "success")
+    return redirect(url_for("referrals.detail", referral_id=referral_id))
+
+
+# ------------------------------------------------------------------ bureau dashboard
+@bp.route("/dashboard")
+@allow("bureau")
+def dashboard():
+    return render_template(
+        "referrals/dashboard.html",
+        d=queries.bureau_dashboard(_me()),
+        status_labels=svc.status_labels(),
+        outcome_labels=svc.outcome_labels(),
+    )
