@@ -101,6 +101,9 @@ def home_for(user: User) -> dict:
     return panel
 
 
+INBOX_BADGE_CAP = 100
+
+
 def nav_counts(user: User) -> dict:
     """Badges in the navigation: unread notifications, and for the office roles the referrals
     in the inbox that this user has not opened yet. Two small queries per page."""
@@ -108,14 +111,17 @@ def nav_counts(user: User) -> dict:
 
     counts = {"notifications": unread_count(user)}
     if user.role in ("finance_office", "pboc"):
-        counts["inbox"] = db.session.scalar(
-            select(func.count())
-            .select_from(Referral)
+        # Capped: the badge says "99+" beyond that, and the count never scans the whole inbox.
+        unread = (
+            select(Referral.id)
             .where(
                 Referral.status == "submitted",
                 ~select(ReferralRead.referral_id)
                 .where(ReferralRead.referral_id == Referral.id, ReferralRead.user_id == user.id)
                 .exists(),
             )
+            .limit(INBOX_BADGE_CAP)
+            .subquery()
         )
+        counts["inbox"] = db.session.scalar(select(func.count()).select_from(unread))
     return counts

@@ -60,6 +60,10 @@ def current_locale() -> str:
     return "zh_CN" if locale is None or locale.language == "zh" else "en"
 
 
+# The catalogue lives in translations/zh/: Babel turns "zh_CN" into zh_Hans_CN, whose gettext
+# fallbacks include the bare language "zh" but never "zh_CN".
+
+
 def init_i18n(app: Flask) -> None:
     babel.init_app(
         app,

@@ -6,7 +6,6 @@ import html
 import re
 
 import pytest
-from flask import g, request_started
 from sqlalchemy import func, select, update
 
 from models import AdvisorProfile, AuditLog, Organisation, User, db

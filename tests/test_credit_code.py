@@ -228,9 +228,7 @@ def test_make_code_default_and_round_trip_random():
     for _ in range(2000):
         authority = rng.choice("123456789ANY")
         category = rng.choice("123") if authority == "9" else rng.choice(HAND_ALPHABET)
-        division = rng.choice(PROVINCES) + "".join(
-            rng.choice("0123456789") for _ in range(4)
-        )
+        division = rng.choice(PROVINCES) + "".join(rng.choice("0123456789") for _ in range(4))
         body = "".join(rng.choice(HAND_ALPHABET) for _ in range(8))
         code = make_code(authority, category, division, body)
         assert len(code) == 18

@@ -7,7 +7,6 @@ import html as html_lib
 from decimal import Decimal
 
 import pytest
-from flask import g
 from sqlalchemy import select
 
 from advisors.audit import acting_as

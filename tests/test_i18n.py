@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 from tests.conftest import csrf_from
 
 ROOT = Path(__file__).resolve().parent.parent
-PO = ROOT / "translations" / "zh_CN" / "LC_MESSAGES" / "messages.po"
+PO = ROOT / "translations" / "zh" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
 KEYWORDS = {
     "_": None,

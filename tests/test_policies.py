@@ -6,7 +6,6 @@ import html as html_lib
 from datetime import date
 
 import pytest
-from flask import g
 from sqlalchemy import func, select
 
 from advisors.audit import acting_as

@@ -289,10 +289,15 @@ def test_upload_xlsx_valid_rows(login, bureau, make, town):
     assert "Every row was saved." in page
     listing = _text(client.get("/referrals/upload"))
     assert "名单.xlsx" in listing and f"/referrals/uploads/{upload.id}" in listing
-    logged = db.session.scalar(
-        select(func.count()).where(AuditLog.table_name == "referral", AuditLog.action == "insert")
-    )
-    assert logged == 3
+    for table in ("referral", "enterprise"):
+        logged = db.session.scalar(
+            select(func.count()).where(
+                AuditLog.table_name == table,
+                AuditLog.action == "insert",
+                AuditLog.actor_id == bureau.id,
+            )
+        )
+        assert logged == 3, table
 
 
 def test_upload_reports_every_kind_of_invalid_row(login, bureau, make, town):
@@ -309,11 +314,12 @@ def test_upload_reports_every_kind_of_invalid_row(login, bureau, make, town):
         _row(make.credit_code(), amount=None),  # 8: financing without amount
         _row(make.credit_code(), needs="融资、算命"),  # 9: unknown need
         _row(make.credit_code(), township="不存在镇"),  # 10: bad township
+        _row(make.credit_code(), township=town.id),  # 11: digits that are only an id
     ]
     r = _upload(client, "bad.xlsx", _xlsx(rows))
     assert r.status_code == 302
     upload = _last_upload()
-    assert upload.counts == {"created": 1, "merged": 0, "duplicate": 0, "rejected": 8}
+    assert upload.counts == {"created": 1, "merged": 0, "duplicate": 0, "rejected": 9}
     by_row = {e["row"]: e for e in upload.rejected}
     expected = {
         3: ("统一社会信用代码*", "Check character"),
@@ -324,6 +330,7 @@ def test_upload_reports_every_kind_of_invalid_row(login, bureau, make, town):
         8: ("融资金额（万元）", "required when financing is needed"),
         9: ("需求*", "must be from: financing, policy, guidance, insurance"),
         10: ("乡镇（街道）", "Unknown township: 不存在镇."),
+        11: ("乡镇（街道）", f"Unknown township: {town.id}"),
     }
     assert set(by_row) == set(expected)
     for row, (column, message) in expected.items():
@@ -472,6 +479,23 @@ def test_upload_csv_encodings(login, bureau, make, town, encoding):
     assert db.session.scalar(select(Enterprise.industry).limit(1)) == "industry"
 
 
+def test_a_stale_sheet_dimension_loses_no_row(login, bureau, make, town):
+    """Some programs write a <dimension> smaller than the data: every row is still read."""
+    import zipfile
+
+    data = _xlsx([_row(c) for c in _codes(3, make)])
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            content = zin.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                stale = b'<dimension ref="A1:C2"/>'
+                content = re.sub(rb'<dimension ref="[^"]*"\s*/>', stale, content)
+            zout.writestr(item, content)
+    _upload(login(bureau), "stale.xlsx", out.getvalue())
+    assert _last_upload().counts == {"created": 3, "merged": 0, "duplicate": 0, "rejected": 0}
+
+
 def test_header_synonyms_and_industry_aliases(login, bureau, make, town):
     client = login(bureau)
     headers = [
@@ -531,6 +555,8 @@ def test_numbers_from_openpyxl_never_go_through_float(login, bureau, make, town)
         ("list.xls", b"\xd0\xcf\x11\xe0", "old .xls format"),
         ("list.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00", "not a CSV text file"),
         ("list.csv", b"", "The file is empty."),
+        ("list.csv", "信用代码,名称\n".encode() + b"x" * 5000 + b"\x00,y\n", "no column for"),
+        ("list.xlsx", b"PK\x05\x06" + b"\x00" * 18, "not a readable .xlsx workbook"),
         ("list.csv", "名称,行业\n".encode(), "no column for: 统一社会信用代码"),
     ],
 )
@@ -603,6 +629,12 @@ def test_report_of_another_bureau_is_404(login, bureau, make, town):
     assert upload_id and "a.xlsx" not in _text(other.get("/referrals/upload"))
 
 
+def test_anonymous_is_sent_to_sign_in(client):
+    for url in ("/referrals/upload", "/referrals/new", "/referrals/uploads/1"):
+        r = client.get(url)
+        assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
 @pytest.mark.parametrize("role", ["finance_office", "advisor", "pboc", "liaison", "admin"])
 def test_other_roles_may_not_refer(login, make, role):
     client = login(make.user(role))
@@ -650,12 +682,6 @@ def test_make_code_helper_is_valid():
     assert make_code("9", "1", "330100", "MA2H7Q4K")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="referrals.submit() inserts firms and cases through the ORM bulk path with "
-    "sort_by_parameter_order: one INSERT per row on SQLite, and batches split on NULL patterns "
-    "on PostgreSQL. Remove this mark with the fix proposed in the intake report.",
-)
 def test_import_runs_a_fixed_number_of_queries(app, bureau, make, town, count_queries):
     """No query per row: a longer list costs the same number of statements."""
     from advisors.audit import acting_as
@@ -676,3 +702,19 @@ def test_import_runs_a_fixed_number_of_queries(app, bureau, make, town, count_qu
         return q.count
 
     assert queries(40) == queries(5)
+
+
+def test_garbage_collector_is_back_on_after_an_import(app, bureau, make, town):
+    import gc
+
+    from advisors.audit import acting_as
+    from advisors.errors import ValidationFailed
+
+    assert gc.isenabled()
+    with acting_as(bureau):
+        referral_import.import_file(bureau, "ok.xlsx", _xlsx([_row(make.credit_code())]))
+        assert gc.isenabled()
+        with pytest.raises(ValidationFailed):
+            referral_import.import_file(bureau, "bad.xlsx", b"not a workbook")
+    assert gc.isenabled()
+    db.session.rollback()

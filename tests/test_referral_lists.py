@@ -351,7 +351,7 @@ def test_bulk_assign_from_the_inbox(client, login, make, people):
     assert r.status_code == 422 and "Select at least one case." in text_of(r)
     r = post(client, "/referrals/assign", {"advisor": "", "ids": [ids[2]]})
     assert r.status_code == 422 and "No active advisor with that username." in text_of(r)
-    assert f'value="{ids[2]}" id="sel-{ids[2]}" checked' in text_of(r)  # the ticks are kept
+    assert f'value="{ids[2]}" checked' in text_of(r)  # the ticks are kept
     r = post(client, "/referrals/assign", {"advisor": "adv_wang", "ids": ["x1"]})
     assert r.status_code == 422
     r = post(client, "/referrals/assign", {"advisor": "adv_wang", "ids": ["999999"]})
@@ -359,6 +359,14 @@ def test_bulk_assign_from_the_inbox(client, login, make, people):
     # Already assigned to that advisor: nothing of the batch is saved.
     r = post(client, "/referrals/assign", {"advisor": "adv_li", "ids": [ids[2], ids[0]]})
     assert r.status_code == 422 and "already assigned" in text_of(r)
+    assert get(ids[2]).advisor_id is None
+    # A case that can no longer be assigned: 409, and again nothing of the batch is saved.
+    extra = refer(make, people["bureau"])
+    with acting_as(people["office"]):
+        svc.reject(people["office"], extra, "不符合条件")
+    db.session.commit()
+    r = post(client, "/referrals/assign", {"advisor": "adv_wang", "ids": [ids[2], extra]})
+    assert r.status_code == 409 and "cannot be moved" in text_of(r)
     assert get(ids[2]).advisor_id is None
 
 
@@ -564,7 +572,9 @@ def test_absurd_paging_values_fall_back(client, login, people, spread):
     r = post(client, "/referrals/assign?endpoint=x&_scheme=javascript", {"advisor": "adv_li"})
     assert r.status_code == 422
     rid = spread["retail"]
-    r = post(client, "/referrals/assign?endpoint=x&_scheme=js&q=a", {"advisor": "adv_li", "ids": rid})
+    r = post(
+        client, "/referrals/assign?endpoint=x&_scheme=js&q=a", {"advisor": "adv_li", "ids": rid}
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith("/referrals/?q=a")
 
 

@@ -63,9 +63,13 @@ def test_created_merged_duplicate_rejected(make, people):
 
     other = submit(people["bureau2"], [dict(first, name="新名称有限公司", employees=40)])
     assert other[0].status == "merged" and other[0].referral_id == case_id
-    orgs = db.session.execute(
-        select(ReferralBureau.org_id).where(ReferralBureau.referral_id == case_id)
-    ).scalars().all()
+    orgs = (
+        db.session.execute(
+            select(ReferralBureau.org_id).where(ReferralBureau.referral_id == case_id)
+        )
+        .scalars()
+        .all()
+    )
     assert sorted(orgs) == sorted([people["bureau"].org_id, people["bureau2"].org_id])
     # The registry is updated (audited), never forked.
     assert db.session.scalar(select(func.count()).select_from(Enterprise)) == 1
@@ -135,10 +139,15 @@ def test_full_lifecycle_and_timeline(make, people, monkeypatch):
     db.session.commit()
     case = db.session.get(Referral, case_id)
     assert case.status == "closed" and case.satisfaction == 5
-    kinds = db.session.execute(
-        select(ReferralEvent.kind).where(ReferralEvent.referral_id == case_id)
-        .order_by(ReferralEvent.id)
-    ).scalars().all()
+    kinds = (
+        db.session.execute(
+            select(ReferralEvent.kind)
+            .where(ReferralEvent.referral_id == case_id)
+            .order_by(ReferralEvent.id)
+        )
+        .scalars()
+        .all()
+    )
     assert kinds == ["created", "assigned", "reassigned", "first_contact", "resolved", "closed"]
 
 

@@ -225,16 +225,12 @@ def _id(case):
     return f"{industry}-X{x}-Y{y}-Z{z}-{expected}"
 
 
-@pytest.mark.parametrize(
-    ("industry", "x", "y", "z", "expected"), CASES, ids=map(_id, CASES)
-)
+@pytest.mark.parametrize(("industry", "x", "y", "z", "expected"), CASES, ids=map(_id, CASES))
 def test_boundaries(industry, x, y, z, expected):
     assert classify(industry, x, dec(y), dec(z)) == expected
 
 
-@pytest.mark.parametrize(
-    ("industry", "x", "y", "z", "expected"), CASES, ids=map(_id, CASES)
-)
+@pytest.mark.parametrize(("industry", "x", "y", "z", "expected"), CASES, ids=map(_id, CASES))
 def test_unused_figures_do_not_matter(industry, x, y, z, expected):
     # Fill measures the rule ignores with extreme values: the class must not move.
     x = HUGE["employees"] if x is None else x
@@ -274,10 +270,7 @@ def test_industry_keys_and_labels():
         "leasing_business",
         "other",
     )
-    assert (
-        INDUSTRIES["agriculture"]
-        == "Agriculture, forestry, animal husbandry and fishery"
-    )
+    assert INDUSTRIES["agriculture"] == "Agriculture, forestry, animal husbandry and fishery"
     assert all(isinstance(label, str) and label for label in INDUSTRIES.values())
     assert len(set(INDUSTRIES.values())) == 16
 

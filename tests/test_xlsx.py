@@ -16,7 +16,7 @@ def test_formula_cells_are_escaped():
 
 def test_workbook_round_trip():
     data = workbook_bytes(
-        [("名单", ["企业", "金额"], [["=HYPERLINK(\"x\")", Decimal("1.5")], ["甲", None]])]
+        [("名单", ["企业", "金额"], [['=HYPERLINK("x")', Decimal("1.5")], ["甲", None]])]
     )
     ws = load_workbook(io.BytesIO(data)).active
     rows = list(ws.values)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import Flask, request
 from flask_login import current_user
 
-from advisors.services.firms import size_labels
 from advisors.dashboard import nav_counts
+from advisors.services.firms import size_labels
 from advisors.services.orgs import org_type_labels
 from advisors.services.users import role_labels
 from advisors.sizing import INDUSTRIES

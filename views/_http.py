@@ -121,10 +121,10 @@ _CODES = {
 
 def _render_error(status: int):
     message = _(_MESSAGES.get(status, _MESSAGES[500]))
+    if status == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        message = _("The request body is larger than %(mb)s MB.", mb=limit)
     if is_api_request():
-        if status == 413:
-            limit = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
-            message = _("The request body is larger than %(mb)s MB.", mb=limit)
         return api_error(status, _CODES.get(status, "error"), message)
     template = f"errors/{status}.html" if status in (403, 404, 413, 500) else "errors/generic.html"
     return render_template(template, status=status, message=message), status

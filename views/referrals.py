@@ -21,11 +21,9 @@ from wtforms import HiddenField, SelectField, TextAreaField
 from advisors.errors import Conflict, NotFound, ValidationFailed
 from advisors.i18n import SHANGHAI
 from advisors.permissions import OFFICE_ROLES, allow, allow_blueprint
-from advisors.services import firms as firm_service
 from advisors.services import referral_queries as queries
 from advisors.services import referrals as svc
 from advisors.services.matching import suggest
-from advisors.sizing import INDUSTRIES
 from advisors.xlsx import XLSX_MIMETYPE, workbook_bytes
 from models import NEEDS, SIZE_CLASSES, STATUSES, db
 
@@ -128,7 +126,8 @@ def _render_index(
 ):
     user = _me()
     args = request.args
-    filters, filter_errors = queries.parse_filters(args, queries.default_status(user))
+    default = queries.default_status(user)
+    filters, filter_errors = queries.parse_filters(args, default)
     limit = queries.parse_limit(args.get("limit"))
     cursor = queries.decode_cursor(args.get("cursor"))
     bureaus = queries.bureau_orgs() if user.role != "bureau" else []  # bureaus: no filter
@@ -146,29 +145,29 @@ def _render_index(
     may_assign = user.role == "finance_office"
     if may_assign and bulk_form is None:
         bulk_form = BulkAssignForm(formdata=None)
-    if bulk_form is not None:
-        bulk_form.advisor.choices = _advisor_choices(queries.active_advisors())
     return render_template(
         "referrals/index.html",
         page=page,
         filters=filters,
         raw=queries.echo_values(args),
         filter_errors=filter_errors,
+        filters_open=bool(filter_errors) or filters != queries.ReferralFilters(status=default),
         bureaus=bureaus,
         bureau_names={b.code: (b.short_name or b.name) for b in bureaus},
         townships=queries.townships(),
         statuses=STATUSES,
         needs=NEEDS,
         size_classes=SIZE_CLASSES,
-        industry_names={key: _(label) for key, label in INDUSTRIES.items()},
-        size_names=firm_service.size_labels(),
-        status_labels=svc.status_labels(),
-        need_labels=svc.need_labels(),
-        outcome_labels=svc.outcome_labels(),
-        sla_labels=queries.sla_labels(),
+        industry_names=queries.labels("industry"),
+        size_names=queries.labels("size"),
+        status_labels=queries.labels("status"),
+        need_labels=queries.labels("need"),
+        outcome_labels=queries.labels("outcome"),
+        sla_labels=queries.labels("sla"),
         inbox=user.role in OFFICE_ROLES,
         may_assign=may_assign,
         bulk_form=bulk_form,
+        advisors=queries.active_advisors() if may_assign else [],
         checked=checked or set(),
         action_errors=errors or [],
         export_url=url_for("referrals.export", **filters.as_args()),
@@ -332,11 +331,11 @@ def _render_detail(
         withdraw_form=withdraw_form if may_withdraw else None,
         confirm_form=confirm_form if may_confirm else None,
         action_errors=errors or [],
-        status_labels=svc.status_labels(),
-        need_labels=svc.need_labels(),
-        outcome_labels=svc.outcome_labels(),
-        event_labels=queries.event_labels(),
-        sla_labels=queries.sla_labels(),
+        status_labels=queries.labels("status"),
+        need_labels=queries.labels("need"),
+        outcome_labels=queries.labels("outcome"),
+        event_labels=queries.labels("event"),
+        sla_labels=queries.labels("sla"),
     ), status
 
 
@@ -502,6 +501,6 @@ def dashboard():
     return render_template(
         "referrals/dashboard.html",
         d=queries.bureau_dashboard(_me()),
-        status_labels=svc.status_labels(),
-        outcome_labels=svc.outcome_labels(),
+        status_labels=queries.labels("status"),
+        outcome_labels=queries.labels("outcome"),
     )

@@ -167,12 +167,16 @@ def find_township(value) -> Township | None:
 
 
 def clean_firm_fields(
-    data: dict, *, override_reason: str | None = None, may_override: bool = False
+    data: dict,
+    *,
+    override_reason: str | None = None,
+    may_override: bool = False,
+    labels: dict[str, str] | None = None,
 ) -> tuple[dict, dict, list[str]]:
     """Validate raw firm fields (strings or JSON values). Returns (values, errors, overridden)
     where ``errors`` maps field -> translated message and ``overridden`` lists the check
     problems accepted because of a valid override reason."""
-    labels = field_labels()
+    labels = labels or field_labels()
     values: dict = {}
     errors: dict[str, str] = {}
     data, screen_errors = _screen_types(data, labels)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import (
     Date,
@@ -93,6 +94,29 @@ def event_labels() -> dict[str, str]:
 
 def sla_labels() -> dict[str, str]:
     return {"overdue": _("Overdue"), "due_soon": _("Due soon")}
+
+
+_LABEL_CACHE: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def labels(kind: str) -> dict[str, str]:
+    """Translated labels of one kind (status, need, outcome, sla, event, industry, size) for
+    the current language, translated once per process and language: a list page shows dozens
+    of them and every translation lookup goes through the request context."""
+    key = (str(get_locale()), kind)
+    found = _LABEL_CACHE.get(key)
+    if found is None:
+        build = {
+            "status": svc.status_labels,
+            "need": svc.need_labels,
+            "outcome": svc.outcome_labels,
+            "sla": sla_labels,
+            "event": event_labels,
+            "industry": lambda: {k: _(v) for k, v in INDUSTRIES.items()},
+            "size": firm_service.size_labels,
+        }[kind]
+        found = _LABEL_CACHE[key] = dict(build())
+    return found
 
 
 # ------------------------------------------------------------------ filters
@@ -301,7 +325,7 @@ def decode_cursor(raw) -> Cursor | None:
 
 
 # ------------------------------------------------------------------ list rows
-@dataclass
+@dataclass(slots=True)
 class ListRow:
     id: int
     created_at: datetime
@@ -334,86 +358,96 @@ def _day_start_utc(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=SHANGHAI).astimezone(UTC)
 
 
-_BASE: dict[bool, object] = {}
-
-
-def _base_select(office: bool):
-    """The list's columns and joins, built once per process (two variants: with the office
-    user's read marker or without); each request only adds its scope, filters and page."""
-    stmt = _BASE.get(office)
-    if stmt is not None:
-        return stmt
-    advisor = aliased(User, name="case_advisor")
-    institution = aliased(Organisation, name="case_institution")
-    columns = [
-        Referral.id,
-        Referral.created_at,
-        Referral.status,
-        Referral.need_financing,
-        Referral.need_policy,
-        Referral.need_guidance,
-        Referral.need_insurance,
-        Referral.amount_wan,
-        Referral.purpose,
-        Referral.first_contact_due,
-        Referral.first_contact_on,
-        Referral.outcome_result,
-        Referral.outcome_amount_wan,
-        Referral.outcome_note,
-        Referral.rejected_reason,
-        Referral.satisfaction,
-        Enterprise.id.label("firm_id"),
-        Enterprise.name.label("firm_name"),
-        Enterprise.credit_code,
-        Enterprise.industry,
-        Enterprise.size_class,
-        Township.name.label("township"),
-        advisor.display_name.label("advisor_name"),
-        advisor.username.label("advisor_username"),
-        func.coalesce(institution.short_name, institution.name).label("institution"),
-    ]
-    if office:
-        columns.append(ReferralRead.at.label("read_at"))
-    # Outer joins throughout (the firm always exists): the case stays the driving table, so
-    # the (status,) created_at, id index gives the page in order and LIMIT stops the scan.
+def _select(actor: User, filters: ReferralFilters):
+    """The actor's cases matching ``filters``: the narrow inner part of a list query (the case
+    and its firm, which the scope and the filters need). Add the page's order and LIMIT, then
+    wrap it with :func:`_decorate`."""
     stmt = (
-        select(*columns)
+        select(
+            Referral.id,
+            Referral.created_at,
+            Referral.status,
+            Referral.need_financing,
+            Referral.need_policy,
+            Referral.need_guidance,
+            Referral.need_insurance,
+            Referral.amount_wan,
+            Referral.purpose,
+            Referral.advisor_id,
+            Referral.first_contact_due,
+            Referral.first_contact_on,
+            Referral.resolved_at,
+            Referral.outcome_result,
+            Referral.outcome_amount_wan,
+            Referral.outcome_note,
+            Referral.rejected_reason,
+            Referral.satisfaction,
+            Enterprise.id.label("firm_id"),
+            Enterprise.name.label("firm_name"),
+            Enterprise.credit_code,
+            Enterprise.industry,
+            Enterprise.size_class,
+            Enterprise.township_id,
+        )
         .select_from(Referral)
+        # An outer join (the firm always exists) keeps the case the driving table, so the
+        # (status,) created_at, id index gives the page in order and LIMIT stops the scan.
         .outerjoin(Enterprise, Enterprise.id == Referral.enterprise_id)
-        .outerjoin(Township, Township.id == Enterprise.township_id)
-        .outerjoin(advisor, advisor.id == Referral.advisor_id)
+    )
+    return _apply_filters(scoped(Referral, actor, stmt), filters)
+
+
+_ALIASES: dict[str, object] = {}
+
+
+def _aliases():
+    if not _ALIASES:
+        _ALIASES["advisor"] = aliased(User, name="case_advisor")
+        _ALIASES["institution"] = aliased(Organisation, name="case_institution")
+    return _ALIASES["advisor"], _ALIASES["institution"]
+
+
+def _decorate(actor: User, inner, order: str = "created"):
+    """The page (``inner``, already ordered and limited) with the names around it: township,
+    advisor, institution and, for the office roles, the read marker. Joining these outside
+    the LIMIT keeps them to the page's rows whatever plan the database picks for the page."""
+    page = inner.subquery("page")
+    advisor, institution = _aliases()
+    stmt = (
+        select(
+            page,
+            Township.name.label("township"),
+            advisor.display_name.label("advisor_name"),
+            advisor.username.label("advisor_username"),
+            func.coalesce(institution.short_name, institution.name).label("institution"),
+        )
+        .select_from(page)
+        .outerjoin(Township, Township.id == page.c.township_id)
+        .outerjoin(advisor, advisor.id == page.c.advisor_id)
         .outerjoin(institution, institution.id == advisor.org_id)
     )
-    if office:
-        stmt = stmt.outerjoin(
+    if actor.role in OFFICE_ROLES:
+        stmt = stmt.add_columns(ReferralRead.at.label("read_at")).outerjoin(
             ReferralRead,
-            and_(
-                ReferralRead.referral_id == Referral.id,
-                ReferralRead.user_id == bindparam("reader_id"),
-            ),
+            and_(ReferralRead.referral_id == page.c.id, ReferralRead.user_id == actor.id),
         )
-    _BASE[office] = stmt
-    return stmt
+    first = page.c.resolved_at if order == "resolved" else page.c.created_at
+    return stmt.order_by(first.desc(), page.c.id.desc())
 
 
-def _select(actor: User, filters: ReferralFilters):
-    """The actor's cases matching ``filters``, as list-row columns (execute with
-    :func:`_params`)."""
-    stmt = scoped(Referral, actor, _base_select(actor.role in OFFICE_ROLES))
-    return _apply_filters(stmt, filters)
-
-
-def _params(actor: User) -> dict:
-    return {"reader_id": actor.id} if actor.role in OFFICE_ROLES else {}
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _apply_filters(stmt, f: ReferralFilters):
+    """The filters as conditions on named bind parameters (values from :func:`_values`): the
+    statement depends only on which filters are set, so it can be built once and reused."""
     if f.status:
-        stmt = stmt.where(Referral.status == f.status)
+        stmt = stmt.where(Referral.status == bindparam("f_status"))
     if f.bureau:
         org_id = (
             select(Organisation.id)
-            .where(func.lower(Organisation.code) == f.bureau.lower())
+            .where(func.lower(Organisation.code) == bindparam("f_bureau"))
             .scalar_subquery()
         )
         stmt = stmt.where(
@@ -422,40 +456,93 @@ def _apply_filters(stmt, f: ReferralFilters):
             .exists()
         )
     if f.industry:
-        stmt = stmt.where(Enterprise.industry == f.industry)
+        stmt = stmt.where(Enterprise.industry == bindparam("f_industry"))
     if f.township:
-        stmt = stmt.where(Enterprise.township_id == f.township)
+        stmt = stmt.where(Enterprise.township_id == bindparam("f_township"))
     if f.size:
-        stmt = stmt.where(Enterprise.size_class == f.size)
+        stmt = stmt.where(Enterprise.size_class == bindparam("f_size"))
     if f.need:
         stmt = stmt.where(getattr(Referral, f"need_{f.need}").is_(True))
     if f.amount_min is not None:
-        stmt = stmt.where(Referral.amount_wan >= f.amount_min)
+        stmt = stmt.where(Referral.amount_wan >= bindparam("f_amount_min"))
     if f.amount_max is not None:
-        stmt = stmt.where(Referral.amount_wan <= f.amount_max)
+        stmt = stmt.where(Referral.amount_wan <= bindparam("f_amount_max"))
     if f.date_from:
-        stmt = stmt.where(Referral.created_at >= _day_start_utc(f.date_from))
+        stmt = stmt.where(Referral.created_at >= bindparam("f_from"))
     if f.date_to:
-        stmt = stmt.where(Referral.created_at < _day_start_utc(f.date_to + timedelta(days=1)))
+        stmt = stmt.where(Referral.created_at < bindparam("f_to"))
     if f.q:
-        code_like = credit_code.normalize(f.q).upper()
         stmt = stmt.where(
             or_(
-                Enterprise.credit_code.startswith(code_like, autoescape=True),
-                Enterprise.name.contains(f.q, autoescape=True),
+                Enterprise.credit_code.like(bindparam("f_code"), escape="\\"),
+                Enterprise.name.like(bindparam("f_name"), escape="\\"),
             )
         )
     return stmt
+
+
+def _values(f: ReferralFilters, cursor: Cursor | None = None) -> dict:
+    """The bind values for :func:`_apply_filters` and :func:`_after`."""
+    values: dict = {}
+    if f.status:
+        values["f_status"] = f.status
+    if f.bureau:
+        values["f_bureau"] = f.bureau.lower()
+    if f.industry:
+        values["f_industry"] = f.industry
+    if f.township:
+        values["f_township"] = f.township
+    if f.size:
+        values["f_size"] = f.size
+    if f.amount_min is not None:
+        values["f_amount_min"] = f.amount_min
+    if f.amount_max is not None:
+        values["f_amount_max"] = f.amount_max
+    if f.date_from:
+        values["f_from"] = _day_start_utc(f.date_from)
+    if f.date_to:
+        values["f_to"] = _day_start_utc(f.date_to + timedelta(days=1))
+    if f.q:
+        # A credit code by its start (as typed, normalised), or a part of the name.
+        values["f_code"] = _like_escape(credit_code.normalize(f.q).upper()) + "%"
+        values["f_name"] = "%" + _like_escape(f.q) + "%"
+    if cursor is not None:
+        values["c_at"], values["c_id"] = cursor.created_at, cursor.id
+    return values
+
+
+def _shape(f: ReferralFilters) -> tuple:
+    """Which filters are set (and which need column): what the statement's form depends on."""
+    return tuple(getattr(f, k) not in (None, "") for k in FILTER_KEYS) + (f.need,)
 
 
 def _after(stmt, cursor: Cursor | None):
     if cursor is None:
         return stmt
     # (created_at, id) < (c, i), written so the index range on created_at is usable everywhere.
+    at = bindparam("c_at", type_=Referral.created_at.type)
     return stmt.where(
-        Referral.created_at <= cursor.created_at,
-        or_(Referral.created_at < cursor.created_at, Referral.id < cursor.id),
+        Referral.created_at <= at,
+        or_(Referral.created_at < at, Referral.id < bindparam("c_id", type_=Integer)),
     )
+
+
+_STATEMENTS: dict[tuple, object] = {}
+_MAX_STATEMENTS = 1000
+
+
+def _page_statement(actor: User, filters: ReferralFilters, cursor: Cursor | None, limit: int):
+    """The statement of a list page, built once per user and filter shape, then reused with
+    new bind values: building and keying a statement this size costs more than running it.
+    The scope (role, user id, org id) is in both the statement and its key."""
+    key = (actor.id, actor.role, actor.org_id, _shape(filters), cursor is not None, limit)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        if len(_STATEMENTS) >= _MAX_STATEMENTS:
+            _STATEMENTS.clear()
+        inner = _newest_first(_after(_select(actor, filters), cursor)).limit(limit)
+        stmt = _STATEMENTS[key] = _decorate(actor, inner)
+    return stmt
 
 
 def _newest_first(stmt):
@@ -530,12 +617,13 @@ def list_page(
     rows, and the referring bureaus of the page."""
     limit = max(1, min(limit, MAX_LIMIT))
     office = actor.role in OFFICE_ROLES
-    stmt = _newest_first(_after(_select(actor, filters), cursor)).limit(limit + 1)
-    rows = _rows(db.session.execute(stmt, _params(actor)), office)
+    stmt = _page_statement(actor, filters, cursor, limit + 1)
+    rows = _rows(db.session.execute(stmt, _values(filters, cursor)), office)
     more = len(rows) > limit
     rows = rows[:limit]
     if rows:
-        bureaus = svc.bureaus_of([r.id for r in rows])
+        # A bureau's list shows the closed loop, not who else referred (one query less).
+        bureaus = svc.bureaus_of([r.id for r in rows]) if actor.role != "bureau" else {}
         cal = cal if cal is not None else svc.calendar()
         today = today or svc.today()
         flag_of = _FlagMemo(cal, today)
@@ -740,14 +828,14 @@ def bureau_dashboard(actor: User, latest: int = 10) -> Dashboard:
         if d is not None
     ]
     median = statistics.median(days) if days else None
-    stmt = (
+    inner = (
         _select(actor, ReferralFilters())
         .where(Referral.outcome_result.is_not(None))
         .order_by(Referral.resolved_at.desc(), Referral.id.desc())
         .limit(latest)
     )
     office = actor.role in OFFICE_ROLES
-    rows = _rows(db.session.execute(stmt, _params(actor)), office)
+    rows = _rows(db.session.execute(_decorate(actor, inner, "resolved")), office)
     return Dashboard(
         by_status=by_status,
         referred=sum(by_status.values()),
@@ -796,8 +884,8 @@ class Export:
 def export_rows(actor: User, filters: ReferralFilters, cap: int = EXPORT_CAP) -> Export:
     """Every case matching ``filters`` (up to ``cap``), as spreadsheet rows, newest first."""
     office = actor.role in OFFICE_ROLES
-    stmt = _newest_first(_select(actor, filters)).limit(cap + 1)
-    rows = _rows(db.session.execute(stmt, _params(actor)), office)
+    inner = _newest_first(_select(actor, filters)).limit(cap + 1)
+    rows = _rows(db.session.execute(_decorate(actor, inner), _values(filters)), office)
     truncated = len(rows) > cap
     rows = rows[:cap]
     bureaus = svc.bureaus_of([r.id for r in rows]) if rows else {}

@@ -116,7 +116,7 @@ class CleanItem:
     note: str | None
 
 
-def _parse_needs(raw) -> list[str] | None:
+def _parse_needs(raw, label_keys: dict[str, str] | None = None) -> list[str] | None:
     """Needs from a JSON list, or a spreadsheet cell like "融资、政策" / "financing,policy"."""
     if raw is None or raw == "":
         return []
@@ -146,7 +146,7 @@ def _parse_needs(raw) -> list[str] | None:
         "保险": "insurance",
         "保险需求": "insurance",
     }
-    labels = {v: k for k, v in need_labels().items()}
+    labels = label_keys if label_keys is not None else {v: k for k, v in need_labels().items()}
     needs = []
     for part in parts:
         if not part:
@@ -161,16 +161,21 @@ def _parse_needs(raw) -> list[str] | None:
 
 
 def clean_item(
-    data: dict, *, may_override: bool = False, override_reason: str | None = None
+    data: dict,
+    *,
+    may_override: bool = False,
+    override_reason: str | None = None,
+    labels: dict[str, str] | None = None,
+    need_keys: dict[str, str] | None = None,
 ) -> tuple[CleanItem | None, dict[str, str]]:
     """Validate one referral item (the contract's ITEM). Returns (item, errors)."""
-    labels = item_labels()
+    labels = labels or item_labels()
     if not isinstance(data, dict):
         return None, {"item": _("Each item must be an object.")}
     firm_values, errors, _overridden = firm_service.clean_firm_fields(
-        data, override_reason=override_reason, may_override=may_override
+        data, override_reason=override_reason, may_override=may_override, labels=labels
     )
-    needs = _parse_needs(data.get("needs"))
+    needs = _parse_needs(data.get("needs"), need_keys)
     if needs is None:
         errors["needs"] = _(
             "%(field)s must be from: financing, policy, guidance, insurance.", field=labels["needs"]
@@ -235,16 +240,21 @@ def submit(
     *,
     source: str = "api",
     upload_id: int | None = None,
+    notify_office: bool = True,
 ) -> list[ItemResult]:
     """Validate and save a batch of referral items from one bureau user. Accepted items are
-    saved even when others are rejected. Flushes; the caller commits once."""
+    saved even when others are rejected. Flushes; the caller commits once. A caller that
+    submits one list in several chunks passes ``notify_office=False`` and calls
+    :func:`notify_submitted` once at the end."""
     if actor.role != "bureau" or actor.org_id is None:
         raise ValidationFailed(_("Only bureau users can refer firms."))
     results: list[ItemResult] = []
     clean: list[tuple[int, CleanItem]] = []
     first_row_of_code: dict[str, int] = {}
+    labels = item_labels()  # once per call, not per item
+    need_keys = {v: k for k, v in need_labels().items()}
     for index, data in enumerate(items):
-        item, errors = clean_item(data)
+        item, errors = clean_item(data, labels=labels, need_keys=need_keys)
         code = item.firm["credit_code"] if item else None
         if item and code in first_row_of_code:
             results.append(
@@ -319,17 +329,22 @@ def submit(
             new_firm_rows.append(row)
     db.session.flush()
     if new_firm_rows:
+        # Core executemany (the ORM bulk path splits batches on NULL patterns, and SQLite cannot
+        # return ids in parameter order, so it fell back to one INSERT per row); the new ids are
+        # read back by credit code, which is unique.
+        table = Enterprise.__table__
+        ids_by_code = {}
         for part in chunks(new_firm_rows):
-            ids = (
+            db.session.execute(insert(table), list(part))
+            ids_by_code.update(
                 db.session.execute(
-                    insert(Enterprise).returning(Enterprise.id, sort_by_parameter_order=True),
-                    list(part),
-                )
-                .scalars()
-                .all()
+                    select(table.c.credit_code, table.c.id).where(
+                        table.c.credit_code.in_([r["credit_code"] for r in part])
+                    )
+                ).all()
             )
-            for row, new_id in zip(part, ids, strict=True):
-                row["id"] = new_id
+        for row in new_firm_rows:
+            row["id"] = ids_by_code[row["credit_code"]]
         audit.record_bulk(
             "insert",
             "enterprise",
@@ -396,19 +411,23 @@ def submit(
             }
             for _index, item, enterprise_id in new_cases
         ]
-        for part_rows, part_cases in zip(chunks(rows), chunks(new_cases), strict=True):
-            ids = (
+        # Likewise; one open case per firm, so the new ids are read back by enterprise id.
+        table = Referral.__table__
+        ids_by_firm = {}
+        for part in chunks(rows):
+            db.session.execute(insert(table), list(part))
+            ids_by_firm.update(
                 db.session.execute(
-                    insert(Referral).returning(Referral.id, sort_by_parameter_order=True),
-                    list(part_rows),
-                )
-                .scalars()
-                .all()
+                    select(table.c.enterprise_id, table.c.id).where(
+                        table.c.enterprise_id.in_([r["enterprise_id"] for r in part]),
+                        table.c.status.in_(OPEN_STATUSES),
+                    )
+                ).all()
             )
-            for row, (index, _item, _eid), new_id in zip(part_rows, part_cases, ids, strict=True):
-                row["id"] = new_id
-                by_index[index].status = "created"
-                by_index[index].referral_id = new_id
+        for row, (index, _item, enterprise_id) in zip(rows, new_cases, strict=True):
+            row["id"] = ids_by_firm[enterprise_id]
+            by_index[index].status = "created"
+            by_index[index].referral_id = row["id"]
         bureau_rows = [
             {
                 "referral_id": r["id"],
@@ -434,9 +453,9 @@ def submit(
             for r in rows
         ]
         for part in chunks(bureau_rows):
-            db.session.execute(insert(ReferralBureau), list(part))
+            db.session.execute(insert(ReferralBureau.__table__), list(part))
         for part in chunks(event_rows):
-            db.session.execute(insert(ReferralEvent), list(part))
+            db.session.execute(insert(ReferralEvent.__table__), list(part))
         audit.record_bulk(
             "insert",
             "referral",
@@ -478,10 +497,17 @@ def submit(
     db.session.flush()
 
     created = sum(1 for r in results if r.status == "created")
+    if notify_office:
+        notify_submitted(actor, created)
+    return results
+
+
+def notify_submitted(actor: User, created: int) -> None:
+    """Tell the finance office and the central bank that new referrals have arrived."""
     if created:
         office = users_with_role("finance_office") + users_with_role("pboc")
-        notify(office, "referrals_submitted", params={"bureau": bureau_label, "count": created})
-    return results
+        label = actor.org.short_name or actor.org.name
+        notify(office, "referrals_submitted", params={"bureau": label, "count": created})
 
 
 def counts(results: list[ItemResult]) -> dict[str, int]:
