@@ -250,7 +250,7 @@ def submit_referrals():
         return bad_request(
             {"items": _("Send from 1 to %(n)s items per call.", n=service.MAX_ITEMS)}
         )
-    # Items the rule set cannot read go in as a placeholder it rejects (keeping every index);
+    # Items the rule set cannot read go in as None, which it rejects (keeping every index);
     # their result then names each bad field, plus whatever else is wrong with the item.
     unreadable = {i: errs for i, item in enumerate(items) if (errs := _shape_errors(item))}
     readable = [None if i in unreadable else item for i, item in enumerate(items)]
