@@ -125,6 +125,24 @@ def auth(client):
     return AuthActions(client)
 
 
+@pytest.fixture
+def login(client, auth):
+    """``login(user)`` signs in through the real form with the English interface (msgids are
+    stable for assertions); a second call signs the first user out."""
+    signed_in = []
+
+    def _login(user):
+        if signed_in:
+            auth.logout()
+        assert auth.login(user.username).status_code == 302
+        signed_in.append(user)
+        with client.session_transaction() as s:
+            s["lang"] = "en"
+        return user
+
+    return _login
+
+
 class Factory:
     """Small data factories; each call makes a new, valid record and flushes it."""
 

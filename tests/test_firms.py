@@ -18,24 +18,6 @@ BAD_CODE = "91310115MA1H8R7C6D"  # fails both check characters (REFERENCE.md §2
 GOOD_CODE = "91110000600037341L"
 
 
-@pytest.fixture
-def login(client, auth):
-    """Sign in as ``user`` with the English interface (msgids, stable for assertions)."""
-
-    signed_in = []
-
-    def _login(user):
-        if signed_in:
-            auth.logout()
-        assert auth.login(user.username).status_code == 302
-        signed_in.append(user)
-        with client.session_transaction() as s:
-            s["lang"] = "en"
-        return user
-
-    return _login
-
-
 def _form(**values) -> dict:
     data = {
         "credit_code": GOOD_CODE,

@@ -27,22 +27,6 @@ SEED_NAMES = {
 }
 
 
-@pytest.fixture
-def login(client, auth):
-    signed_in = []
-
-    def _login(user):
-        if signed_in:
-            auth.logout()
-        assert auth.login(user.username).status_code == 302
-        signed_in.append(user)
-        with client.session_transaction() as s:
-            s["lang"] = "en"
-        return user
-
-    return _login
-
-
 def _form(**values) -> dict:
     data = {
         "code": "green_loan",

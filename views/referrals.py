@@ -374,32 +374,50 @@ def _conflict(referral_id: int, form: FlaskForm, exc, form_key: str):
     )
 
 
+def _run_action(
+    referral_id: int, form: FlaskForm, form_key: str, call, *, field_errors: bool = True
+):
+    """Validate the form -> call the service -> commit once. Returns None on success, or the
+    case page again (422 with the errors, 409 on a conflict; 404 out of scope)."""
+    view = _view_or_404(referral_id)
+    if not form.validate():
+        return _render_detail(view, **{form_key: form}, status=422)
+    try:
+        call()
+        db.session.commit()
+    except (Conflict, StaleDataError) as exc:
+        return _conflict(referral_id, form, exc, form_key)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        if not field_errors:
+            return _render_detail(_view_or_404(referral_id), errors=[exc.message], status=422)
+        _apply(form, exc)
+        return _render_detail(_view_or_404(referral_id), **{form_key: form}, status=422)
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    return None
+
+
 @bp.route("/<int:referral_id>/assign", methods=["POST"])
 @allow("finance_office")
 @form_view
 def assign(referral_id: int):
-    view = _view_or_404(referral_id)
     form = AssignForm()
-    if not form.validate():
-        return _render_detail(view, assign_form=form, status=422)
-    try:
-        svc.assign(
+    failed = _run_action(
+        referral_id,
+        form,
+        "assign_form",
+        lambda: svc.assign(
             _me(),
             [referral_id],
             form.advisor.data or "",
             note=form.note.data or None,
             expected_version=_version(form.version.data),
-        )
-        db.session.commit()
-    except (Conflict, StaleDataError) as exc:
-        return _conflict(referral_id, form, exc, "assign_form")
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _apply(form, exc)
-        return _render_detail(_view_or_404(referral_id), assign_form=form, status=422)
-    except NotFound:
-        db.session.rollback()
-        abort(404)
+        ),
+    )
+    if failed is not None:
+        return failed
     flash(_("Case assigned."), "success")
     return redirect(url_for("referrals.detail", referral_id=referral_id))
 
@@ -408,24 +426,17 @@ def assign(referral_id: int):
 @allow("finance_office")
 @form_view
 def reject(referral_id: int):
-    view = _view_or_404(referral_id)
     form = RejectForm()
-    if not form.validate():
-        return _render_detail(view, reject_form=form, status=422)
-    try:
-        svc.reject(
+    failed = _run_action(
+        referral_id,
+        form,
+        "reject_form",
+        lambda: svc.reject(
             _me(), referral_id, form.reason.data or "", expected_version=_version(form.version.data)
-        )
-        db.session.commit()
-    except (Conflict, StaleDataError) as exc:
-        return _conflict(referral_id, form, exc, "reject_form")
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _apply(form, exc)
-        return _render_detail(_view_or_404(referral_id), reject_form=form, status=422)
-    except NotFound:
-        db.session.rollback()
-        abort(404)
+        ),
+    )
+    if failed is not None:
+        return failed
     flash(_("Referral rejected. The bureau sees your reason."), "success")
     return redirect(url_for("referrals.detail", referral_id=referral_id))
 
@@ -434,21 +445,16 @@ def reject(referral_id: int):
 @allow("bureau")
 @form_view
 def withdraw(referral_id: int):
-    view = _view_or_404(referral_id)
     form = WithdrawForm()
-    if not form.validate():
-        return _render_detail(view, withdraw_form=form, status=422)
-    try:
-        svc.withdraw(_me(), referral_id, expected_version=_version(form.version.data))
-        db.session.commit()
-    except (Conflict, StaleDataError) as exc:
-        return _conflict(referral_id, form, exc, "withdraw_form")
-    except ValidationFailed as exc:
-        db.session.rollback()
-        return _render_detail(_view_or_404(referral_id), errors=[exc.message], status=422)
-    except NotFound:
-        db.session.rollback()
-        abort(404)
+    failed = _run_action(
+        referral_id,
+        form,
+        "withdraw_form",
+        lambda: svc.withdraw(_me(), referral_id, expected_version=_version(form.version.data)),
+        field_errors=False,
+    )
+    if failed is not None:
+        return failed
     flash(_("Your referral was withdrawn."), "success")
     # With co-referrers the case stays open for them and leaves this bureau's scope.
     if not queries.in_scope(_me(), referral_id):
@@ -467,29 +473,22 @@ def _satisfaction(raw) -> int | None:
 @allow("bureau")
 @form_view
 def confirm(referral_id: int):
-    view = _view_or_404(referral_id)
     form = ConfirmForm()
     form.satisfaction.choices = _satisfaction_choices()
-    if not form.validate():
-        return _render_detail(view, confirm_form=form, status=422)
-    try:
-        svc.confirm_outcome(
+    failed = _run_action(
+        referral_id,
+        form,
+        "confirm_form",
+        lambda: svc.confirm_outcome(
             _me(),
             referral_id,
             _satisfaction(form.satisfaction.data),
             form.comment.data or None,
             expected_version=_version(form.version.data),
-        )
-        db.session.commit()
-    except (Conflict, StaleDataError) as exc:
-        return _conflict(referral_id, form, exc, "confirm_form")
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _apply(form, exc)
-        return _render_detail(_view_or_404(referral_id), confirm_form=form, status=422)
-    except NotFound:
-        db.session.rollback()
-        abort(404)
+        ),
+    )
+    if failed is not None:
+        return failed
     flash(_("Outcome confirmed; the case is closed."), "success")
     return redirect(url_for("referrals.detail", referral_id=referral_id))
 
