@@ -17,7 +17,18 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import Select, false, select
 from sqlalchemy.orm import aliased
 
-from models import ROLES, Enterprise, Organisation, Referral, ReferralBureau, User, db
+from models import (
+    ROLES,
+    Enterprise,
+    FinancingApplication,
+    Organisation,
+    Referral,
+    ReferralBureau,
+    RiskReport,
+    User,
+    Visit,
+    db,
+)
 
 PUBLIC = "public"
 SIGNED_IN = "signed_in"
@@ -126,8 +137,44 @@ def _referral_scope(user: User, stmt: Select) -> Select:
     return stmt.where(false())
 
 
+def _work_scope(model):
+    """Visits and financing applications: an advisor sees the work they did and all work on the
+    cases now assigned to them (a new advisor reads the history); a liaison the work of its
+    institution's advisors; office roles all. Bureaus follow cases through the referral's
+    status and outcome, not the advisors' notes."""
+
+    def scope(user: User, stmt: Select) -> Select:
+        if user.role in GLOBAL_ROLES:
+            return stmt
+        if user.role == "advisor":
+            mine = (
+                select(Referral.id)
+                .where(Referral.id == model.referral_id, Referral.advisor_id == user.id)
+                .exists()
+            )
+            return stmt.where((model.advisor_id == user.id) | mine)
+        if user.role == "liaison":
+            return stmt.where(model.org_id == user.org_id)
+        return stmt.where(false())
+
+    return scope
+
+
+def _risk_scope(user: User, stmt: Select) -> Select:
+    """Risk reports: the reporter, the finance office, the central bank and admins only — not
+    bureaus, not liaisons, not another advisor who later takes the case."""
+    if user.role in GLOBAL_ROLES:
+        return stmt
+    if user.role == "advisor":
+        return stmt.where(RiskReport.reporter_id == user.id)
+    return stmt.where(false())
+
+
 SCOPES: dict[type, Callable[[User, Select], Select]] = {
     Referral: _referral_scope,
+    Visit: _work_scope(Visit),
+    FinancingApplication: _work_scope(FinancingApplication),
+    RiskReport: _risk_scope,
     Enterprise: _enterprise_scope,
     User: _user_scope,
     Organisation: _org_scope,

@@ -41,6 +41,10 @@ class Referral(TimestampMixin, db.Model):
     assigned_at = db.Column(UTCDateTime)
     first_contact_due = db.Column(db.Date)
     first_contact_on = db.Column(db.Date)
+    # Kept by the visit service: the latest visit and the follow-up it planned (the workbench's
+    # "next due" without reading the visit log).
+    last_visit_on = db.Column(db.Date)
+    next_visit_on = db.Column(db.Date)
     resolved_at = db.Column(UTCDateTime)
     closed_at = db.Column(UTCDateTime)
 

@@ -63,6 +63,7 @@ def world(make):
     )
     db.session.add(upload)
     db.session.commit()
+    work = _work_records(users, result.referral_id)
     tokens = {role: make.token(u) for role, u in users.items()}
     own_token_id = {}
     from models import ApiToken
@@ -82,8 +83,74 @@ def world(make):
             "note_id": note_id,
             "referral_id": result.referral_id,
             "upload_id": upload.id,
+            **work,
         },
         "own_token_id": own_token_id,
+    }
+
+
+def _work_records(users, referral_id) -> dict:
+    """The world's case assigned to its advisor, with a visit, a financing application, a risk
+    report and a feedback link (the route arguments of the advisor-work pages)."""
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    from advisors.audit import acting_as
+    from advisors.services import referrals as referral_service
+    from models import FeedbackLink, FinancingApplication, Referral, RiskReport, Visit, utcnow
+
+    advisor = users["advisor"]
+    with acting_as(users["finance_office"]):
+        referral_service.assign(users["finance_office"], [referral_id], advisor.username)
+    db.session.commit()
+    referral = db.session.get(Referral, referral_id)
+    with acting_as(advisor):
+        visit = Visit(
+            referral_id=referral_id,
+            enterprise_id=referral.enterprise_id,
+            advisor_id=advisor.id,
+            org_id=advisor.org_id,
+            visited_on=date.today(),
+            mode="onsite",
+            role_financing=True,
+            role_information=True,
+            summary="矩阵走访",
+        )
+        db.session.add(visit)
+        db.session.flush()
+        application = FinancingApplication(
+            referral_id=referral_id,
+            enterprise_id=referral.enterprise_id,
+            advisor_id=advisor.id,
+            org_id=advisor.org_id,
+            visit_id=visit.id,
+            amount_wan=Decimal("50"),
+            applied_on=date.today(),
+        )
+        risk = RiskReport(
+            visit_id=visit.id,
+            referral_id=referral_id,
+            enterprise_id=referral.enterprise_id,
+            reporter_id=advisor.id,
+            org_id=advisor.org_id,
+            risk_type="fraud",
+            note="矩阵风险",
+        )
+        link = FeedbackLink(
+            referral_id=referral_id,
+            advisor_id=advisor.id,
+            token_hash="f" * 64,
+            created_by_id=advisor.id,
+            expires_at=utcnow() + timedelta(days=7),
+        )
+        db.session.add_all([application, risk, link])
+        db.session.commit()
+    return {
+        "visit_id": visit.id,
+        "application_id": application.id,
+        "risk_id": risk.id,
+        "link_id": link.id,
+        "token": "not-a-valid-token",
     }
 
 

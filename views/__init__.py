@@ -21,12 +21,16 @@ def register_views(app: Flask) -> None:
         admin,
         audit,
         auth,
+        feedback,
         firms,
         intake,
         main,
         notifications,
         policies,
         referrals,
+        risks,
+        visits,
+        work,
     )
     from .api import bp as api_bp
 
@@ -42,6 +46,10 @@ def register_views(app: Flask) -> None:
         notifications,
         intake,
         referrals,
+        visits,
+        risks,
+        feedback,
+        work,
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)

@@ -24,6 +24,13 @@ def _messages() -> dict[str, str]:
         "resolved": _("%(firm)s has an outcome: %(outcome)s. Please confirm it."),
         "closed": _("%(bureau)s confirmed the outcome for %(firm)s and closed the case."),
         "overdue": _("First contact with %(firm)s is overdue (due %(due)s, advisor %(advisor)s)."),
+        "risk_reported": _("%(advisor)s reported a risk at %(firm)s: %(risk)s."),
+        "risk_acknowledged": _("The finance office acknowledged your risk report on %(firm)s."),
+        "risk_closed": _("The finance office closed the risk report on %(firm)s."),
+        "visit_corrected": _(
+            "The finance office corrected your visit log for %(firm)s: %(reason)s"
+        ),
+        "feedback_received": _("%(firm)s rated the service %(rating)s of 5."),
     }
 
 
@@ -39,12 +46,18 @@ def render(note: Notification) -> str:
         "reason": "",
         "due": "",
         "outcome": "",
+        "risk": "",
+        "rating": "",
     }
     params.update(note.params or {})
     if note.kind == "resolved" and params.get("outcome"):
         from .referrals import outcome_labels
 
         params["outcome"] = outcome_labels().get(params["outcome"], params["outcome"])
+    if note.kind == "risk_reported" and params.get("risk"):
+        from .labels import risk_type_labels
+
+        params["risk"] = risk_type_labels().get(params["risk"], params["risk"])
     try:
         return template % params
     except (KeyError, ValueError, TypeError):
