@@ -71,6 +71,11 @@ class Config:
 
     # Referrals: first contact is due this many working days after assignment.
     FIRST_CONTACT_WORKING_DAYS = int(os.environ.get("FIRST_CONTACT_WORKING_DAYS", "5"))
+    # Days after logging a visit during which its author may still edit it; afterwards only a
+    # finance-office correction (with a reason) changes it.
+    VISIT_EDIT_DAYS = int(os.environ.get("VISIT_EDIT_DAYS", "7"))
+    # How long a firm's one-time feedback link stays valid.
+    FEEDBACK_LINK_DAYS = int(os.environ.get("FEEDBACK_LINK_DAYS", "14"))
     # Uploads of referral lists: rows per file.
     MAX_UPLOAD_ROWS = 20000
 

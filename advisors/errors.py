@@ -28,3 +28,11 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status = 409
     code = "conflict"
+
+
+class Forbidden(DomainError):
+    """The record is in scope but this action is not open to the caller (e.g. an edit window
+    that has closed)."""
+
+    status = 403
+    code = "forbidden"

@@ -21,8 +21,11 @@ from wtforms import HiddenField, SelectField, TextAreaField
 from advisors.errors import Conflict, NotFound, ValidationFailed
 from advisors.i18n import SHANGHAI
 from advisors.permissions import OFFICE_ROLES, allow, allow_blueprint
+from advisors.services import financing as financing_service
 from advisors.services import referral_queries as queries
 from advisors.services import referrals as svc
+from advisors.services import visits as visit_service
+from advisors.services.labels import stage_labels, visit_mode_labels, visit_role_labels
 from advisors.services.matching import suggest
 from advisors.xlsx import XLSX_MIMETYPE, workbook_bytes
 from models import NEEDS, SIZE_CLASSES, STATUSES, db
@@ -323,6 +326,7 @@ def _render_detail(
     return render_template(
         "referrals/detail.html",
         view=view,
+        work=_work_panel(user, referral),
         r=referral,
         firm=view.firm,
         suggestions=suggestions,
@@ -337,6 +341,25 @@ def _render_detail(
         event_labels=queries.labels("event"),
         sla_labels=queries.labels("sla"),
     ), status
+
+
+def _work_panel(user, referral) -> dict:
+    """The advisor work on the case: its visits and financing (for those whose scope covers
+    them; bureaus follow the status and outcome), and what the caller can do next."""
+    visible = user.role != "bureau"
+    mine = user.role == "advisor" and referral.advisor_id == user.id
+    return {
+        "visible": visible,
+        "visits": visit_service.for_referral(user, referral.id) if visible else [],
+        "applications": financing_service.for_referral(user, referral.id) if visible else [],
+        "may_log": mine and referral.status in visit_service.VISITABLE,
+        "may_outcome": mine and referral.status == "in_service",
+        "may_feedback": referral.status in ("resolved", "closed")
+        and (mine or user.role in ("finance_office", "admin")),
+        "mode_labels": visit_mode_labels(),
+        "role_labels": visit_role_labels(),
+        "stage_labels": stage_labels(),
+    }
 
 
 @bp.route("/<int:referral_id>")

@@ -15,3 +15,19 @@ document.addEventListener("click", function (event) {
     target.textContent = target.getAttribute("data-copied") || target.textContent;
   }
 });
+// Visit form: show each role's section only while that role is ticked. Without script every
+// section shows; the server requires a role's fields only when the role is ticked either way.
+(function () {
+  var form = document.querySelector("[data-visit-form]");
+  if (!form) return;
+  function sync() {
+    form.querySelectorAll(".role-section[data-role]").forEach(function (section) {
+      var box = form.querySelector('input[name="roles"][value="' + section.getAttribute("data-role") + '"]');
+      section.classList.toggle("is-hidden", !!box && !box.checked);
+    });
+  }
+  form.addEventListener("change", function (event) {
+    if (event.target.name === "roles") sync();
+  });
+  sync();
+})();

@@ -326,6 +326,160 @@ REFERRAL_PATHS: dict = {
     },
 }
 
+_VISIT_ID = {
+    "name": "visit_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+_DATE = {"type": "string", "format": "date"}
+
+VISIT_SCHEMAS: dict = {
+    "VisitIn": {
+        "type": "object",
+        "required": ["referral_id", "visited_on", "mode", "roles", "summary"],
+        "description": "Each role's fields are required only when that role is in `roles`.",
+        "properties": {
+            "referral_id": {"type": "integer", "description": "A case assigned to the caller"},
+            "visited_on": {**_DATE, "description": "Not in the future, not before the referral"},
+            "mode": {"type": "string", "enum": ["onsite", "phone", "online", "event"]},
+            "roles": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "string",
+                    "enum": ["policy", "guidance", "financing", "information"],
+                },
+            },
+            "summary": {"type": "string", "maxLength": 5000},
+            "policies": {
+                "type": "array",
+                "items": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                "description": "Catalogue ids or codes (role policy)",
+            },
+            "policy_note": {"type": "string", "maxLength": 500},
+            "guidance_topic": {"type": "string", "maxLength": 100},
+            "guidance_advice": {"type": "string", "maxLength": 5000},
+            "financing": {
+                "type": "object",
+                "required": ["stage"],
+                "description": (
+                    "Role financing. Opens an application, or moves on the one named by "
+                    "`application_id` (or the case's only open one with the same lender). "
+                    "Stages never go back."
+                ),
+                "properties": {
+                    "stage": {
+                        "type": "string",
+                        "enum": ["applied", "approved", "disbursed", "declined"],
+                    },
+                    "amount_wan": _MONEY_IN,
+                    "institution": {"type": "string", "description": "Lender's org code"},
+                    "first_loan": {"type": "boolean"},
+                    "unsecured": {"type": "boolean"},
+                    "application_id": {"type": "integer"},
+                    "product": {"type": "string", "maxLength": 100},
+                    "purpose": {"type": "string", "maxLength": 200},
+                    "term_months": {"type": "integer", "minimum": 1, "maximum": 600},
+                    "reason": {"type": "string", "maxLength": 500},
+                },
+            },
+            "information": {
+                "type": "object",
+                "required": ["note"],
+                "properties": {
+                    "note": {"type": "string", "maxLength": 5000},
+                    "risk_signal": {"type": "boolean"},
+                    "risk_type": {
+                        "type": "string",
+                        "enum": ["illegal_fundraising", "illegal_deposit", "fraud", "other"],
+                    },
+                },
+            },
+            "next_visit_on": _DATE,
+        },
+    },
+    "Visit": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "referral_id": {"type": "integer"},
+            "visited_on": _DATE,
+            "mode": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}},
+            "summary": {"type": "string"},
+            "advisor": {"type": ["string", "null"]},
+            "institution": {"type": ["string", "null"]},
+            "policies": {"type": "array", "items": {"type": "object"}},
+            "policy_note": {"type": ["string", "null"]},
+            "guidance_topic": {"type": ["string", "null"]},
+            "guidance_advice": {"type": ["string", "null"]},
+            "information": {
+                "type": ["object", "null"],
+                "description": "Risk reports appear only to the reporter and the office roles",
+            },
+            "financing": {"type": "array", "items": {"type": "object"}},
+            "next_visit_on": {"type": ["string", "null"], "format": "date"},
+            "created_at": {"type": "string"},
+            "version": {"type": "integer"},
+        },
+    },
+}
+
+VISIT_PATHS: dict = {
+    "/api/v1/visits": {
+        "post": {
+            "summary": "Log a visit (the advisor the case is assigned to)",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("VisitIn")}},
+            },
+            "responses": {
+                "201": {
+                    "description": "Created",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["id"],
+                                "properties": {"id": {"type": "integer"}},
+                            }
+                        }
+                    },
+                },
+                **_errors(401, 403, 404, 409, 422),
+            },
+        },
+        "get": {
+            "summary": "A case's visits in the caller's scope, newest first",
+            "parameters": [
+                {
+                    "name": "referral_id",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            ],
+            "responses": {
+                **_ok(
+                    {
+                        "type": "object",
+                        "properties": {"items": {"type": "array", "items": _ref("Visit")}},
+                    }
+                ),
+                **_errors(401, 403, 422),
+            },
+        },
+    },
+    "/api/v1/visits/{visit_id}": {
+        "get": {
+            "summary": "One visit (in scope)",
+            "parameters": [_VISIT_ID],
+            "responses": {**_ok(_ref("Visit")), **_errors(401, 403, 404)},
+        }
+    },
+}
+
 SPEC: dict = {
     "openapi": "3.1.0",
     "info": {
@@ -386,6 +540,7 @@ SPEC: dict = {
                 },
             },
             **REFERRAL_SCHEMAS,
+            **VISIT_SCHEMAS,
         },
     },
     "security": [{"bearer": []}],
@@ -471,6 +626,7 @@ SPEC: dict = {
             }
         },
         **REFERRAL_PATHS,
+        **VISIT_PATHS,
     },
 }
 
