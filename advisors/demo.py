@@ -23,6 +23,7 @@ from models import AdvisorProfile, Enterprise, Organisation, Township, User, db
 
 from . import security
 from .credit_code import ALPHABET, make_code
+from .i18n import SHANGHAI
 
 #: One password for every demo account. It is printed on start-up, so it is no secret at all:
 #: a demo database must never hold real data.
@@ -472,6 +473,108 @@ def _townships() -> tuple[dict[str, Township], int]:
     return townships, created
 
 
+def _visit_days(rng: random.Random, first, today) -> list:
+    """One to four visit dates from the first contact, never after today."""
+    from datetime import timedelta
+
+    days = [first]
+    for _n in range(rng.randint(0, 3)):
+        nxt = days[-1] + timedelta(days=rng.randint(3, 12))
+        if nxt > today:
+            break
+        days.append(nxt)
+    return days
+
+
+_SUMMARIES = (
+    "实地走访企业，了解生产经营和资金需求。",
+    "电话回访企业负责人，跟进融资进度。",
+    "参加园区政银企对接会，向企业介绍金融政策。",
+    "与企业财务负责人面谈，梳理报表和纳税情况。",
+)
+_TOPICS = ("财务管理", "信用修复", "上市培育", "保险规划", "数字化转型")
+_INFO = (
+    "企业员工约{n}人，订单较上年增长，流动资金偏紧。",
+    "企业反映原材料价格上涨，回款周期拉长。",
+    "企业新增一条生产线，计划明年扩产。",
+)
+
+
+def _demo_visit(rng: random.Random, advisor: User, case, day, *, first: bool, last: bool):
+    """A visit through the same service the form and the API use."""
+    from datetime import timedelta
+
+    from models import PolicyTool
+
+    from .services import financing as financing_service
+    from .services import visits as visit_service
+
+    roles = ["information"] if first else []
+    open_apps = financing_service.open_applications(case.id)
+    wants_money = case.need_financing
+    if wants_money and (not open_apps or rng.random() < 0.8):
+        roles.append("financing")
+    if case.need_policy or rng.random() < 0.4:
+        roles.append("policy")
+    if case.need_guidance or rng.random() < 0.2:
+        roles.append("guidance")
+    if not roles:
+        roles = ["policy"]
+    data = {
+        "referral_id": case.id,
+        "visited_on": day.isoformat(),
+        "mode": rng.choice(["onsite", "onsite", "phone", "online", "event"]),
+        "roles": roles,
+        "summary": rng.choice(_SUMMARIES),
+        "next_visit_on": None if last else (day + timedelta(days=rng.randint(7, 20))).isoformat(),
+    }
+    if "policy" in roles:
+        tools = list(db.session.execute(select(PolicyTool.code).order_by(PolicyTool.id)).scalars())
+        data["policies"] = rng.sample(tools, rng.randint(1, 2))
+        data["policy_note"] = "向企业负责人讲解"
+    if "guidance" in roles:
+        data["guidance_topic"] = rng.choice(_TOPICS)
+        data["guidance_advice"] = "建议规范财务核算，按月报送经营数据。"
+    if "information" in roles:
+        risk = rng.random() < 0.03
+        data["information"] = {
+            "note": rng.choice(_INFO).format(n=rng.randint(8, 120)),
+            "risk_signal": risk,
+            "risk_type": rng.choice(["illegal_fundraising", "illegal_deposit", "fraud"])
+            if risk
+            else None,
+        }
+    if "financing" in roles:
+        if open_apps:
+            app = open_apps[0]
+            stage = "approved" if app.stage == "applied" else "disbursed"
+            if rng.random() < 0.1:
+                data["financing"] = {
+                    "application_id": app.id,
+                    "stage": "declined",
+                    "reason": "企业资质未达授信条件",
+                }
+            else:
+                base = app.approved_amount_wan or app.amount_wan
+                amount = (base * Decimal(rng.choice(["1", "1", "0.8"]))).quantize(Decimal("1"))
+                data["financing"] = {
+                    "application_id": app.id,
+                    "stage": stage,
+                    "amount_wan": str(amount),
+                }
+        else:
+            data["financing"] = {
+                "stage": "applied",
+                "amount_wan": str(case.amount_wan or _amount(rng, 20, 500)),
+                "institution": advisor.org.code,
+                "product": rng.choice(["科创贷", "税易贷", "惠农e贷", "流动资金贷款"]),
+                "term_months": rng.choice([6, 12, 24, 36]),
+                "first_loan": rng.random() < 0.3,
+                "unsecured": rng.random() < 0.5,
+            }
+    visit_service.log_visit(advisor, data)
+
+
 def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
     """About half the firms referred by their bureau over the last two months, some co-referred;
     most assigned by the finance office, some contacted, some with an outcome, a few closed.
@@ -482,6 +585,7 @@ def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
     from models import Referral, ReferralBureau, ReferralEvent
     from models import utcnow as now_utc
 
+    from .services import financing as financing_service
     from .services import referrals as svc
 
     counts = Counter()
@@ -518,7 +622,8 @@ def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
             svc.submit(other, [dict(item)], source="api")
         if age < 3 or rng.random() < 0.15:
             continue  # still in the inbox
-        advisor = rng.choice(advisors)
+        # The demo advisor people sign in as gets a full workbench.
+        advisor = users["zhangwei"] if rng.random() < 0.3 else rng.choice(advisors)
         svc.assign(office, [case.id], advisor.username)
         counts["assigned"] += 1
         assigned_day = (created_at + timedelta(days=rng.randint(0, 2))).date()
@@ -527,17 +632,37 @@ def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
         if rng.random() < 0.25:
             continue  # waiting for first contact (some of these are overdue)
         contact = min(cal.add_workdays(assigned_day, rng.randint(1, 7)), svc.today())
-        svc.record_first_contact(advisor, case, contact)
-        if rng.random() < 0.45:
+        days = _visit_days(rng, contact, svc.today())
+        resolve = rng.random() >= 0.45
+        for n, day in enumerate(days):
+            _demo_visit(rng, advisor, case, day, first=n == 0, last=n == len(days) - 1 and resolve)
+            counts["visits"] += 1
+        if not resolve:
             continue
-        result_kind = rng.choice(["financed", "financed", "policy_delivered", "no_need"])
-        amount = _amount(rng, 30, 500) if result_kind == "financed" else None
-        svc.record_outcome(advisor, case, result_kind, amount, "已对接" if amount else None)
+        disbursed = financing_service.disbursed_total(case.id)
+        if disbursed:
+            result_kind, amount = "financed", disbursed
+        else:
+            result_kind = rng.choice(["policy_delivered", "no_need", "not_financed"])
+            amount = None
+        svc.record_outcome(advisor, case, result_kind, amount, "已对接" if amount else "已办结")
         counts["resolved"] += 1
         if rng.random() < 0.4:
             svc.confirm_outcome(bureau, case.id, rng.choice([4, 5, 5, 3]), "服务及时")
-    # Timeline entries share the case's backdated start, so the story reads in order.
+    # Timeline entries share the case's backdated start, so the story reads in order; visits
+    # were logged on the day they happened (so most are past their edit window, as in life).
     db.session.flush()
+    from datetime import UTC, datetime, time
+
+    from models import Visit
+
+    for visit_id, day in db.session.execute(select(Visit.id, Visit.visited_on)).all():
+        logged = datetime.combine(day, time(10, rng.randint(0, 59)), tzinfo=SHANGHAI)
+        db.session.execute(
+            Visit.__table__.update()
+            .where(Visit.id == visit_id)
+            .values(created_at=logged.astimezone(UTC))
+        )
     for case in db.session.execute(select(Referral)).scalars():
         db.session.execute(
             ReferralEvent.__table__.update()
@@ -658,10 +783,11 @@ def seed_demo() -> str:
         ),
         _(
             "%(referrals)s referrals: %(assigned)s assigned to advisors, %(resolved)s with an "
-            "outcome.",
+            "outcome; %(visits)s visits logged.",
             referrals=created["referrals"],
             assigned=created["assigned"],
             resolved=created["resolved"],
+            visits=created["visits"],
         ),
     ]
     return "\n".join(lines)
