@@ -74,22 +74,21 @@ def home_for(user: User) -> dict:
     elif user.role == "bureau":
         panel.update(_firm_summary(user))
     elif user.role == "advisor":
-        profile = db.session.get(AdvisorProfile, user.id)
-        panel["profile"] = profile
-        todo = []
-        if profile is not None:
-            if not profile.specialty_rows:
-                todo.append("specialties")
-            if not profile.townships:
-                todo.append("townships")
-        panel["todo"] = todo
-        panel["policy_tools"] = list(
-            db.session.execute(
-                select(PolicyTool).where(PolicyTool.active.is_(True)).order_by(PolicyTool.name)
-            ).scalars()
-        )
+        # The workbench: a fixed number of queries whatever the caseload (see the module).
+        from .services.labels import stage_labels
+        from .services.referral_queries import labels
+        from .services.workbench import workbench
+
+        bench = workbench(user)
+        panel["workbench"] = bench
+        panel["profile"] = bench.profile
+        panel["todo"] = bench.todo
+        panel["status_labels"] = labels("status")
+        panel["sla_labels"] = labels("sla")
+        panel["stage_labels"] = stage_labels()
     elif user.role == "liaison":
         panel.update(_advisor_capacity(user.org_id))
+        panel.update(_liaison_work(user))
         panel["advisors_list"] = list(
             db.session.execute(
                 select(AdvisorProfile)
@@ -99,6 +98,21 @@ def home_for(user: User) -> dict:
             ).scalars()
         )
     return panel
+
+
+def _liaison_work(user: User) -> dict:
+    """The liaison's key figures: its institution's open cases, overdue first contacts, visits
+    and disbursements this month, applications in progress (three grouped queries)."""
+    from .services.referrals import today
+    from .services.work_queries import institution_totals, month_bounds
+
+    if user.org_id is None:
+        return {"work": None}
+    day = today()
+    return {
+        "work": institution_totals(user, user.org_id, day),
+        "work_month_start": month_bounds(day)[0].isoformat(),
+    }
 
 
 INBOX_BADGE_CAP = 100
@@ -124,4 +138,7 @@ def nav_counts(user: User) -> dict:
             .subquery()
         )
         counts["inbox"] = db.session.scalar(select(func.count()).select_from(unread))
+        from .services.risk import open_count
+
+        counts["risks"] = open_count(user)
     return counts
