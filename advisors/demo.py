@@ -657,11 +657,16 @@ def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
     from models import Visit
 
     for visit_id, day in db.session.execute(select(Visit.id, Visit.visited_on)).all():
+        delay = rng.choice([0, 0, 0, 1, 1, 2, 3, 5])
         logged = datetime.combine(day, time(10, rng.randint(0, 59)), tzinfo=SHANGHAI)
+        logged = min(logged + timedelta(days=delay), now_utc())
         db.session.execute(
             Visit.__table__.update()
             .where(Visit.id == visit_id)
-            .values(created_at=logged.astimezone(UTC))
+            .values(
+                created_at=logged.astimezone(UTC),
+                log_delay_days=(logged.astimezone(SHANGHAI).date() - day).days,
+            )
         )
     for case in db.session.execute(select(Referral)).scalars():
         db.session.execute(

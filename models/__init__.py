@@ -1,7 +1,20 @@
 """SQLAlchemy models, one module per aggregate. Imports nothing from advisors/ or views/."""
 
+from .assessment import (
+    ASSESSMENT_STATUSES,
+    JOB_RUN_STATUSES,
+    PERIOD_KINDS,
+    Assessment,
+    AssessmentAdjustment,
+    AssessmentComment,
+    AssessmentInstitution,
+    AssessmentMetric,
+    AssessmentRow,
+    JobRun,
+    RubricVersion,
+)
 from .audit import AuditLog
-from .base import Money, UTCDateTime, db, utcnow
+from .base import Money, Points, UTCDateTime, db, utcnow
 from .calendar import WorkdayOverride
 from .firm import SIZE_CLASSES, Enterprise
 from .notification import Notification
@@ -46,6 +59,18 @@ from .visit import (
 )
 
 __all__ = [
+    "ASSESSMENT_STATUSES",
+    "JOB_RUN_STATUSES",
+    "PERIOD_KINDS",
+    "Assessment",
+    "AssessmentAdjustment",
+    "AssessmentComment",
+    "AssessmentInstitution",
+    "AssessmentMetric",
+    "AssessmentRow",
+    "JobRun",
+    "RubricVersion",
+    "Points",
     "FINANCING_STAGES",
     "RISK_STATUSES",
     "RISK_TYPES",

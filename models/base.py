@@ -72,6 +72,31 @@ class Money(types.TypeDecorator):
         return Decimal
 
 
+class Points(types.TypeDecorator):
+    """Assessment points as ``Decimal`` with two decimals, stored exactly as an integer count of
+    hundredths (the same reason as :class:`Money`: SQLite keeps ``Numeric`` as a float)."""
+
+    impl = BigInteger
+    cache_ok = True
+    SCALE = Decimal(100)
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("points must be Decimal, not float")
+        return int((Decimal(value) * self.SCALE).to_integral_value())
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return (Decimal(int(value)) / self.SCALE).quantize(Decimal("0.01"))
+
+    @property
+    def python_type(self):
+        return Decimal
+
+
 class TimestampMixin:
     created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
     updated_at = db.Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)

@@ -44,6 +44,9 @@ class Visit(TimestampMixin, db.Model):
     guidance_advice = db.Column(db.Text)
     information_note = db.Column(db.Text)
     next_visit_on = db.Column(db.Date)  # the follow-up the advisor plans
+    # Days between the visit and the day it was logged (Asia/Shanghai), set when it is logged:
+    # "logs filed on time" is then a plain comparison in SQL on both databases.
+    log_delay_days = db.Column(db.Integer, nullable=False, default=0, server_default="0")
 
     # A finance-office correction after the author's edit window closed.
     corrected_at = db.Column(UTCDateTime)

@@ -375,6 +375,7 @@ def log_visit(actor: User, data: dict) -> Visit:
         org_id=actor.org_id,
     )
     _apply(visit, cv)
+    visit.log_delay_days = max(0, (referral_service.today() - cv.visited_on).days)
     db.session.add(visit)
     db.session.flush()
     if cv.financing is not None:
@@ -498,6 +499,8 @@ def update_visit(
             },
         )
     _apply(visit, cv)
+    logged_on = visit.created_at.astimezone(SHANGHAI).date()
+    visit.log_delay_days = max(0, (logged_on - cv.visited_on).days)
     if correcting:
         visit.corrected_at = utcnow()
         visit.corrected_by_id = actor.id
