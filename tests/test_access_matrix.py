@@ -151,6 +151,9 @@ def _work_records(users, referral_id) -> dict:
         "risk_id": risk.id,
         "link_id": link.id,
         "token": "not-a-valid-token",
+        "period": "2026-10",
+        "job_id": "housekeeping",
+        "rubric_id": 1,
     }
 
 
