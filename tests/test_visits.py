@@ -553,15 +553,15 @@ def test_concurrent_application_edit_conflict(client, case, login):
     page = client.get(f"/visits/financing/{app_row.id}")
     seen = app_row.version
     data = {
-        "csrf_token": csrf_from(page.get_data(as_text=True)),
-        "institution": "ABC",
-        "product": "科创贷",
-        "amount_wan": "320",
-        "term_months": "12",
-        "version": seen,
+        "details-csrf_token": csrf_from(page.get_data(as_text=True)),
+        "details-institution": "ABC",
+        "details-product": "科创贷",
+        "details-amount_wan": "320",
+        "details-term_months": "12",
+        "details-version": seen,
     }
     assert client.post(f"/visits/financing/{app_row.id}/edit", data=data).status_code == 302
-    data["product"] = "另一个产品"
+    data["details-product"] = "另一个产品"
     again = client.post(f"/visits/financing/{app_row.id}/edit", data=data)
     assert again.status_code == 409
     assert "科创贷" in again.get_data(as_text=True)

@@ -473,6 +473,10 @@ class StageForm(FlaskForm):
     version = HiddenField()
 
 
+# The details form shares the page with the stage form: a prefix keeps their field ids apart.
+DETAILS_PREFIX = "details"
+
+
 class ApplicationForm(FlaskForm):
     institution = SelectField(_l("Lending institution"), validate_choice=False)
     product = StringField(_l("Product"), render_kw={"maxlength": 100})
@@ -516,6 +520,7 @@ def _render_application(
     if may_work and details_form is None:
         details_form = ApplicationForm(
             formdata=None,
+            prefix=DETAILS_PREFIX,
             version=str(app.version),
             product=app.product,
             purpose=app.purpose,
@@ -633,7 +638,7 @@ def _details_changes(app, form: ApplicationForm) -> list[tuple[str, str, str]]:
 @form_view
 def edit_application(application_id: int):
     app = _application_or_404(application_id)
-    form = ApplicationForm()
+    form = ApplicationForm(prefix=DETAILS_PREFIX)
     if not form.validate():
         return _render_application(app, details_form=form, status=422)
     try:
