@@ -80,6 +80,8 @@ class Referral(TimestampMixin, db.Model):
         db.Index("ix_referral_created_id", "created_at", "id"),
         db.Index("ix_referral_status_created_id", "status", "created_at", "id"),
         db.Index("ix_referral_advisor_status", "advisor_id", "status"),
+        # The bureau dashboard's latest outcomes.
+        db.Index("ix_referral_resolved_id", "resolved_at", "id"),
         # One firm, one open case: enforced by the database too, so two bureaus submitting the
         # same firm at the same moment cannot fork it.
         db.Index(

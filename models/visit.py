@@ -139,6 +139,8 @@ class FinancingApplication(TimestampMixin, db.Model):
         db.Index("ix_financing_org_stage", "org_id", "stage"),
         db.Index("ix_financing_disbursed_on", "disbursed_on", "id"),
         db.Index("ix_financing_approved_on", "approved_on", "id"),
+        # The pipeline list, newest application first.
+        db.Index("ix_financing_applied_on", "applied_on", "id"),
     )
 
 
