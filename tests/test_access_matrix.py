@@ -263,6 +263,17 @@ def test_out_of_scope_records_are_404(app, make, world):
         (other_bureau, f"/firms/{firm_id}/edit"),
         (other_advisor, f"/admin/advisors/{advisor_id}/profile"),
         (other_bank_liaison, f"/admin/advisors/{advisor_id}/profile"),
+        # Advisor work: another advisor of the same bank, another bank's liaison.
+        (other_advisor, f"/visits/{world['args']['visit_id']}"),
+        (other_advisor, f"/visits/{world['args']['visit_id']}/edit"),
+        (other_advisor, f"/visits/financing/{world['args']['application_id']}"),
+        (other_advisor, f"/visits/new?referral_id={world['args']['referral_id']}"),
+        (other_advisor, f"/referrals/{world['args']['referral_id']}"),
+        (other_bank_liaison, f"/visits/{world['args']['visit_id']}"),
+        (other_bank_liaison, f"/visits/financing/{world['args']['application_id']}"),
+        # Risk reports: only the reporter and the office roles.
+        (other_advisor, f"/risks/{world['args']['risk_id']}"),
+        (other_advisor, f"/feedback/case/{world['args']['referral_id']}"),
     ]
     for user, url in cases:
         client = app.test_client()

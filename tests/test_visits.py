@@ -458,6 +458,7 @@ def test_author_edits_within_the_window_audited(client, case, login):
         )
     ).all()
     assert any("summary" in a.changes for a in audit)
+    assert any("policies" in a.changes for a in audit)
 
 
 def test_editing_after_the_window_is_refused_and_the_office_corrects(client, case, login, app):
