@@ -13,10 +13,20 @@ import chinese_calendar
 
 
 class WorkdayCalendar:
+    """One calendar per request or job: each day is looked up once (a lookup in the bundled
+    calendar costs tens of microseconds, and lists flag many cases over overlapping ranges)."""
+
     def __init__(self, overrides: Mapping[date, bool] | None = None):
         self.overrides = dict(overrides or {})
+        self._days: dict[date, bool] = {}
 
     def is_workday(self, day: date) -> bool:
+        found = self._days.get(day)
+        if found is None:
+            found = self._days[day] = self._lookup(day)
+        return found
+
+    def _lookup(self, day: date) -> bool:
         if day in self.overrides:
             return self.overrides[day]
         try:

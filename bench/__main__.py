@@ -9,6 +9,7 @@ import sys
 COMMANDS = {
     "upload": "bench.upload",
     "lists": "bench.lists",
+    "workbench": "bench.workbench",
 }
 
 

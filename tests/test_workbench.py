@@ -15,8 +15,9 @@ from sqlalchemy import update
 from advisors.audit import acting_as
 from advisors.services import referrals as svc
 from advisors.services import workbench as wb
+from advisors.services.users import update_advisor_profile
 from advisors.workdays import WorkdayCalendar
-from models import FinancingApplication, Referral, User, Visit, db
+from models import AdvisorProfile, FinancingApplication, Referral, User, Visit, db
 
 # A Wednesday in an ordinary week (no holiday near it).
 TODAY = date(2026, 11, 11)
@@ -167,7 +168,30 @@ def test_an_advisor_without_cases_sees_an_empty_workbench(client, login, people,
     assert 'data-figure="disbursed_wan">0.00' in html
     # The profile prompt is kept: a new advisor has no industries or townships yet.
     assert 'data-testid="profile-todo"' in html
-    assert f"/admin/advisors/{people['advisor'].id}" in html or "Edit my profile" in html
+    assert "industries you know" in html and "townships you serve" in html
+    assert f'href="/admin/advisors/{people["advisor"].id}/profile"' in html
+
+
+def test_the_profile_prompt_goes_once_the_profile_is_complete(client, login, make, people, today):
+    me = people["advisor"]
+    town = make.township()
+    with acting_as(me):
+        update_advisor_profile(
+            db.session.get(AdvisorProfile, me.id),
+            title="客户经理",
+            capacity=12,
+            accepting=False,
+            specialties=["industry"],
+            township_ids=[town.id],
+        )
+    db.session.commit()
+    login(me)
+    html = page(client)
+    assert 'data-testid="profile-todo"' not in html
+    line = html.split('data-testid="workbench-profile"')[1].split("</p>")[0]
+    assert "客户经理" in line and "0 firms open, capacity 12" in line
+    assert "Not taking new firms" in line
+    assert f'href="/admin/advisors/{me.id}/profile"' in line
 
 
 # ------------------------------------------------------------------ urgency and the clock
@@ -295,6 +319,8 @@ def work(make, monkeypatch, people, today):
     visit(me, b, date(2026, 11, 5))
     visit(me, c, date(2026, 10, 31))
     visit(other, theirs, date(2026, 11, 6))
+    # adv_wang's visit on a case now mine (he served it before): in my scope, not my month.
+    visit(other, a, date(2026, 11, 7))
     apps = {
         # In progress.
         "applied": application(me, a, "50.5", applied_on=date(2026, 11, 5)),
@@ -368,6 +394,8 @@ def work(make, monkeypatch, people, today):
             first_loan=True,
         ),
         "theirs_open": application(other, theirs, "777", applied_on=date(2026, 11, 1)),
+        # adv_wang's application on a case now mine: not my work either.
+        "theirs_on_mine": application(other, b, "55", applied_on=date(2026, 11, 6)),
     }
     return {"cases": (a, b, c), "theirs": theirs, "apps": apps}
 
@@ -408,7 +436,8 @@ def test_my_month_figures_are_exact(people, work, today):
     assert isinstance(month.disbursed_wan, Decimal)
     assert month.first_loans == 1
     theirs = wb.workbench(people["advisor2"]).month
-    assert (theirs.visits, theirs.firms_served, theirs.disbursed) == (1, 1, 1)
+    assert (theirs.visits, theirs.firms_served, theirs.disbursed) == (2, 2, 1)
+    assert theirs.applied == 3
     assert theirs.disbursed_wan == Decimal("999.00")
 
 
