@@ -18,6 +18,7 @@ orgs_cli = AppGroup("orgs", help="Organisations.")
 users_cli = AppGroup("users", help="Users and API tokens.")
 demo_cli = AppGroup("demo", help="The demo data set.")
 scheduler_cli = AppGroup("scheduler", help="The scheduler process.")
+assessments_cli = AppGroup("assessments", help="Advisor assessments.")
 
 
 def _one_line(message: str, fields: dict | None = None) -> str:
@@ -120,6 +121,86 @@ def scheduler_run():
     run_blocking(current_app._get_current_object())
 
 
+@scheduler_cli.command("run-job")
+@click.argument("job_id")
+@click.option("--period", default=None, help="For the compile jobs (default: the previous one).")
+def scheduler_run_job(job_id, period):
+    """Run one job now and record it (trigger "cli"); exits non-zero if the run failed."""
+    from flask_babel import gettext as _
+
+    from .services.jobs import JOBS, describe, run_job
+
+    with force_locale("zh_CN"), acting_as(label="cli"):
+        if job_id not in JOBS:
+            raise click.ClickException(
+                _("Unknown job %(job)s. Jobs: %(jobs)s", job=job_id, jobs=", ".join(JOBS))
+            )
+        try:
+            run = run_job(job_id, "cli", period)
+        except DomainError as exc:
+            db.session.rollback()
+            raise click.ClickException(_one_line(exc.message, exc.fields)) from None
+        line = "\t".join([run.job_id, run.period or "-", run.status, describe(run.message)])
+        if run.status == "failed":
+            raise click.ClickException(line)
+        click.echo(line)
+
+
+def _assessment_line(assessment) -> str:
+    from sqlalchemy import func, select
+
+    from models import AssessmentRow, RubricVersion
+
+    advisors = db.session.scalar(
+        select(func.count())
+        .select_from(AssessmentRow)
+        .where(AssessmentRow.assessment_id == assessment.id)
+    )
+    number = db.session.scalar(
+        select(RubricVersion.number).where(RubricVersion.id == assessment.rubric_id)
+    )
+    return "\t".join(
+        [
+            assessment.period,
+            assessment.status,
+            f"advisors={advisors}",
+            f"rubric=v{number}",
+            f"compile_count={assessment.compile_count}",
+        ]
+    )
+
+
+@assessments_cli.command("compile")
+@click.argument("period")
+@cli_command
+def assessments_compile(period):
+    """Compile PERIOD (2026-07, 2026-Q3 or 2026), or recompile its draft; one summary line."""
+    from .services.assessments import compile_period
+
+    assessment = compile_period(period, None)
+    click.echo(_assessment_line(assessment))
+
+
+@assessments_cli.command("publish")
+@click.argument("period")
+@click.option("--by", "username", default=None, help="The finance-office user publishing it.")
+@cli_command
+def assessments_publish(period, username):
+    """Publish the draft of PERIOD (notifies the advisors and liaisons); one summary line."""
+    from flask_babel import gettext as _
+
+    from .services.assessments import publish
+    from .services.users import find_user
+
+    actor = None
+    if username is not None:
+        actor = find_user(username)
+        if actor is None:
+            raise DomainError(_("No user named %(u)s.", u=username))
+    assessment = publish(actor, period)
+    click.echo(_assessment_line(assessment))
+
+
 def register_commands(app: Flask) -> None:
-    for group in (orgs_cli, users_cli, demo_cli, scheduler_cli):
+    for group in (orgs_cli, users_cli, demo_cli, scheduler_cli, assessments_cli):
         app.cli.add_command(group)

@@ -1,102 +1,138 @@
-"""APScheduler 3.x: jobs defined in code with fixed ids, in Asia/Shanghai.
+"""APScheduler 3.x: the jobs of :mod:`advisors.services.jobs`, fired in Asia/Shanghai.
 
 One scheduler process only: ``flask --app run scheduler run`` in production, or in-process under
 ``python run.py``. The WSGI app never starts it (3.x cannot share a job store between processes,
-so every gunicorn worker would run every job)."""
+so every gunicorn worker would run every job). Even so, correctness does not depend on there
+being one: every run goes through :func:`advisors.services.jobs.run_job`, which records it and
+guards each assessment period in the database, so a second scheduler or a restart compiles
+nothing twice.
+
+On start the scheduler first catches up the assessment periods it missed while it was down
+(worked out from the ``job_run`` table), then fires the jobs on their cron schedules. Jobs run
+one at a time (a single worker): three compiles due at 06:00 on 2 January queue up instead of
+contending for the database.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.cron import CronTrigger
 from flask import Flask
-from sqlalchemy import delete
 
-from models import FormDraft, LoginAttempt, UserSession, db, utcnow
+from models import db
 
 from .audit import acting_as
-from .services.sla import sweep_overdue
+from .i18n import SHANGHAI
+from .services.jobs import (
+    JOBS,
+    TIMEZONE,
+    catch_up,
+    cron_trigger,
+    housekeeping,
+    run_job,
+    sla_overdue_sweep,
+)
+
+__all__ = [
+    "JOBS",
+    "JOB_DEFAULTS",
+    "TIMEZONE",
+    "configure",
+    "housekeeping",
+    "run_blocking",
+    "sla_overdue_sweep",
+    "start_background",
+]
 
 log = logging.getLogger(__name__)
-TIMEZONE = "Asia/Shanghai"
 
+# coalesce: after a pause, one run rather than a burst; max_instances: never two of a job at
+# once; misfire_grace_time: a run late by up to six hours (a busy or suspended machine) still
+# happens — the default of one second would silently skip it.
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 6 * 3600}
-
-
-def housekeeping() -> dict:
-    """Purge what has outlived its use: old login attempts, ended sessions, stale form drafts."""
-    now = utcnow()
-    counts = {}
-    counts["login_attempts"] = db.session.execute(
-        delete(LoginAttempt).where(LoginAttempt.at < now - timedelta(days=30))
-    ).rowcount
-    counts["sessions"] = db.session.execute(
-        delete(UserSession).where(
-            (UserSession.revoked_at < now - timedelta(days=30))
-            | (UserSession.last_seen_at < now - timedelta(days=30))
-        )
-    ).rowcount
-    counts["form_drafts"] = db.session.execute(
-        delete(FormDraft).where(FormDraft.created_at < now - timedelta(days=2))
-    ).rowcount
-    db.session.commit()
-    return counts
-
-
-def sla_overdue_sweep() -> dict:
-    """The daily service-level sweep: notify advisor, liaison and finance office of every case
-    past its first-contact date (once per case and day, however often it runs)."""
-    counts = sweep_overdue()
-    db.session.commit()
-    return counts
-
-
-# id -> (function, trigger kwargs). Ids are fixed so a restart never duplicates a job.
-JOBS = {
-    "housekeeping": (housekeeping, {"hour": 3, "minute": 30}),
-    "sla_overdue_sweep": (sla_overdue_sweep, {"hour": 8, "minute": 30}),
-}
+CATCH_UP_ID = "catch_up"
 
 
 def _runner(app: Flask, job_id: str):
-    func = JOBS[job_id][0]
+    """The callable APScheduler fires: one recorded run of ``job_id`` (trigger "schedule")."""
 
     def run():
         with app.app_context(), acting_as(label=f"job:{job_id}"):
             try:
-                result = func()
-                log.info("job %s done: %s", job_id, result)
+                run_job(job_id, "schedule")
             except Exception:
+                # run_job records and notifies failures inside the job; this is the database
+                # itself failing. Logged, and the next fire tries again.
                 db.session.rollback()
-                log.exception("job %s failed", job_id)
-                raise
+                log.exception("job %s could not be run", job_id)
 
     return run
 
 
-def configure(scheduler, app: Flask):
-    for job_id, (_func, trigger) in JOBS.items():
+def _catch_up_runner(app: Flask, now: datetime | None = None):
+    def run():
+        with app.app_context(), acting_as(label="job:catch_up"):
+            try:
+                runs = catch_up(now)
+                if runs:
+                    log.info(
+                        "catch-up done: %s",
+                        ", ".join(f"{r.job_id} {r.period} {r.status}" for r in runs),
+                    )
+            except Exception:
+                db.session.rollback()
+                log.exception("catch-up failed")
+
+    return run
+
+
+def _executors() -> dict:
+    return {"default": ThreadPoolExecutor(max_workers=1)}
+
+
+def configure(scheduler, app: Flask, *, catch_up_now: bool = False):
+    """Add every job (fixed ids; replacing, never duplicating) and, with ``catch_up_now``, a
+    one-off catch-up that runs as soon as the scheduler starts, before any scheduled job."""
+    for job_id in JOBS:
         scheduler.add_job(
             _runner(app, job_id),
-            CronTrigger(timezone=TIMEZONE, **trigger),
+            cron_trigger(job_id),
             id=job_id,
             name=job_id,
             replace_existing=True,
+            **JOB_DEFAULTS,
+        )
+    if catch_up_now:
+        scheduler.add_job(
+            _catch_up_runner(app),
+            id=CATCH_UP_ID,
+            name=CATCH_UP_ID,
+            next_run_time=datetime.now(SHANGHAI),
+            replace_existing=True,
+            **JOB_DEFAULTS,
         )
     return scheduler
 
 
+def _new(cls):
+    return cls(timezone=TIMEZONE, job_defaults=JOB_DEFAULTS, executors=_executors())
+
+
 def start_background(app: Flask) -> BackgroundScheduler:
-    scheduler = configure(BackgroundScheduler(timezone=TIMEZONE, job_defaults=JOB_DEFAULTS), app)
+    """In-process scheduler for ``python run.py``: catches up, then runs the schedule."""
+    scheduler = configure(_new(BackgroundScheduler), app, catch_up_now=True)
     scheduler.start()
+    log.info("scheduler started in-process with jobs: %s", ", ".join(JOBS))
     return scheduler
 
 
 def run_blocking(app: Flask) -> None:
-    scheduler = configure(BlockingScheduler(timezone=TIMEZONE, job_defaults=JOB_DEFAULTS), app)
+    """``flask --app run scheduler run``: catches up, then runs the schedule until stopped."""
+    scheduler = configure(_new(BlockingScheduler), app, catch_up_now=True)
     log.info("scheduler started with jobs: %s", ", ".join(JOBS))
     try:
         scheduler.start()

@@ -24,6 +24,7 @@ def register_views(app: Flask) -> None:
         feedback,
         firms,
         intake,
+        jobs,
         main,
         notifications,
         policies,
@@ -50,6 +51,7 @@ def register_views(app: Flask) -> None:
         risks,
         feedback,
         work,
+        jobs,
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)

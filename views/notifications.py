@@ -52,8 +52,13 @@ def open_one(note_id: int):
         return redirect(url_for("notifications.index"))
     service.mark_read(current_user, [note.id])
     db.session.commit()
-    if note.kind.startswith("risk_") and (note.params or {}).get("risk_id"):
-        return redirect(url_for("risks.detail", risk_id=note.params["risk_id"]))
+    params = note.params or {}
+    if note.kind == "job_failed" and params.get("job"):
+        return redirect(url_for("jobs.index", job=params["job"]))
+    if note.kind == "weekly_digest":
+        return redirect(url_for("referrals.index"))
+    if note.kind.startswith("risk_") and params.get("risk_id"):
+        return redirect(url_for("risks.detail", risk_id=params["risk_id"]))
     if note.referral_id:
         return redirect(url_for("referrals.detail", referral_id=note.referral_id))
     return redirect(url_for("notifications.index"))

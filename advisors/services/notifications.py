@@ -31,6 +31,13 @@ def _messages() -> dict[str, str]:
             "The finance office corrected your visit log for %(firm)s: %(reason)s"
         ),
         "feedback_received": _("%(firm)s rated the service %(rating)s of 5."),
+        "assessment_published": _("The assessment for %(period)s has been published."),
+        "job_failed": _("The scheduled job “%(job)s” failed: %(error)s"),
+        "weekly_digest": _(
+            "Your referrals from %(start)s to %(end)s: %(new)s new, %(assigned)s assigned, "
+            "%(contacted)s first contacts, %(resolved)s with an outcome, %(closed)s closed; "
+            "%(overdue)s overdue now."
+        ),
     }
 
 
@@ -48,6 +55,16 @@ def render(note: Notification) -> str:
         "outcome": "",
         "risk": "",
         "rating": "",
+        "job": "",
+        "error": "",
+        "start": "",
+        "end": "",
+        "new": 0,
+        "assigned": 0,
+        "contacted": 0,
+        "resolved": 0,
+        "closed": 0,
+        "overdue": 0,
     }
     params.update(note.params or {})
     if note.kind == "resolved" and params.get("outcome"):
@@ -58,6 +75,11 @@ def render(note: Notification) -> str:
         from .labels import risk_type_labels
 
         params["risk"] = risk_type_labels().get(params["risk"], params["risk"])
+    if note.kind == "job_failed" and params.get("job"):
+        from .jobs import job_labels
+
+        label = job_labels().get(params["job"], params["job"])
+        params["job"] = f"{label} {params['period']}" if params.get("period") else label
     try:
         return template % params
     except (KeyError, ValueError, TypeError):
