@@ -432,8 +432,8 @@ DEFAULT_RUBRIC = RubricSpec(
             key="policy_promotion",
             label=N_("Policy promotion delivered"),
             source=N_(
-                "Visits in the period in the policy-promoter role that explained at least one "
-                "policy tool of the catalogue."
+                "Visits in the period in the policy-promoter role (each records the policy "
+                "tools of the catalogue it explained, at least one)."
             ),
             rule="target_v1",
             params={"target": Decimal(6), "floor": Decimal(0)},
@@ -501,8 +501,10 @@ DEFAULT_RUBRIC = RubricSpec(
             key="satisfaction",
             label=N_("Firm satisfaction"),
             source=N_(
-                "Average rating (1 to 5) the firms gave the advisor's service through feedback "
-                "links answered in the period."
+                "Average rating (1 to 5) of the advisor's service: the ratings firms gave "
+                "through feedback links answered in the period, and the satisfaction the "
+                "referring bureau confirmed when it closed one of the advisor's cases in the "
+                "period."
             ),
             rule="target_v1",
             params={"target": Decimal("4.5"), "floor": Decimal(3)},

@@ -36,4 +36,4 @@ def bad_request(fields: dict[str, str]):
     return api_error(422, "invalid", _("Some fields are not valid."), fields)
 
 
-from . import core, openapi, referrals, visits  # noqa: E402,F401  (routes register on bp)
+from . import assessments, core, openapi, referrals, visits  # noqa: E402,F401  (routes register on bp)

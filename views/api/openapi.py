@@ -480,6 +480,275 @@ VISIT_PATHS: dict = {
     },
 }
 
+_PERIOD = {
+    "name": "period",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": r"^[0-9]{4}(-[0-9]{2}|-[Qq][1-4])?$"},
+    "description": "2026-07 (month), 2026-Q3 (quarter) or 2026 (year)",
+}
+_DECIMAL = {
+    "type": "string",
+    "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+    "description": "A decimal as a string (no trailing zeros)",
+}
+_METRIC_MAP = {
+    "type": "object",
+    "additionalProperties": _nullable(_DECIMAL),
+    "description": "Metric key -> value (null: no data)",
+}
+
+ASSESSMENT_SCHEMAS: dict = {
+    "AssessmentRow": {
+        "type": "object",
+        "required": ["advisor", "institution", "score", "rank", "institution_rank", "metrics"],
+        "properties": {
+            "advisor": {"type": "string", "description": "Username"},
+            "name": {"type": "string", "description": "Display name"},
+            "institution": {"type": ["string", "null"], "description": "Org code"},
+            "score": _DECIMAL,
+            "rank": {"type": ["integer", "null"]},
+            "institution_rank": {"type": ["integer", "null"]},
+            "metrics": {**_METRIC_MAP, "description": "Metric key -> raw value"},
+            "computed": {**_DECIMAL, "description": "The rubric's points"},
+            "adjustment": {**_DECIMAL, "description": "Sum of the adjustments"},
+            "points": {**_METRIC_MAP, "description": "Metric key -> points"},
+            "adjustments": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "points": _DECIMAL,
+                        "reason": {"type": "string"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "by": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "AssessmentInstitution": {
+        "type": "object",
+        "properties": {
+            "institution": {"type": "string", "description": "Org code"},
+            "name": {"type": "string"},
+            "advisors": {"type": "integer"},
+            "total": _DECIMAL,
+            "average": _DECIMAL,
+            "rank": {"type": ["integer", "null"]},
+        },
+    },
+    "Assessment": {
+        "type": "object",
+        "required": ["period", "status", "rubric_version", "compiled_at", "rows"],
+        "properties": {
+            "period": {"type": "string"},
+            "kind": {"type": "string", "enum": ["month", "quarter", "year"]},
+            "status": {"type": "string", "enum": ["draft", "published"]},
+            "rubric_version": {"type": "integer"},
+            "compiled_at": {"type": "string", "format": "date-time", "description": "+08:00"},
+            "compile_count": {"type": "integer"},
+            "published_at": {"type": ["string", "null"], "format": "date-time"},
+            "version": {"type": "integer", "description": "Optimistic-lock version"},
+            "rows": {
+                "type": "array",
+                "items": _ref("AssessmentRow"),
+                "description": "In rank order; only the rows the caller may see",
+            },
+            "institutions": {"type": "array", "items": _ref("AssessmentInstitution")},
+            "comments": {
+                "type": "array",
+                "description": "Review comments (office roles only)",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "author": {"type": "string"},
+                        "advisor": {"type": ["string", "null"]},
+                        "body": {"type": "string"},
+                        "at": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+        },
+    },
+    "AssessmentPeriod": {
+        "type": "object",
+        "properties": {
+            "period": {"type": "string"},
+            "status": {"type": "string", "enum": ["draft", "published"]},
+            "compiled_at": {"type": "string", "format": "date-time"},
+            "rubric_version": {"type": "integer"},
+        },
+    },
+    "BreakdownMetric": {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string"},
+            "label": {"type": "string"},
+            "source": {"type": "string", "description": "What the compile counts"},
+            "raw": _nullable(_DECIMAL),
+            "points": _nullable(_DECIMAL),
+            "weight": _DECIMAL,
+            "cap": _nullable(_DECIMAL),
+            "rule": {"type": "string"},
+            "rule_label": {"type": "string"},
+            "params": {"type": "object", "description": "The rule's parameters for the period"},
+            "total": {"type": "integer", "description": "How many records produced it"},
+            "records": {
+                "type": "array",
+                "maxItems": 200,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "kind": {
+                            "type": "string",
+                            "enum": ["visit", "referral", "financing", "risk_report", "rating"],
+                        },
+                        "id": {"type": "integer"},
+                        "referral_id": {"type": ["integer", "null"]},
+                        "date": {"type": ["string", "null"], "format": "date"},
+                        "firm": {"type": "string"},
+                        "counted": {"type": "boolean"},
+                        "value": {"description": "What counted (roles, days, amount, rating)"},
+                        "note": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+}
+
+ASSESSMENT_PATHS: dict = {
+    "/api/v1/assessments": {
+        "get": {
+            "summary": "The compiled periods the caller may open, latest first",
+            "responses": {
+                **_ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": _ref("AssessmentPeriod")}
+                        },
+                    }
+                ),
+                **_errors(401, 403),
+            },
+        },
+        "post": {
+            "summary": "Compile a period, or recompile its draft (finance office)",
+            "description": (
+                "Recompiling gives the same result for the same data; a published period is "
+                "not changed (409)."
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["period"],
+                            "properties": {
+                                "period": {
+                                    "type": "string",
+                                    "description": "2026-07, 2026-Q3 or 2026",
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {**_ok(_ref("Assessment")), **_errors(401, 403, 409, 422)},
+        },
+    },
+    "/api/v1/assessments/{period}": {
+        "get": {
+            "summary": "A period's assessment as the caller may see it",
+            "description": (
+                "Office roles and admins: every row, drafts too; an advisor: their own row of "
+                "a published period; a liaison: its institution's rows; bureaus: 403."
+            ),
+            "parameters": [_PERIOD],
+            "responses": {**_ok(_ref("Assessment")), **_errors(401, 403, 404, 422)},
+        }
+    },
+    "/api/v1/assessments/{period}/publish": {
+        "post": {
+            "summary": "Publish a draft (finance office); it is frozen from then on",
+            "parameters": [_PERIOD],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "version": {
+                                    "type": "integer",
+                                    "description": "Expected version; 409 when it changed",
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {**_ok(_ref("Assessment")), **_errors(401, 403, 404, 409, 422)},
+        }
+    },
+    "/api/v1/assessments/{period}/adjustments": {
+        "post": {
+            "summary": "Adjust an advisor's score in a draft, with the reason (finance office)",
+            "parameters": [_PERIOD],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["advisor", "points", "reason"],
+                            "properties": {
+                                "advisor": {"type": "string", "description": "Username"},
+                                "points": {
+                                    "anyOf": [{"type": "number"}, {"type": "string"}],
+                                    "description": "-100 to 100, not 0, at most 2 decimals",
+                                },
+                                "reason": {"type": "string", "maxLength": 500},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {**_ok(_ref("Assessment")), **_errors(401, 403, 404, 409, 422)},
+        }
+    },
+    "/api/v1/assessments/{period}/advisors/{user_id}": {
+        "get": {
+            "summary": "What produced each metric of one advisor's row (the breakdown)",
+            "parameters": [
+                _PERIOD,
+                {
+                    "name": "user_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                    "description": "The advisor's user id",
+                },
+            ],
+            "responses": {
+                **_ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "period": {"type": "string"},
+                            "metrics": {"type": "array", "items": _ref("BreakdownMetric")},
+                        },
+                    }
+                ),
+                **_errors(401, 403, 404, 422),
+            },
+        }
+    },
+}
+
 SPEC: dict = {
     "openapi": "3.1.0",
     "info": {
@@ -541,6 +810,7 @@ SPEC: dict = {
             },
             **REFERRAL_SCHEMAS,
             **VISIT_SCHEMAS,
+            **ASSESSMENT_SCHEMAS,
         },
     },
     "security": [{"bearer": []}],
@@ -627,6 +897,7 @@ SPEC: dict = {
         },
         **REFERRAL_PATHS,
         **VISIT_PATHS,
+        **ASSESSMENT_PATHS,
     },
 }
 

@@ -1,0 +1,1763 @@
+"""Assessments: compile a period in SQL, review it (adjustments, comments), publish it.
+
+Compiling a period (:func:`compile_period`) is one transaction, guarded by a lock taken before
+anything is read — a PostgreSQL advisory lock keyed on the period, on SQLite the database's
+write lock (the first statement is a write) — so two compilers at once (the scheduler and the
+finance office, two web workers) produce one result: the second waits, then recompiles.
+
+Every raw value comes from one grouped aggregate per source table over the period's
+Asia/Shanghai bounds (dates: the period's first and last day; timestamps: its UTC bounds), per
+advisor: visits, referrals (the cases), financing applications, risk reports and feedback
+ratings. Python only turns the per-advisor sums into exact ratios and averages and scores them
+with the rubric's pure rules (:mod:`advisors.scoring`). Results are written with upserts under
+the unique keys (period; assessment + advisor; assessment + advisor + metric; assessment +
+institution) that leave unchanged rows untouched, so recompiling the same data gives the same
+rows with the same ids. Ranks are window functions in SQL (``UPDATE … FROM (SELECT rank() OVER
+…)``), overall, within the institution, and for the institutions by their average.
+
+A compiled period is a draft: the finance office may add adjustments (each with its reason; the
+row's score is the computed points plus their sum) and recompile; central-bank users may
+comment. Publishing freezes it: compiles, adjustments and comments are refused (409).
+
+Who sees what (:func:`get_view`, :func:`breakdown`, :func:`periods`): the finance office, the
+central bank and admins every period, drafts too; an advisor only their own row of a published
+period; a liaison the rows of its institution's advisors in a published period; bureaus nothing
+(403). The caller commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from typing import Any, NamedTuple
+
+from flask_babel import gettext as _
+from sqlalchemy import (
+    and_,
+    case,
+    delete,
+    distinct,
+    exists,
+    false,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import aliased
+from sqlalchemy.types import TypeDecorator
+
+from models import (
+    Assessment,
+    AssessmentAdjustment,
+    AssessmentComment,
+    AssessmentInstitution,
+    AssessmentMetric,
+    AssessmentRow,
+    Enterprise,
+    FeedbackLink,
+    FinancingApplication,
+    Organisation,
+    Referral,
+    RiskReport,
+    RubricVersion,
+    User,
+    Visit,
+    VisitPolicy,
+    db,
+    utcnow,
+)
+
+from .. import periods as periods_module
+from ..audit import record_bulk
+from ..dbutil import chunks, is_postgresql
+from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..i18n import SHANGHAI
+from ..permissions import scoped
+from ..scoring import rules
+from ..scoring.rubric import DEFAULT_RUBRIC, RubricSpec, best_values, load_rubric, scale_for_period
+from . import referrals as referral_service
+from .labels import risk_type_labels, visit_role_labels
+from .notifications import notify
+
+# A visit is logged on time when it is logged no later than this many days after its date.
+LOG_ON_TIME_DAYS = 3
+# Cases that never became work: not counted for coverage or the first-contact clock.
+NOT_WORK_STATUSES = ("rejected", "withdrawn")
+# Raw values are kept exact to 1e-6 (the ``Money`` column they are stored in).
+RAW_QUANTUM = Decimal("0.000001")
+_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)  # fixed, whatever the thread's context
+CENT = Decimal("0.01")
+MAX_ADJUSTMENT = Decimal(100)
+REASON_MAX = 500
+COMMENT_MAX = 2000
+NOTE_MAX = 500
+RECORD_CAP = 200  # breakdown records per metric
+# PostgreSQL advisory locks: (namespace, key derived from the period).
+LOCK_NAMESPACE = 0x41534D  # "ASM"
+LOCK_WAIT = "60s"
+RUBRIC_LOCK_KEY = 0  # period keys are 200001 and up
+
+COMPILER_ROLES = ("finance_office",)
+VIEW_ALL_ROLES = ("admin", "finance_office", "pboc")
+COMMENT_ROLES = ("finance_office", "pboc")
+_KIND_OFFSET = {"month": 0, "quarter": 20, "year": 40}
+
+
+# ============================================================================ rubric versions
+def _spec_of(version: RubricVersion) -> RubricSpec:
+    return RubricSpec.from_dict(version.spec)
+
+
+def current_rubric() -> RubricVersion:
+    """The newest rubric version; version 1 (the default rubric) is created when there is none
+    (in the caller's transaction: commit after)."""
+    newest = _newest_rubric()
+    if newest is not None:
+        return newest
+    values = {"number": 1, "spec": DEFAULT_RUBRIC.to_dict(), "note": None, "created_at": utcnow()}
+    insert = _insert(RubricVersion.__table__).values(**values)
+    result = db.session.execute(insert.on_conflict_do_nothing(index_elements=["number"]))
+    newest = _newest_rubric()
+    if result.rowcount:
+        record_bulk("insert", "rubric_version", [(newest.id, {"number": 1, "note": None})])
+    return newest
+
+
+def _newest_rubric() -> RubricVersion | None:
+    return db.session.execute(
+        select(RubricVersion).order_by(RubricVersion.number.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def rubric_versions() -> list[RubricVersion]:
+    """Every rubric version, newest first (for the editor's history)."""
+    return list(
+        db.session.execute(select(RubricVersion).order_by(RubricVersion.number.desc())).scalars()
+    )
+
+
+def rubric_spec(version: RubricVersion) -> RubricSpec:
+    """The stored rubric of a version as a :class:`RubricSpec`."""
+    return _spec_of(version)
+
+
+def save_rubric(actor: User, spec_data: dict, note: str | None = None) -> RubricVersion:
+    """A new rubric version (the finance office). ``spec_data`` is shaped like
+    :meth:`RubricSpec.to_dict`; errors are reported per field (``metrics.2.weight`` …). A new
+    version is used by the next compile of a draft; published results keep theirs."""
+    if actor is None or actor.role != "finance_office":
+        raise Forbidden(_("Only the finance office may change the rubric."))
+    errors: dict[str, str] = {}
+    spec, spec_errors = load_rubric(spec_data)
+    errors.update({str(k): str(v) for k, v in spec_errors.items()})
+    if note is not None and not isinstance(note, str):
+        errors["note"] = _("Enter the note as text.")
+        note = None
+    note = (note or "").strip() or None
+    if note is not None and len(note) > NOTE_MAX:
+        errors["note"] = _("At most %(n)s characters.", n=NOTE_MAX)
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    _lock_writers("UPDATE rubric_version SET number = number WHERE number = 0", {}, RUBRIC_LOCK_KEY)
+    newest = _newest_rubric()
+    version = RubricVersion(
+        number=(newest.number if newest is not None else 0) + 1,
+        spec=spec.to_dict(),
+        note=note,
+        created_at=utcnow(),
+        created_by_id=actor.id,
+    )
+    db.session.add(version)
+    db.session.flush()
+    return version
+
+
+# ============================================================================ periods and locks
+def parse_period(period_key: Any) -> periods_module.Period:
+    """The period of a key, or ValidationFailed naming the ``period`` field."""
+    try:
+        return periods_module.parse(period_key)
+    except ValueError as exc:
+        raise ValidationFailed(
+            _("Please correct the marked fields."), {"period": str(exc)}
+        ) from None
+
+
+def _lock_key(period: periods_module.Period) -> int:
+    return period.year * 100 + _KIND_OFFSET[period.kind] + period.number
+
+
+def _lock(period: periods_module.Period) -> None:
+    """Serialise every writer of one period (compile, adjust, publish) until commit.
+
+    PostgreSQL: a transaction-scoped advisory lock on (namespace, period). SQLite has one
+    writer at a time: the first write of a transaction takes the database's write lock and
+    holds it to the end (pysqlite opens the transaction right before it), so a write on the
+    period's row — even one that changes nothing — is the ``BEGIN IMMEDIATE`` of this
+    transaction; a second compiler waits for it (busy timeout) and then sees its result."""
+    try:
+        _lock_writers(
+            "UPDATE assessment SET compile_count = compile_count WHERE period = :period",
+            {"period": period.key},
+            _lock_key(period),
+        )
+    except Conflict:
+        raise Conflict(
+            _(
+                "The assessment for %(period)s is being compiled or changed; try again shortly.",
+                period=period.key,
+            )
+        ) from None
+
+
+def _lock_writers(sqlite_write: str, params: dict, key: int) -> None:
+    """Take the advisory lock ``key`` (PostgreSQL) or the write lock (SQLite, by running the
+    harmless ``sqlite_write``); Conflict when it cannot be had in reasonable time."""
+    try:
+        if is_postgresql():
+            db.session.execute(
+                text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": LOCK_WAIT}
+            )
+            db.session.execute(
+                text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+                {"namespace": LOCK_NAMESPACE, "key": key},
+            )
+        else:
+            db.session.execute(text(sqlite_write), params)
+    except OperationalError:
+        raise Conflict(_("Someone else is changing this right now; try again shortly.")) from None
+
+
+def _insert(table):
+    return (postgresql.insert if is_postgresql() else sqlite.insert)(table)
+
+
+def _load(period: periods_module.Period) -> Assessment | None:
+    return db.session.execute(
+        select(Assessment)
+        .where(Assessment.period == period.key)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+# ============================================================================ raw values in SQL
+_ONE, _ZERO = literal_column("1"), literal_column("0")
+
+
+def _flag(condition):
+    """1 where the condition holds, else 0 (to SUM)."""
+    return case((condition, _ONE), else_=_ZERO)
+
+
+@dataclass
+class _Work:
+    """One advisor's aggregates for a period (each from a grouped query)."""
+
+    visits: int = 0
+    role_visits: int = 0  # visits counted once per role
+    policy_visits: int = 0
+    info_visits: int = 0
+    logged_on_time: int = 0
+    cases: int = 0
+    covered: int = 0
+    due: int = 0
+    due_met: int = 0
+    firms_financed: int = 0
+    amount: Decimal = Decimal(0)
+    first_loans: int = 0
+    risk_reports: int = 0
+    rating_sum: int = 0
+    ratings: int = 0
+    active: bool = False  # work in the period (beyond cumulative coverage)
+
+
+def _aggregates(period: periods_module.Period) -> dict[int, _Work]:
+    """Per advisor, the sums every metric is formed from: five grouped queries."""
+    first, last = period.first_day, period.last_day
+    start, end = period.utc_bounds()
+    work: dict[int, _Work] = {}
+
+    def of(advisor_id: int) -> _Work:
+        w = work.get(advisor_id)
+        if w is None:
+            w = work[advisor_id] = _Work()
+        return w
+
+    # Visits dated in the period. A visit in the policy-promoter role always records the
+    # catalogue tools it explained (the visit service requires at least one), so the policy
+    # visits are counted from the role flag, without reading visit_policy.
+    for aid, n, by_role, policy, info, on_time in db.session.execute(
+        select(
+            Visit.advisor_id,
+            func.count(),
+            func.sum(
+                _flag(Visit.role_policy)
+                + _flag(Visit.role_guidance)
+                + _flag(Visit.role_financing)
+                + _flag(Visit.role_information)
+            ),
+            func.sum(_flag(Visit.role_policy)),
+            func.sum(_flag(Visit.role_information)),
+            func.sum(_flag(Visit.log_delay_days <= LOG_ON_TIME_DAYS)),
+        )
+        .where(Visit.visited_on >= first, Visit.visited_on <= last)
+        .group_by(Visit.advisor_id)
+    ):
+        w = of(aid)
+        w.visits, w.role_visits, w.policy_visits = int(n), int(by_role or 0), int(policy or 0)
+        w.info_visits, w.logged_on_time = int(info or 0), int(on_time or 0)
+        w.active = True
+
+    # The advisors' cases: coverage at the period's end, the first-contact clock, and the
+    # satisfaction the referring bureau confirmed when it closed a case in the period. Cases
+    # rejected or withdrawn never became work (and are never closed with a rating). Coverage
+    # is cumulative, so this reads every case assigned by the period's end: a plain scan
+    # grouped in memory, not a walk of the (advisor_id, status) index with a table lookup per
+    # row — ``advisor_id + 0`` keeps SQLite's planner off that index (PostgreSQL plans by its
+    # statistics either way).
+    advisor = (Referral.advisor_id + _ZERO).label("advisor")
+    due = and_(Referral.first_contact_due >= first, Referral.first_contact_due <= last)
+    rated = and_(
+        Referral.closed_at >= start,
+        Referral.closed_at < end,
+        Referral.satisfaction.is_not(None),
+    )
+    for aid, cases, cov, n_due, n_met, sat_sum, sat_n in db.session.execute(
+        select(
+            advisor,
+            func.count(),
+            func.sum(_flag(Referral.first_contact_on <= last)),
+            func.sum(_flag(due)),
+            func.sum(_flag(and_(due, Referral.first_contact_on <= Referral.first_contact_due))),
+            func.sum(case((rated, Referral.satisfaction), else_=_ZERO)),
+            func.sum(_flag(rated)),
+        )
+        .where(
+            Referral.advisor_id.is_not(None),
+            Referral.assigned_at < end,
+            Referral.status.notin_(NOT_WORK_STATUSES),
+        )
+        .group_by(advisor)
+    ):
+        w = of(aid)
+        w.cases, w.covered = int(cases), int(cov or 0)
+        w.due, w.due_met = int(n_due or 0), int(n_met or 0)
+        w.rating_sum += int(sat_sum or 0)
+        w.ratings += int(sat_n or 0)
+        if w.due or sat_n:
+            w.active = True
+
+    # Financing applications disbursed in the period.
+    fa = FinancingApplication
+    for aid, firms, amount, first_loans in db.session.execute(
+        select(
+            fa.advisor_id,
+            func.count(distinct(fa.enterprise_id)),
+            func.sum(fa.disbursed_amount_wan),
+            func.count(distinct(case((fa.first_loan, fa.enterprise_id)))),
+        )
+        .where(fa.disbursed_on >= first, fa.disbursed_on <= last)
+        .group_by(fa.advisor_id)
+    ):
+        w = of(aid)
+        w.firms_financed, w.first_loans = int(firms), int(first_loans or 0)
+        w.amount = amount if amount is not None else Decimal(0)
+        w.active = True
+
+    # Risk reports filed in the period.
+    for aid, n in db.session.execute(
+        select(RiskReport.reporter_id, func.count())
+        .where(RiskReport.reported_at >= start, RiskReport.reported_at < end)
+        .group_by(RiskReport.reporter_id)
+    ):
+        w = of(aid)
+        w.risk_reports = int(n)
+        w.active = True
+
+    # Ratings the firms gave through feedback links answered in the period.
+    for aid, total, n in db.session.execute(
+        select(
+            FeedbackLink.advisor_id, func.sum(FeedbackLink.rating), func.count(FeedbackLink.rating)
+        )
+        .where(
+            FeedbackLink.used_at >= start,
+            FeedbackLink.used_at < end,
+            FeedbackLink.rating.is_not(None),
+            FeedbackLink.advisor_id.is_not(None),
+        )
+        .group_by(FeedbackLink.advisor_id)
+    ):
+        w = of(aid)
+        w.rating_sum += int(total or 0)
+        w.ratings += int(n)
+        w.active = True
+    return work
+
+
+def _share(part: int, whole: int) -> Decimal | None:
+    """part / whole exact to 1e-6 (half up); None ("no data") when there is nothing to share."""
+    if not whole:
+        return None
+    return _CONTEXT.divide(Decimal(part), Decimal(whole)).quantize(
+        RAW_QUANTUM, rounding=ROUND_HALF_UP, context=_CONTEXT
+    )
+
+
+def raw_values(w: _Work) -> dict[str, Decimal | None]:
+    """Each metric's raw value from an advisor's aggregates (counts as whole numbers, shares
+    and the average rating exact to 1e-6, None where there is nothing to measure)."""
+    return {
+        "visit_coverage": _share(w.covered, w.cases),
+        "first_contact_on_time": _share(w.due_met, w.due),
+        "visits_logged": Decimal(w.role_visits),
+        "policy_promotion": Decimal(w.policy_visits),
+        "firms_financed": Decimal(w.firms_financed),
+        "amount_disbursed": w.amount.quantize(RAW_QUANTUM),
+        "first_loans": Decimal(w.first_loans),
+        "info_reports": Decimal(w.info_visits + w.risk_reports),
+        "satisfaction": _share(w.rating_sum, w.ratings),
+        "logs_on_time": _share(w.logged_on_time, w.visits),
+    }
+
+
+# ============================================================================ compile
+def compile_period(period_key: str, actor: User | None = None) -> Assessment:
+    """Compile (or recompile a draft of) a month, quarter or year. ``actor`` None is the
+    scheduler (or the command line). Raises ValidationFailed (``period``), Forbidden (not the
+    finance office), Conflict (published, or another writer holds the period too long)."""
+    period = parse_period(period_key)
+    if actor is not None and actor.role not in COMPILER_ROLES:
+        raise Forbidden(_("Only the finance office may compile assessments."))
+    if period.first_day > referral_service.today():
+        raise ValidationFailed(
+            _("Please correct the marked fields."),
+            {"period": _("%(period)s has not started yet.", period=period.key)},
+        )
+    _lock(period)
+    existing = _load(period)
+    if existing is not None and existing.status == "published":
+        raise Conflict(
+            _(
+                "The assessment for %(period)s is published; it can no longer be compiled.",
+                period=period.key,
+            )
+        )
+    rubric = current_rubric()
+    spec = _spec_of(rubric)
+    assessment_id = _upsert_assessment(period, rubric, actor, existing)
+
+    work = _aggregates(period)
+    advisors = _advisors(work)
+    raws = {aid: raw_values(work.get(aid) or _Work()) for aid in advisors}
+    points = _score(spec, period.kind, raws)
+    adjustments = _adjustment_sums(assessment_id)
+
+    rows, metrics = [], []
+    for aid, org_id in advisors.items():
+        computed = sum(points[aid].values(), Decimal("0.00")).quantize(CENT)
+        adjustment = adjustments.get(aid, Decimal("0.00"))
+        rows.append(
+            {
+                "assessment_id": assessment_id,
+                "advisor_id": aid,
+                "org_id": org_id,
+                "computed": computed,
+                "adjustment": adjustment,
+                "score": computed + adjustment,
+            }
+        )
+        for m in spec.metrics:
+            metrics.append(
+                {
+                    "assessment_id": assessment_id,
+                    "advisor_id": aid,
+                    "metric": m.key,
+                    "raw": raws[aid].get(m.key),
+                    "points": points[aid][m.key],
+                    "rule": m.rule,
+                }
+            )
+    _write(assessment_id, rows, metrics)
+    _rank(assessment_id)
+    db.session.flush()
+    return _load(period)
+
+
+def _upsert_assessment(
+    period: periods_module.Period,
+    rubric: RubricVersion,
+    actor: User | None,
+    existing: Assessment | None,
+) -> int:
+    now = utcnow()
+    table = Assessment.__table__
+    values = {
+        "period": period.key,
+        "kind": period.kind,
+        "starts_on": period.first_day,
+        "ends_on": period.last_day,
+        "status": "draft",
+        "rubric_id": rubric.id,
+        "compiled_at": now,
+        "compiled_by_id": actor.id if actor is not None else None,
+        "compile_count": 1,
+        "version": 1,
+    }
+    stmt = _insert(table).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["period"],
+        set_={
+            "rubric_id": stmt.excluded.rubric_id,
+            "compiled_at": stmt.excluded.compiled_at,
+            "compiled_by_id": stmt.excluded.compiled_by_id,
+            "compile_count": table.c.compile_count + 1,
+            "version": table.c.version + 1,
+        },
+        where=table.c.status == "draft",
+    ).returning(table.c.id)
+    assessment_id = db.session.execute(stmt).scalar_one()
+    if existing is None:
+        audit = {k: v for k, v in values.items() if k != "version"}
+        record_bulk("insert", "assessment", [(assessment_id, audit)])
+    else:
+        changes = {
+            "compile_count": [existing.compile_count, existing.compile_count + 1],
+            "compiled_at": [existing.compiled_at, now],
+        }
+        if existing.rubric_id != rubric.id:
+            changes["rubric_id"] = [existing.rubric_id, rubric.id]
+        if existing.compiled_by_id != values["compiled_by_id"]:
+            changes["compiled_by_id"] = [existing.compiled_by_id, values["compiled_by_id"]]
+        record_bulk("update", "assessment", [(assessment_id, changes)])
+    return assessment_id
+
+
+def _advisors(work: dict[int, _Work]) -> dict[int, int | None]:
+    """advisor id -> institution id of everyone assessed: the active advisors, and any advisor
+    (now inactive) with work in the period. Ordered by id."""
+    active_work = {aid for aid, w in work.items() if w.active}
+    out: dict[int, int | None] = {}
+    for uid, org_id, active in db.session.execute(
+        select(User.id, User.org_id, User.active).where(User.role == "advisor").order_by(User.id)
+    ):
+        if active or uid in active_work:
+            out[uid] = org_id
+    return out
+
+
+def _score(
+    spec: RubricSpec, kind: str, raws: dict[int, dict[str, Decimal | None]]
+) -> dict[int, dict[str, Decimal]]:
+    """Points per advisor and metric: the rubric's rules (targets scaled to the period) with
+    the best raw values among the advisors assessed. Equal raw values score the same, so each
+    (metric, raw value) is scored once."""
+    scaled = scale_for_period(spec, kind)
+    bests = best_values(spec, raws.values())
+    out: dict[int, dict[str, Decimal]] = {aid: {} for aid in raws}
+    for m in scaled.metrics:
+        rule = rules.get(m.rule)
+        ctx = rules.ScoreContext(weight=m.weight, cap=m.cap, best=bests.get(m.key))
+        seen: dict[Decimal | None, Decimal] = {}
+        for aid, values in raws.items():
+            raw = values.get(m.key)
+            pts = seen.get(raw)
+            if pts is None:
+                pts = seen[raw] = rule(raw, m.params, ctx)
+            out[aid][m.key] = pts
+    return out
+
+
+def _adjustment_sums(assessment_id: int) -> dict[int, Decimal]:
+    return {
+        aid: total
+        for aid, total in db.session.execute(
+            select(AssessmentAdjustment.advisor_id, func.sum(AssessmentAdjustment.points))
+            .where(AssessmentAdjustment.assessment_id == assessment_id)
+            .group_by(AssessmentAdjustment.advisor_id)
+        )
+    }
+
+
+def _write(assessment_id: int, rows: list[dict], metrics: list[dict]) -> None:
+    """Write the rows and metric values: what is new or changed is upserted, what is
+    unchanged is not touched (a recompilation on the same data writes nothing), and what no
+    longer belongs — advisors no longer assessed, metrics no longer in the rubric — is
+    deleted."""
+    row_table, metric_table = AssessmentRow.__table__, AssessmentMetric.__table__
+    row_key, row_values = ("advisor_id",), ("org_id", "computed", "adjustment", "score")
+    metric_key, metric_values = ("advisor_id", "metric"), ("raw", "points", "rule")
+    new_rows, stale_rows = _changes(row_table, assessment_id, rows, row_key, row_values)
+    new_metrics, stale_metrics = _changes(
+        metric_table, assessment_id, metrics, metric_key, metric_values
+    )
+    for part in chunks(stale_metrics, 500):
+        db.session.execute(
+            delete(AssessmentMetric).where(
+                AssessmentMetric.assessment_id == assessment_id,
+                tuple_(AssessmentMetric.advisor_id, AssessmentMetric.metric).in_(part),
+            )
+        )
+    for part in chunks([advisor for (advisor,) in stale_rows]):
+        db.session.execute(
+            delete(AssessmentRow).where(
+                AssessmentRow.assessment_id == assessment_id, AssessmentRow.advisor_id.in_(part)
+            )
+        )
+    _upsert(row_table, new_rows, row_key, row_values)
+    _upsert(metric_table, new_metrics, metric_key, metric_values)
+
+
+def _storer(column_type):
+    """value -> what the column stores. Money and Points keep Decimals as integers of their
+    SCALE (a power of ten): the same integers as their bind processors, computed with
+    ``scaleb`` (exact) instead of a multiplication, since this runs for every metric value."""
+    scale = getattr(column_type, "SCALE", None)
+    exponent = scale.adjusted() if isinstance(scale, Decimal) else None
+    if exponent is not None and scale == Decimal(10) ** exponent:
+
+        def store(value):
+            if value is None:
+                return None
+            return int(Decimal(value).scaleb(exponent).to_integral_value())
+
+        return store
+    dialect = db.session.get_bind().dialect
+    bind = column_type.process_bind_param
+    return lambda value: bind(value, dialect)
+
+
+def _changes(
+    table, assessment_id: int, rows: list[dict], key: tuple[str, ...], values: tuple[str, ...]
+) -> tuple[list[tuple], list[tuple]]:
+    """(the rows that are new or differ from what is stored, as stored — (assessment_id,
+    *key, *values) with Money and Points as their integers —, the stored keys no longer in
+    ``rows``). The stored values are read once, as stored, and compared without converting
+    them."""
+    binds = [
+        (i, _storer(table.c[name].type))
+        for i, name in enumerate(values)
+        if isinstance(table.c[name].type, TypeDecorator)
+    ]
+    columns = ", ".join((*key, *values))
+    existing = {
+        tuple(r[: len(key)]): tuple(r[len(key) :])
+        for r in db.session.execute(
+            text(f"SELECT {columns} FROM {table.name} WHERE assessment_id = :a"),  # noqa: S608
+            {"a": assessment_id},
+        )
+    }
+    changed = []
+    for row in rows:
+        k = tuple([row[n] for n in key])
+        v = [row[n] for n in values]
+        for i, bind in binds:
+            v[i] = bind(v[i])
+        v = tuple(v)
+        if existing.pop(k, None) != v:
+            changed.append((assessment_id, *k, *v))
+    return changed, list(existing)
+
+
+def _upsert(table, rows: list[tuple], key: tuple[str, ...], values: tuple[str, ...]) -> None:
+    """INSERT … ON CONFLICT (assessment_id, *key) DO UPDATE the ``values`` where they differ,
+    for rows already in their stored form (:func:`_changes`): on SQLite one executemany, on
+    PostgreSQL one statement reading the rows from a JSON array."""
+    if not rows:
+        return
+    names = ("assessment_id", *key, *values)
+    columns = ", ".join(names)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in values)
+    differs = " OR ".join(f"NOT ({table.name}.{c} IS excluded.{c})" for c in values)
+    conflict = f"ON CONFLICT (assessment_id, {', '.join(key)}) DO UPDATE SET {updates}"
+    if not is_postgresql():
+        statement = (
+            f"INSERT INTO {table.name} ({columns}) "  # noqa: S608 (names are the model's)
+            f"VALUES ({', '.join('?' for _ in names)}) {conflict} WHERE {differs}"
+        )
+        connection = db.session.connection()
+        for part in chunks(rows, 5000):
+            connection.exec_driver_sql(statement, list(part))
+        return
+    dialect = db.session.get_bind().dialect
+    fields = []
+    for name in names:
+        column_type = table.c[name].type
+        if isinstance(column_type, TypeDecorator):
+            column_type = column_type.impl_instance
+        fields.append(f"{name} {column_type.compile(dialect=dialect)}")
+    differs = " OR ".join(f"{table.name}.{c} IS DISTINCT FROM excluded.{c}" for c in values)
+    payload = json.dumps([dict(zip(names, row, strict=True)) for row in rows])
+    # The rows travel as one JSON array of objects, typed by json_to_recordset's column list:
+    # one statement, much cheaper than binding 20,000 rows or one array per column.
+    statement = (
+        f"INSERT INTO {table.name} ({columns}) "  # noqa: S608 (names are the model's)
+        f"SELECT {columns} FROM json_to_recordset(CAST(:rows AS json)) AS t({', '.join(fields)}) "
+        f"{conflict} WHERE {differs}"
+    )
+    db.session.execute(text(statement), {"rows": payload})
+
+
+_RANK_ROWS = text(
+    """
+    UPDATE assessment_row
+    SET rank = ranked.overall, institution_rank = ranked.within
+    FROM (
+        SELECT id,
+               rank() OVER (ORDER BY score DESC) AS overall,
+               CASE WHEN org_id IS NULL THEN NULL
+                    ELSE rank() OVER (PARTITION BY org_id ORDER BY score DESC) END AS within
+        FROM assessment_row
+        WHERE assessment_id = :assessment_id
+    ) AS ranked
+    WHERE assessment_row.id = ranked.id
+      AND (assessment_row.rank IS NULL OR assessment_row.rank <> ranked.overall
+           OR COALESCE(assessment_row.institution_rank, -1) <> COALESCE(ranked.within, -1))
+    """
+)
+
+# Average in hundredths of a point, rounded half away from zero with integer arithmetic (exact
+# on both databases: the points are stored as integers of hundredths).
+_UPSERT_INSTITUTIONS = text(
+    """
+    INSERT INTO assessment_institution (assessment_id, org_id, advisors, total, average)
+    SELECT CAST(:assessment_id AS INTEGER), t.org_id, t.n, t.s,
+           CASE WHEN t.s >= 0 THEN (2 * t.s + t.n) / (2 * t.n)
+                ELSE -((t.n - 2 * t.s) / (2 * t.n)) END
+    FROM (
+        SELECT org_id, COUNT(*) AS n, CAST(SUM(score) AS BIGINT) AS s
+        FROM assessment_row
+        WHERE assessment_id = :assessment_id AND org_id IS NOT NULL
+        GROUP BY org_id
+    ) AS t
+    WHERE true
+    ON CONFLICT (assessment_id, org_id) DO UPDATE
+    SET advisors = excluded.advisors, total = excluded.total, average = excluded.average
+    WHERE assessment_institution.advisors <> excluded.advisors
+       OR assessment_institution.total <> excluded.total
+       OR assessment_institution.average <> excluded.average
+    """
+)
+
+_DELETE_INSTITUTIONS = text(
+    """
+    DELETE FROM assessment_institution
+    WHERE assessment_id = :assessment_id
+      AND org_id NOT IN (
+          SELECT org_id FROM assessment_row
+          WHERE assessment_id = :assessment_id AND org_id IS NOT NULL
+      )
+    """
+)
+
+_RANK_INSTITUTIONS = text(
+    """
+    UPDATE assessment_institution
+    SET rank = ranked.overall
+    FROM (
+        SELECT id, rank() OVER (ORDER BY average DESC) AS overall
+        FROM assessment_institution
+        WHERE assessment_id = :assessment_id
+    ) AS ranked
+    WHERE assessment_institution.id = ranked.id
+      AND (assessment_institution.rank IS NULL OR assessment_institution.rank <> ranked.overall)
+    """
+)
+
+
+def _rank(assessment_id: int) -> None:
+    """Ranks (overall and within the institution), the institutions' lines and their ranks —
+    all in SQL, writing only what changed."""
+    params = {"assessment_id": assessment_id}
+    db.session.execute(_RANK_ROWS, params)
+    db.session.execute(_UPSERT_INSTITUTIONS, params)
+    db.session.execute(_DELETE_INSTITUTIONS, params)
+    db.session.execute(_RANK_INSTITUTIONS, params)
+
+
+# ============================================================================ review
+def _draft_for_change(actor: User | None, period: periods_module.Period, roles: Iterable[str]):
+    if actor is not None and actor.role not in roles:
+        raise Forbidden(_("Your role may not change assessments."))
+    _lock(period)
+    assessment = _load(period)
+    if assessment is None:
+        raise NotFound(_("The assessment for %(period)s has not been compiled.", period=period.key))
+    if assessment.status == "published":
+        raise Conflict(
+            _(
+                "The assessment for %(period)s is published and can no longer be changed.",
+                period=period.key,
+            )
+        )
+    return assessment
+
+
+def publish(actor: User | None, period_key: str, expected_version: int | None = None) -> Assessment:
+    """Publish a draft (the finance office; ``actor`` None: the command line). It is frozen from
+    then on; the advisors assessed and their institutions' liaisons are notified."""
+    period = parse_period(period_key)
+    if actor is not None and actor.role not in COMPILER_ROLES:
+        raise Forbidden(_("Only the finance office may publish assessments."))
+    _lock(period)
+    assessment = _load(period)
+    if assessment is None:
+        raise NotFound(_("The assessment for %(period)s has not been compiled.", period=period.key))
+    if assessment.status == "published":
+        raise Conflict(_("The assessment for %(period)s is already published.", period=period.key))
+    if expected_version is not None and expected_version != assessment.version:
+        raise Conflict(
+            _("The assessment was recompiled or changed since you opened it; review it again.")
+        )
+    assessment.status = "published"
+    assessment.published_at = utcnow()
+    assessment.published_by_id = actor.id if actor is not None else None
+    db.session.flush()
+
+    people = db.session.execute(
+        select(AssessmentRow.advisor_id, AssessmentRow.org_id).where(
+            AssessmentRow.assessment_id == assessment.id
+        )
+    ).all()
+    recipients = {aid for aid, _org in people}
+    org_ids = sorted({org for _aid, org in people if org is not None})
+    for part in chunks(org_ids):
+        recipients.update(
+            db.session.execute(
+                select(User.id).where(
+                    User.role == "liaison", User.active.is_(True), User.org_id.in_(part)
+                )
+            ).scalars()
+        )
+    notify(recipients, "assessment_published", params={"period": period.key})
+    return assessment
+
+
+def _points(raw: Any) -> Decimal:
+    if isinstance(raw, bool) or raw is None:
+        raise ValueError
+    if isinstance(raw, float):
+        raw = repr(raw)
+    value = Decimal(raw.strip() if isinstance(raw, str) else raw)
+    if not value.is_finite():
+        raise ValueError
+    return value
+
+
+def add_adjustment(
+    actor: User, period_key: str, advisor_id: int, points: Any, reason: str | None
+) -> AssessmentAdjustment:
+    """An adjustment to one advisor's score in a draft (the finance office), with its reason:
+    ``points`` between -100 and 100, not 0, at most two decimals. The row's score and the
+    ranks follow at once."""
+    period = parse_period(period_key)
+    if actor is None or actor.role not in COMPILER_ROLES:
+        raise Forbidden(_("Only the finance office may adjust scores."))
+    assessment = _draft_for_change(actor, period, COMPILER_ROLES)
+    errors: dict[str, str] = {}
+    try:
+        value = _points(points)
+    except (ValueError, TypeError, InvalidOperation):
+        value = None
+        errors["points"] = _("Enter the points as a number, such as 2 or -1.5.")
+    if value is not None:
+        if value == 0:
+            errors["points"] = _("An adjustment of 0 points changes nothing.")
+        elif not -MAX_ADJUSTMENT <= value <= MAX_ADJUSTMENT:
+            errors["points"] = _("An adjustment is between -100 and 100 points.")
+        elif value != value.quantize(CENT):
+            errors["points"] = _("At most two decimal places.")
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason:
+        errors["reason"] = _("Give the reason for the adjustment.")
+    elif len(reason) > REASON_MAX:
+        errors["reason"] = _("At most %(n)s characters.", n=REASON_MAX)
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    if isinstance(advisor_id, bool) or not isinstance(advisor_id, int):
+        raise NotFound(_("This advisor is not in the assessment."))
+    row_exists = db.session.execute(
+        select(AssessmentRow.id).where(
+            AssessmentRow.assessment_id == assessment.id, AssessmentRow.advisor_id == advisor_id
+        )
+    ).first()
+    if row_exists is None:
+        raise NotFound(_("This advisor is not in the assessment."))
+    adjustment = AssessmentAdjustment(
+        assessment_id=assessment.id,
+        advisor_id=advisor_id,
+        points=value.quantize(CENT),
+        reason=reason,
+        created_at=utcnow(),
+        created_by_id=actor.id,
+    )
+    db.session.add(adjustment)
+    db.session.flush()
+    total = (
+        select(func.coalesce(func.sum(AssessmentAdjustment.points), 0))
+        .where(
+            AssessmentAdjustment.assessment_id == assessment.id,
+            AssessmentAdjustment.advisor_id == advisor_id,
+        )
+        .scalar_subquery()
+    )
+    db.session.execute(
+        AssessmentRow.__table__.update()
+        .where(
+            AssessmentRow.__table__.c.assessment_id == assessment.id,
+            AssessmentRow.__table__.c.advisor_id == advisor_id,
+        )
+        .values(
+            adjustment=total,
+            score=AssessmentRow.__table__.c.computed + total,
+        )
+    )
+    _rank(assessment.id)
+    return adjustment
+
+
+def add_comment(
+    actor: User, period_key: str, body: str | None, advisor_id: int | None = None
+) -> AssessmentComment:
+    """A comment on a draft (the central bank or the finance office), on the whole period or
+    on one advisor's row."""
+    period = parse_period(period_key)
+    errors: dict[str, str] = {}
+    body = body.strip() if isinstance(body, str) else ""
+    if not body:
+        errors["body"] = _("Write the comment.")
+    elif len(body) > COMMENT_MAX:
+        errors["body"] = _("At most %(n)s characters.", n=COMMENT_MAX)
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    if actor is None:
+        raise Forbidden(_("Your role may not comment on assessments."))
+    if actor.role not in COMMENT_ROLES:
+        raise Forbidden(_("Your role may not comment on assessments."))
+    assessment = _load(period)
+    if assessment is None:
+        raise NotFound(_("The assessment for %(period)s has not been compiled.", period=period.key))
+    if assessment.status == "published":
+        raise Conflict(
+            _("Comments are closed: the assessment for %(period)s is published.", period=period.key)
+        )
+    if advisor_id is not None:
+        row = None
+        if isinstance(advisor_id, int) and not isinstance(advisor_id, bool):
+            row = db.session.execute(
+                select(AssessmentRow.id).where(
+                    AssessmentRow.assessment_id == assessment.id,
+                    AssessmentRow.advisor_id == advisor_id,
+                )
+            ).first()
+        if row is None:
+            raise ValidationFailed(
+                _("Please correct the marked fields."),
+                {"advisor_id": _("This advisor is not in the assessment.")},
+            )
+    comment = AssessmentComment(
+        assessment_id=assessment.id,
+        advisor_id=advisor_id,
+        author_id=actor.id,
+        body=body,
+        created_at=utcnow(),
+    )
+    db.session.add(comment)
+    db.session.flush()
+    return comment
+
+
+# ============================================================================ reading
+@dataclass(frozen=True)
+class MetricValue:
+    raw: Decimal | None
+    points: Decimal
+    rule: str
+
+
+@dataclass(frozen=True)
+class AdjustmentLine:
+    id: int
+    advisor_id: int
+    points: Decimal
+    reason: str
+    created_at: datetime
+    created_by: str  # display name
+
+
+@dataclass
+class ViewRow:
+    advisor_id: int
+    username: str
+    name: str
+    org_id: int | None
+    org_code: str | None
+    org_name: str | None
+    computed: Decimal
+    adjustment: Decimal
+    score: Decimal
+    rank: int | None
+    institution_rank: int | None
+    metrics: dict[str, MetricValue] = field(default_factory=dict)
+    adjustments: list[AdjustmentLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ViewInstitution:
+    org_id: int
+    code: str
+    name: str
+    advisors: int
+    total: Decimal
+    average: Decimal
+    rank: int | None
+
+
+@dataclass(frozen=True)
+class ViewComment:
+    id: int
+    advisor_id: int | None
+    advisor_name: str | None
+    author_name: str
+    author_role: str
+    body: str
+    created_at: datetime
+
+
+@dataclass
+class AssessmentView:
+    """What one user may see of a period's assessment."""
+
+    assessment: Assessment
+    period: periods_module.Period
+    rubric_number: int
+    spec: RubricSpec
+    rows: list[ViewRow]
+    institutions: list[ViewInstitution]
+    comments: list[ViewComment]
+    sees_all: bool  # office roles: every row, drafts too
+
+    @property
+    def status(self) -> str:
+        return self.assessment.status
+
+    @property
+    def is_draft(self) -> bool:
+        return self.assessment.status == "draft"
+
+    def row_for(self, advisor_id: int) -> ViewRow | None:
+        return next((r for r in self.rows if r.advisor_id == advisor_id), None)
+
+
+def _row_scope(actor: User, assessment: Assessment):
+    """The condition on AssessmentRow for what ``actor`` may see, or an error."""
+    if actor is None or actor.role == "bureau":
+        raise Forbidden(_("Your role may not see assessments."))
+    if actor.role in VIEW_ALL_ROLES:
+        return true()
+    if assessment.status != "published":
+        raise NotFound(_("The page or record was not found."))
+    if actor.role == "advisor":
+        return AssessmentRow.advisor_id == actor.id
+    if actor.role == "liaison" and actor.org_id is not None:
+        return AssessmentRow.org_id == actor.org_id
+    raise Forbidden(_("Your role may not see assessments."))
+
+
+def _head(actor: User, period_key: str) -> tuple[periods_module.Period, Assessment, RubricVersion]:
+    if actor is None or actor.role == "bureau":
+        raise Forbidden(_("Your role may not see assessments."))
+    period = parse_period(period_key)
+    found = db.session.execute(
+        select(Assessment, RubricVersion)
+        .join(RubricVersion, RubricVersion.id == Assessment.rubric_id)
+        .where(Assessment.period == period.key)
+    ).first()
+    if found is None:
+        raise NotFound(_("The page or record was not found."))
+    return period, found[0], found[1]
+
+
+def get_view(actor: User, period_key: str) -> AssessmentView:
+    """The period's assessment as ``actor`` may see it, in a fixed number of queries (six)
+    whatever the number of rows. Rows are in rank order."""
+    period, assessment, rubric = _head(actor, period_key)
+    scope = _row_scope(actor, assessment)
+    sees_all = actor.role in VIEW_ALL_ROLES
+    aid = assessment.id
+
+    rows: list[ViewRow] = []
+    by_advisor: dict[int, ViewRow] = {}
+    for r in db.session.execute(
+        select(
+            AssessmentRow.advisor_id,
+            AssessmentRow.org_id,
+            AssessmentRow.computed,
+            AssessmentRow.adjustment,
+            AssessmentRow.score,
+            AssessmentRow.rank,
+            AssessmentRow.institution_rank,
+            User.username,
+            User.display_name,
+            Organisation.code,
+            Organisation.name,
+        )
+        .join(User, User.id == AssessmentRow.advisor_id)
+        .outerjoin(Organisation, Organisation.id == AssessmentRow.org_id)
+        .where(AssessmentRow.assessment_id == aid, scope)
+        .order_by(AssessmentRow.rank, User.username)
+    ):
+        row = ViewRow(
+            advisor_id=r.advisor_id,
+            username=r.username,
+            name=r.display_name,
+            org_id=r.org_id,
+            org_code=r.code,
+            org_name=r.name,
+            computed=r.computed,
+            adjustment=r.adjustment,
+            score=r.score,
+            rank=r.rank,
+            institution_rank=r.institution_rank,
+        )
+        rows.append(row)
+        by_advisor[row.advisor_id] = row
+    if not sees_all and not rows:
+        raise NotFound(_("The page or record was not found."))
+
+    metric_stmt = select(
+        AssessmentMetric.advisor_id,
+        AssessmentMetric.metric,
+        AssessmentMetric.raw,
+        AssessmentMetric.points,
+        AssessmentMetric.rule,
+    ).where(AssessmentMetric.assessment_id == aid)
+    if not sees_all:
+        metric_stmt = metric_stmt.where(
+            AssessmentMetric.advisor_id.in_(
+                select(AssessmentRow.advisor_id).where(AssessmentRow.assessment_id == aid, scope)
+            )
+        )
+    for advisor_id, key, raw, pts, rule in db.session.execute(metric_stmt):
+        row = by_advisor.get(advisor_id)
+        if row is not None:
+            row.metrics[key] = MetricValue(raw=raw, points=pts, rule=rule)
+
+    author = aliased(User)
+    adj_stmt = (
+        select(AssessmentAdjustment, author.display_name)
+        .join(author, author.id == AssessmentAdjustment.created_by_id)
+        .where(AssessmentAdjustment.assessment_id == aid)
+        .order_by(AssessmentAdjustment.created_at, AssessmentAdjustment.id)
+    )
+    if not sees_all:
+        adj_stmt = adj_stmt.where(
+            AssessmentAdjustment.advisor_id.in_(
+                select(AssessmentRow.advisor_id).where(AssessmentRow.assessment_id == aid, scope)
+            )
+        )
+    for adj, by in db.session.execute(adj_stmt):
+        row = by_advisor.get(adj.advisor_id)
+        if row is not None:
+            row.adjustments.append(
+                AdjustmentLine(
+                    id=adj.id,
+                    advisor_id=adj.advisor_id,
+                    points=adj.points,
+                    reason=adj.reason,
+                    created_at=adj.created_at,
+                    created_by=by,
+                )
+            )
+
+    inst_stmt = (
+        select(AssessmentInstitution, Organisation.code, Organisation.name)
+        .join(Organisation, Organisation.id == AssessmentInstitution.org_id)
+        .where(AssessmentInstitution.assessment_id == aid)
+        .order_by(AssessmentInstitution.rank, Organisation.code)
+    )
+    if not sees_all:
+        inst_stmt = inst_stmt.where(
+            AssessmentInstitution.org_id == actor.org_id if actor.org_id else false()
+        )
+    institutions = [
+        ViewInstitution(
+            org_id=i.org_id,
+            code=code,
+            name=name,
+            advisors=i.advisors,
+            total=i.total,
+            average=i.average,
+            rank=i.rank,
+        )
+        for i, code, name in db.session.execute(inst_stmt)
+    ]
+
+    comments: list[ViewComment] = []
+    if sees_all:
+        writer, subject = aliased(User), aliased(User)
+        for c, author_name, author_role, advisor_name in db.session.execute(
+            select(AssessmentComment, writer.display_name, writer.role, subject.display_name)
+            .join(writer, writer.id == AssessmentComment.author_id)
+            .outerjoin(subject, subject.id == AssessmentComment.advisor_id)
+            .where(AssessmentComment.assessment_id == aid)
+            .order_by(AssessmentComment.created_at, AssessmentComment.id)
+        ):
+            comments.append(
+                ViewComment(
+                    id=c.id,
+                    advisor_id=c.advisor_id,
+                    advisor_name=advisor_name,
+                    author_name=author_name,
+                    author_role=author_role,
+                    body=c.body,
+                    created_at=c.created_at,
+                )
+            )
+    return AssessmentView(
+        assessment=assessment,
+        period=period,
+        rubric_number=rubric.number,
+        spec=_spec_of(rubric),
+        rows=rows,
+        institutions=institutions,
+        comments=comments,
+        sees_all=sees_all,
+    )
+
+
+class PeriodSummary(NamedTuple):
+    period: str
+    status: str
+    compiled_at: datetime
+    rubric_number: int
+
+
+def periods(actor: User) -> list[PeriodSummary]:
+    """The periods ``actor`` may open, latest first (a month before the quarter and year
+    ending with it): every compiled period for the office roles, the published ones with a row
+    of theirs for advisors and liaisons."""
+    if actor is None or actor.role == "bureau":
+        raise Forbidden(_("Your role may not see assessments."))
+    stmt = select(
+        Assessment.period, Assessment.status, Assessment.compiled_at, RubricVersion.number
+    ).join(RubricVersion, RubricVersion.id == Assessment.rubric_id)
+    if actor.role not in VIEW_ALL_ROLES:
+        if actor.role == "advisor":
+            mine = AssessmentRow.advisor_id == actor.id
+        elif actor.role == "liaison" and actor.org_id is not None:
+            mine = AssessmentRow.org_id == actor.org_id
+        else:
+            return []
+        stmt = stmt.where(
+            Assessment.status == "published",
+            exists().where(AssessmentRow.assessment_id == Assessment.id, mine),
+        )
+    stmt = stmt.order_by(Assessment.ends_on.desc(), Assessment.starts_on.desc())
+    return [PeriodSummary(*row) for row in db.session.execute(stmt)]
+
+
+# ============================================================================ breakdown
+def _shanghai_day(at: datetime | None) -> date | None:
+    return at.astimezone(SHANGHAI).date() if at is not None else None
+
+
+def _capped(stmt, order) -> tuple[list, int]:
+    """Up to RECORD_CAP rows of ``stmt`` and the total it would give (one query)."""
+    rows = db.session.execute(
+        stmt.add_columns(func.count().over().label("total_rows")).order_by(*order).limit(RECORD_CAP)
+    ).all()
+    return rows, (rows[0].total_rows if rows else 0)
+
+
+def breakdown(actor: User, period_key: str, advisor_id: int) -> list[dict]:
+    """What produced each metric of one advisor's row: per metric ``{key, label, source, raw,
+    points, weight, cap, rule, rule_label, records, total}``; ``records`` are the visits,
+    cases, financing applications, risk reports and ratings that counted (each
+    ``{kind, id, referral_id, date, firm, counted, value, note}``), at most 200 per metric,
+    ``total`` how many there are. Same scope as :func:`get_view`; records go through the
+    record scopes (a liaison does not see the advisor's risk reports, only their count)."""
+    period, assessment, rubric = _head(actor, period_key)
+    scope = _row_scope(actor, assessment)
+    if isinstance(advisor_id, bool) or not isinstance(advisor_id, int):
+        raise NotFound(_("The page or record was not found."))
+    row = db.session.execute(
+        select(AssessmentRow.id).where(
+            AssessmentRow.assessment_id == assessment.id,
+            AssessmentRow.advisor_id == advisor_id,
+            scope,
+        )
+    ).first()
+    if row is None:
+        raise NotFound(_("The page or record was not found."))
+    spec = _spec_of(rubric)
+    stored = {
+        key: MetricValue(raw=raw, points=pts, rule=rule)
+        for key, raw, pts, rule in db.session.execute(
+            select(
+                AssessmentMetric.metric,
+                AssessmentMetric.raw,
+                AssessmentMetric.points,
+                AssessmentMetric.rule,
+            ).where(
+                AssessmentMetric.assessment_id == assessment.id,
+                AssessmentMetric.advisor_id == advisor_id,
+            )
+        )
+    }
+    records = _Records(actor, period, advisor_id)
+    out = []
+    for m in scale_for_period(spec, period.kind).metrics:
+        value = stored.get(m.key)
+        items, total = records.for_metric(m.key)
+        try:
+            rule_label = str(rules.get(m.rule).label)
+        except rules.UnknownRuleError:
+            rule_label = m.rule
+        out.append(
+            {
+                "key": m.key,
+                "label": m.display_label(),
+                "source": m.display_source(),
+                "raw": value.raw if value else None,
+                "points": value.points if value else None,
+                "weight": m.weight,
+                "cap": m.cap,
+                "rule": value.rule if value else m.rule,
+                "rule_label": rule_label,
+                "params": dict(m.params),
+                "records": items,
+                "total": total,
+            }
+        )
+    return out
+
+
+class _Records:
+    """The records behind one advisor's metrics in a period, through the record scopes."""
+
+    def __init__(self, actor: User, period: periods_module.Period, advisor_id: int):
+        self.actor = actor
+        self.period = period
+        self.advisor_id = advisor_id
+        self.first, self.last = period.first_day, period.last_day
+        self.start, self.end = period.utc_bounds()
+        self.role_labels = visit_role_labels()
+
+    def for_metric(self, key: str) -> tuple[list[dict], int]:
+        method = getattr(self, f"_{key}", None)
+        if method is None:
+            return [], 0
+        return method()
+
+    # --- visits
+    def _visits(self, *conditions, counted=None, value=None, note=None):
+        tools = (
+            select(func.count())
+            .where(VisitPolicy.visit_id == Visit.id)
+            .correlate(Visit)
+            .scalar_subquery()
+            .label("tools")
+        )
+        stmt = scoped(
+            Visit,
+            self.actor,
+            select(
+                Visit.id,
+                Visit.referral_id,
+                Visit.visited_on,
+                Visit.role_policy,
+                Visit.role_guidance,
+                Visit.role_financing,
+                Visit.role_information,
+                Visit.log_delay_days,
+                tools,
+                Enterprise.name.label("firm"),
+            ).join(Enterprise, Enterprise.id == Visit.enterprise_id),
+        ).where(
+            Visit.advisor_id == self.advisor_id,
+            Visit.visited_on >= self.first,
+            Visit.visited_on <= self.last,
+            *conditions,
+        )
+        rows, total = _capped(stmt, (Visit.visited_on, Visit.id))
+        return [
+            {
+                "kind": "visit",
+                "id": r.id,
+                "referral_id": r.referral_id,
+                "date": r.visited_on,
+                "firm": r.firm,
+                "counted": counted(r) if counted else True,
+                "value": value(r) if value else None,
+                "note": note(r) if note else "",
+            }
+            for r in rows
+        ], total
+
+    def _roles(self, r) -> list[str]:
+        return [label for key, label in self.role_labels.items() if getattr(r, f"role_{key}")]
+
+    def _visits_logged(self):
+        return self._visits(
+            value=lambda r: len(self._roles(r)), note=lambda r: "、".join(self._roles(r))
+        )
+
+    def _policy_promotion(self):
+        return self._visits(
+            Visit.role_policy,
+            value=lambda r: r.tools,
+            note=lambda r: _("%(n)s policy tool(s) explained", n=r.tools),
+        )
+
+    def _logs_on_time(self):
+        return self._visits(
+            counted=lambda r: r.log_delay_days <= LOG_ON_TIME_DAYS,
+            value=lambda r: r.log_delay_days,
+            note=lambda r: _("Logged %(n)s day(s) after the visit", n=r.log_delay_days),
+        )
+
+    def _info_reports(self):
+        visits, n_visits = self._visits(
+            Visit.role_information, note=lambda r: self.role_labels["information"]
+        )
+        labels = risk_type_labels()
+        stmt = scoped(
+            RiskReport,
+            self.actor,
+            select(
+                RiskReport.id,
+                RiskReport.referral_id,
+                RiskReport.reported_at,
+                RiskReport.risk_type,
+                Enterprise.name.label("firm"),
+            ).join(Enterprise, Enterprise.id == RiskReport.enterprise_id),
+        ).where(
+            RiskReport.reporter_id == self.advisor_id,
+            RiskReport.reported_at >= self.start,
+            RiskReport.reported_at < self.end,
+        )
+        rows, n_risks = _capped(stmt, (RiskReport.reported_at, RiskReport.id))
+        risks = [
+            {
+                "kind": "risk_report",
+                "id": r.id,
+                "referral_id": r.referral_id,
+                "date": _shanghai_day(r.reported_at),
+                "firm": r.firm,
+                "counted": True,
+                "value": None,
+                "note": labels.get(r.risk_type, r.risk_type),
+            }
+            for r in rows
+        ]
+        merged = sorted(visits + risks, key=lambda x: (x["date"], x["kind"], x["id"]))
+        return merged[:RECORD_CAP], n_visits + n_risks
+
+    # --- cases
+    def _cases(self, *conditions, date_of, counted, value, note):
+        stmt = scoped(
+            Referral,
+            self.actor,
+            select(
+                Referral.id,
+                Referral.assigned_at,
+                Referral.first_contact_due,
+                Referral.first_contact_on,
+                Referral.closed_at,
+                Referral.satisfaction,
+                Enterprise.name.label("firm"),
+            ).join(Enterprise, Enterprise.id == Referral.enterprise_id),
+        ).where(
+            Referral.advisor_id == self.advisor_id,
+            Referral.assigned_at < self.end,
+            *conditions,
+        )
+        rows, total = _capped(stmt, (Referral.assigned_at, Referral.id))
+        return [
+            {
+                "kind": "referral",
+                "id": r.id,
+                "referral_id": r.id,
+                "date": date_of(r),
+                "firm": r.firm,
+                "counted": counted(r),
+                "value": value(r),
+                "note": note(r),
+            }
+            for r in rows
+        ], total
+
+    def _visit_coverage(self):
+        def note(r):
+            if r.first_contact_on is not None and r.first_contact_on <= self.last:
+                return _("First visited on %(day)s", day=r.first_contact_on.isoformat())
+            return _("Not visited by %(day)s", day=self.last.isoformat())
+
+        return self._cases(
+            Referral.status.notin_(NOT_WORK_STATUSES),
+            date_of=lambda r: _shanghai_day(r.assigned_at),
+            counted=lambda r: r.first_contact_on is not None and r.first_contact_on <= self.last,
+            value=lambda r: r.first_contact_on,
+            note=note,
+        )
+
+    def _first_contact_on_time(self):
+        def on_time(r):
+            return r.first_contact_on is not None and r.first_contact_on <= r.first_contact_due
+
+        def note(r):
+            if r.first_contact_on is None:
+                return _("Due %(due)s; no visit yet", due=r.first_contact_due.isoformat())
+            return _(
+                "Due %(due)s; first visited on %(day)s",
+                due=r.first_contact_due.isoformat(),
+                day=r.first_contact_on.isoformat(),
+            )
+
+        return self._cases(
+            Referral.status.notin_(NOT_WORK_STATUSES),
+            Referral.first_contact_due >= self.first,
+            Referral.first_contact_due <= self.last,
+            date_of=lambda r: r.first_contact_due,
+            counted=on_time,
+            value=lambda r: r.first_contact_on,
+            note=note,
+        )
+
+    # --- financing
+    def _financing(self, *conditions):
+        fa = FinancingApplication
+        lender = aliased(Organisation)
+        stmt = scoped(
+            fa,
+            self.actor,
+            select(
+                fa.id,
+                fa.referral_id,
+                fa.enterprise_id,
+                fa.disbursed_on,
+                fa.disbursed_amount_wan,
+                fa.first_loan,
+                Enterprise.name.label("firm"),
+                lender.name.label("lender"),
+            )
+            .join(Enterprise, Enterprise.id == fa.enterprise_id)
+            .outerjoin(lender, lender.id == fa.lender_id),
+        ).where(
+            fa.advisor_id == self.advisor_id,
+            fa.disbursed_on >= self.first,
+            fa.disbursed_on <= self.last,
+            *conditions,
+        )
+        rows, total = _capped(stmt, (fa.disbursed_on, fa.id))
+        return [
+            {
+                "kind": "financing",
+                "id": r.id,
+                "referral_id": r.referral_id,
+                "date": r.disbursed_on,
+                "firm": r.firm,
+                "counted": True,
+                "value": r.disbursed_amount_wan,
+                "note": " · ".join(
+                    p for p in (r.lender, _("First loan") if r.first_loan else None) if p
+                ),
+            }
+            for r in rows
+        ], total
+
+    def _firms_financed(self):
+        return self._financing()
+
+    def _amount_disbursed(self):
+        return self._financing()
+
+    def _first_loans(self):
+        return self._financing(FinancingApplication.first_loan)
+
+    # --- ratings
+    def _satisfaction(self):
+        stmt = scoped(
+            Referral,
+            self.actor,
+            select(
+                FeedbackLink.id,
+                FeedbackLink.referral_id,
+                FeedbackLink.used_at,
+                FeedbackLink.rating,
+                Enterprise.name.label("firm"),
+            )
+            .join(Referral, Referral.id == FeedbackLink.referral_id)
+            .join(Enterprise, Enterprise.id == Referral.enterprise_id),
+        ).where(
+            FeedbackLink.advisor_id == self.advisor_id,
+            FeedbackLink.used_at >= self.start,
+            FeedbackLink.used_at < self.end,
+            FeedbackLink.rating.is_not(None),
+        )
+        rows, n_links = _capped(stmt, (FeedbackLink.used_at, FeedbackLink.id))
+        links = [
+            {
+                "kind": "rating",
+                "id": r.id,
+                "referral_id": r.referral_id,
+                "date": _shanghai_day(r.used_at),
+                "firm": r.firm,
+                "counted": True,
+                "value": r.rating,
+                "note": _("Rated by the firm through a feedback link"),
+            }
+            for r in rows
+        ]
+        cases, n_cases = self._cases(
+            Referral.closed_at >= self.start,
+            Referral.closed_at < self.end,
+            Referral.satisfaction.is_not(None),
+            date_of=lambda r: _shanghai_day(r.closed_at),
+            counted=lambda r: True,
+            value=lambda r: r.satisfaction,
+            note=lambda r: _("Confirmed by the referring bureau when it closed the case"),
+        )
+        merged = sorted(links + cases, key=lambda x: (x["date"], x["kind"], x["id"]))
+        return merged[:RECORD_CAP], n_links + n_cases
+
+
+# ============================================================================ JSON
+def _num(value: Decimal | int | None) -> str | None:
+    """A decimal as a plain string without trailing zeros (like the API's money)."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    return format(value.normalize(), "f")
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.astimezone(SHANGHAI).isoformat(timespec="seconds") if at is not None else None
+
+
+def to_api(view: AssessmentView) -> dict:
+    """The contract's assessment JSON (decimals as strings), with extensions: per row the
+    computed points, the adjustment and its lines, the points per metric; the institutions;
+    the comments (office roles)."""
+    a = view.assessment
+    keys = view.spec.keys
+    return {
+        "period": view.period.key,
+        "kind": view.period.kind,
+        "status": a.status,
+        "rubric_version": view.rubric_number,
+        "compiled_at": _iso(a.compiled_at),
+        "compile_count": a.compile_count,
+        "published_at": _iso(a.published_at),
+        "version": a.version,
+        "rows": [
+            {
+                "advisor": r.username,
+                "name": r.name,
+                "institution": r.org_code,
+                "score": _num(r.score),
+                "rank": r.rank,
+                "institution_rank": r.institution_rank,
+                "metrics": {k: _num(r.metrics[k].raw) if k in r.metrics else None for k in keys},
+                "computed": _num(r.computed),
+                "adjustment": _num(r.adjustment),
+                "points": {k: _num(r.metrics[k].points) if k in r.metrics else None for k in keys},
+                "adjustments": [
+                    {
+                        "points": _num(adj.points),
+                        "reason": adj.reason,
+                        "at": _iso(adj.created_at),
+                        "by": adj.created_by,
+                    }
+                    for adj in r.adjustments
+                ],
+            }
+            for r in view.rows
+        ],
+        "institutions": [
+            {
+                "institution": i.code,
+                "name": i.name,
+                "advisors": i.advisors,
+                "total": _num(i.total),
+                "average": _num(i.average),
+                "rank": i.rank,
+            }
+            for i in view.institutions
+        ],
+        "comments": [
+            {
+                "author": c.author_name,
+                "advisor": c.advisor_name,
+                "body": c.body,
+                "at": _iso(c.created_at),
+            }
+            for c in view.comments
+        ],
+    }
+
+
+def periods_to_api(items: list[PeriodSummary]) -> list[dict]:
+    """:func:`periods` as JSON."""
+    return [
+        {
+            "period": p.period,
+            "status": p.status,
+            "compiled_at": _iso(p.compiled_at),
+            "rubric_version": p.rubric_number,
+        }
+        for p in items
+    ]
+
+
+def breakdown_to_api(items: list[dict]) -> list[dict]:
+    """:func:`breakdown` as JSON (decimals as strings, dates ISO)."""
+
+    def plain(value):
+        if isinstance(value, Decimal):
+            return _num(value)
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return [plain(item) for item in items]
+
+
+__all__ = [
+    "AdjustmentLine",
+    "AssessmentView",
+    "MetricValue",
+    "PeriodSummary",
+    "ViewComment",
+    "ViewInstitution",
+    "ViewRow",
+    "add_adjustment",
+    "add_comment",
+    "breakdown",
+    "breakdown_to_api",
+    "compile_period",
+    "current_rubric",
+    "get_view",
+    "parse_period",
+    "periods",
+    "periods_to_api",
+    "publish",
+    "raw_values",
+    "rubric_spec",
+    "rubric_versions",
+    "save_rubric",
+    "to_api",
+]
