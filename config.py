@@ -76,6 +76,9 @@ class Config:
     VISIT_EDIT_DAYS = int(os.environ.get("VISIT_EDIT_DAYS", "7"))
     # How long a firm's one-time feedback link stays valid.
     FEEDBACK_LINK_DAYS = int(os.environ.get("FEEDBACK_LINK_DAYS", "14"))
+    # The score below which the ranking notice names an advisor (or an institution, by its
+    # average) with the gap in points.
+    ASSESSMENT_TARGET_SCORE = int(os.environ.get("ASSESSMENT_TARGET_SCORE", "60"))
     # Uploads of referral lists: rows per file.
     MAX_UPLOAD_ROWS = 20000
 

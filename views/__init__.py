@@ -19,6 +19,7 @@ def register_views(app: Flask) -> None:
     from . import (
         account,
         admin,
+        assessments,
         audit,
         auth,
         feedback,
@@ -52,6 +53,7 @@ def register_views(app: Flask) -> None:
         feedback,
         work,
         jobs,
+        assessments,
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)

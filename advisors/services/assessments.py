@@ -1056,7 +1056,7 @@ class AssessmentView:
         return next((r for r in self.rows if r.advisor_id == advisor_id), None)
 
 
-def _row_scope(actor: User, assessment: Assessment):
+def row_scope(actor: User, assessment: Assessment):
     """The condition on AssessmentRow for what ``actor`` may see, or an error."""
     if actor is None or actor.role == "bureau":
         raise Forbidden(_("Your role may not see assessments."))
@@ -1071,7 +1071,10 @@ def _row_scope(actor: User, assessment: Assessment):
     raise Forbidden(_("Your role may not see assessments."))
 
 
-def _head(actor: User, period_key: str) -> tuple[periods_module.Period, Assessment, RubricVersion]:
+def period_head(
+    actor: User, period_key: str
+) -> tuple[periods_module.Period, Assessment, RubricVersion]:
+    """The period, its assessment and rubric version, for a caller who may see assessments."""
     if actor is None or actor.role == "bureau":
         raise Forbidden(_("Your role may not see assessments."))
     period = parse_period(period_key)
@@ -1088,8 +1091,8 @@ def _head(actor: User, period_key: str) -> tuple[periods_module.Period, Assessme
 def get_view(actor: User, period_key: str) -> AssessmentView:
     """The period's assessment as ``actor`` may see it, in a fixed number of queries (six)
     whatever the number of rows. Rows are in rank order."""
-    period, assessment, rubric = _head(actor, period_key)
-    scope = _row_scope(actor, assessment)
+    period, assessment, rubric = period_head(actor, period_key)
+    scope = row_scope(actor, assessment)
     sees_all = actor.role in VIEW_ALL_ROLES
     aid = assessment.id
 
@@ -1284,8 +1287,8 @@ def breakdown(actor: User, period_key: str, advisor_id: int) -> list[dict]:
     ``{kind, id, referral_id, date, firm, counted, value, note}``), at most 200 per metric,
     ``total`` how many there are. Same scope as :func:`get_view`; records go through the
     record scopes (a liaison does not see the advisor's risk reports, only their count)."""
-    period, assessment, rubric = _head(actor, period_key)
-    scope = _row_scope(actor, assessment)
+    period, assessment, rubric = period_head(actor, period_key)
+    scope = row_scope(actor, assessment)
     if isinstance(advisor_id, bool) or not isinstance(advisor_id, int):
         raise NotFound(_("The page or record was not found."))
     row = db.session.execute(

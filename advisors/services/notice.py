@@ -1,0 +1,876 @@
+"""The ranking notice (排名通报): its data, and its .xlsx and PDF renderings.
+
+The notice of a period holds the period and its rubric version, every advisor's rank and score
+(computed, adjustments with their reasons, final), the institution table, and who is below
+target: advisors whose final score and institutions whose average score is under the target
+score (``ASSESSMENT_TARGET_SCORE``, 60 points unless configured), each with the gap in points
+(target - score). The institution trend follows each institution's average over the recent
+periods of the same kind (published ones, and the period itself).
+
+:func:`build` reads through :func:`advisors.services.assessments.get_view`, so the notice shows
+exactly what the caller may see. :func:`xlsx_bytes` and :func:`pdf_bytes` render a built notice;
+the PDF uses reportlab's built-in CID font ``STSong-Light`` (no font file, no network), which
+every PDF reader maps to a Song typeface for Chinese text.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from xml.sax.saxutils import escape as xml_escape
+
+from flask_babel import gettext as _
+from sqlalchemy import BigInteger, case, false, func, select, true, type_coerce
+from sqlalchemy.orm import aliased
+
+from models import (
+    Assessment,
+    AssessmentAdjustment,
+    AssessmentComment,
+    AssessmentInstitution,
+    AssessmentMetric,
+    AssessmentRow,
+    Organisation,
+    RubricVersion,
+    User,
+    db,
+)
+
+from ..errors import NotFound
+from ..i18n import fmt_datetime
+from ..xlsx import workbook_bytes
+from . import assessments
+
+DEFAULT_TARGET = Decimal(60)
+TREND_PERIODS = 12  # periods of the same kind shown in a trend, the notice's included
+PAGE_SIZE = 25  # ranking rows per page (the page stays light whatever the city's size)
+NOTICE_ROWS = 100  # advisors listed on the printable notice (the downloads have them all)
+BANDS = 10  # score bands of 10 points for the distribution
+CJK_FONT = "STSong-Light"
+
+
+# ------------------------------------------------------------------ the data
+@dataclass(frozen=True)
+class NoticeRow:
+    advisor_id: int
+    rank: int | None
+    advisor: str
+    institution: str
+    computed: Decimal
+    adjustment: Decimal
+    score: Decimal
+    institution_rank: int | None
+    reasons: tuple[tuple[Decimal, str], ...] = ()  # (points, reason) of each adjustment
+    points: dict[str, Decimal] = field(default_factory=dict, hash=False)
+
+    def gap(self, target: Decimal) -> Decimal | None:
+        return target - self.score if self.score < target else None
+
+    # Two-decimal figures for the page (attributes are cheaper than calls in a template).
+    @property
+    def computed_text(self) -> str:
+        return f"{self.computed:.2f}"
+
+    @property
+    def score_text(self) -> str:
+        return f"{self.score:.2f}"
+
+    @property
+    def adjustment_text(self) -> str:
+        return signed(self.adjustment)
+
+
+@dataclass(frozen=True)
+class NoticeInstitution:
+    org_id: int
+    rank: int | None
+    name: str
+    advisors: int
+    total: Decimal
+    average: Decimal
+
+    def gap(self, target: Decimal) -> Decimal | None:
+        return target - self.average if self.average < target else None
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Values per series over the x labels (``None``: no result in that period)."""
+
+    labels: tuple[str, ...]
+    series: tuple[tuple[str, tuple[Decimal | None, ...]], ...]
+
+
+@dataclass(frozen=True)
+class Notice:
+    period: str
+    kind: str
+    status: str
+    starts_on: date
+    ends_on: date
+    rubric_version: int
+    compiled_at: datetime | None
+    published_at: datetime | None
+    target: Decimal
+    metrics: tuple[tuple[str, str], ...]  # (key, label) in rubric order
+    rows: tuple[NoticeRow, ...]  # in rank order; the first ``len(rows)`` of ``rows_total``
+    institutions: tuple[NoticeInstitution, ...]
+    trend: Trend
+    below: tuple[NoticeRow, ...] = ()  # under the target, lowest first (may be the first few)
+    rows_total: int = 0
+    below_total: int = 0
+
+    @property
+    def advisors_below(self) -> list[tuple[NoticeRow, Decimal]]:
+        """Advisors under the target, lowest score first, with their gap in points."""
+        return [(r, self.target - r.score) for r in self.below]
+
+    @property
+    def institutions_below(self) -> list[tuple[NoticeInstitution, Decimal]]:
+        below = [
+            (i, i.gap(self.target)) for i in self.institutions if i.gap(self.target) is not None
+        ]
+        return sorted(below, key=lambda item: (item[0].average, item[0].name))
+
+    @property
+    def filename(self) -> str:
+        return f"notice-{self.period}"
+
+
+def target_score(config: dict | None) -> Decimal:
+    """The target score from the app config (``ASSESSMENT_TARGET_SCORE``), 60 by default."""
+    raw = (config or {}).get("ASSESSMENT_TARGET_SCORE", DEFAULT_TARGET)
+    try:
+        value = Decimal(str(raw))
+    except ArithmeticError:
+        return DEFAULT_TARGET
+    return value if value.is_finite() and value >= 0 else DEFAULT_TARGET
+
+
+def _metric_labels(view: assessments.AssessmentView) -> tuple[tuple[str, str], ...]:
+    return tuple((m.key, m.display_label()) for m in view.spec.metrics)
+
+
+def _notice_row(r: assessments.ViewRow) -> NoticeRow:
+    return NoticeRow(
+        advisor_id=r.advisor_id,
+        rank=r.rank,
+        advisor=r.name,
+        institution=r.org_name or "",
+        computed=r.computed,
+        adjustment=r.adjustment,
+        score=r.score,
+        institution_rank=r.institution_rank,
+        reasons=tuple((adj.points, adj.reason) for adj in r.adjustments),
+        points={k: m.points for k, m in r.metrics.items()},
+    )
+
+
+def from_view(
+    view: assessments.AssessmentView,
+    target: Decimal,
+    trend: Trend | None = None,
+    *,
+    below: list[assessments.ViewRow] | None = None,
+    rows_total: int | None = None,
+    below_total: int | None = None,
+) -> Notice:
+    """The notice of an assessment view (whatever the caller may see of it). ``below`` and
+    the totals default to what the view's rows say (every row loaded)."""
+    a = view.assessment
+    rows = tuple(_notice_row(r) for r in view.rows)
+    if below is None:
+        low = sorted((r for r in rows if r.score < target), key=lambda r: (r.score, r.advisor))
+    else:
+        low = [_notice_row(r) for r in below]
+    institutions = tuple(
+        NoticeInstitution(
+            org_id=i.org_id,
+            rank=i.rank,
+            name=i.name,
+            advisors=i.advisors,
+            total=i.total,
+            average=i.average,
+        )
+        for i in view.institutions
+    )
+    return Notice(
+        period=view.period.key,
+        kind=view.period.kind,
+        status=a.status,
+        starts_on=view.period.first_day,
+        ends_on=view.period.last_day,
+        rubric_version=view.rubric_number,
+        compiled_at=a.compiled_at,
+        published_at=a.published_at,
+        target=target,
+        metrics=_metric_labels(view),
+        rows=rows,
+        institutions=institutions,
+        trend=trend or Trend((), ()),
+        below=tuple(low),
+        rows_total=len(rows) if rows_total is None else rows_total,
+        below_total=len(low) if below_total is None else below_total,
+    )
+
+
+def build(actor, period_key: str, target: Decimal) -> Notice:
+    """The whole notice of a period as ``actor`` may see it, every advisor (for the .xlsx and
+    the PDF), with the institution trend. NotFound, Forbidden as the service's."""
+    view = assessments.get_view(actor, period_key)
+    return from_view(view, target, institution_trend(view))
+
+
+def build_summary(actor, period_key: str, target: Decimal, limit: int | None = None) -> Notice:
+    """The notice for the printable page, in a bounded number of queries whatever the number
+    of advisors: the first ``limit`` advisors of the ranking and the ``limit`` lowest below
+    the target (with how many there are in all), every institution, the trend. ``limit``
+    defaults to :data:`NOTICE_ROWS`."""
+    limit = NOTICE_ROWS if limit is None else limit
+    page = read(actor, period_key, limit=limit, with_metrics=False)
+    below, below_total = read_below(page.view, target, limit)
+    return from_view(
+        page.view,
+        target,
+        institution_trend(page.view),
+        below=below,
+        rows_total=page.total,
+        below_total=below_total,
+    )
+
+
+# ------------------------------------------------------------------ bounded reading
+# ``assessments.get_view`` loads every row a caller may see: right for the downloads, too much
+# for a page when a city ranks thousands of advisors. These read one page of the ranking (and
+# the distribution as an aggregate) in a fixed number of queries, with the service's own
+# scope rule (``period_head`` and ``row_scope``), and build the same ``AssessmentView``.
+
+
+# Built once: an alias is costly to construct, and a statement using the same one caches.
+_AUTHOR, _WRITER, _SUBJECT = aliased(User), aliased(User), aliased(User)
+
+
+@dataclass
+class RankingPage:
+    view: assessments.AssessmentView  # ``rows``: this page's only
+    total: int  # rows the caller may see in all
+    offset: int
+    limit: int | None
+
+    @property
+    def next_offset(self) -> int | None:
+        if self.limit is None or self.offset + self.limit >= self.total:
+            return None
+        return self.offset + self.limit
+
+    @property
+    def previous_offset(self) -> int | None:
+        if self.offset <= 0 or self.limit is None:
+            return None
+        return max(self.offset - self.limit, 0)
+
+
+def _row_columns():
+    return (
+        AssessmentRow.advisor_id,
+        AssessmentRow.org_id,
+        AssessmentRow.computed,
+        AssessmentRow.adjustment,
+        AssessmentRow.score,
+        AssessmentRow.rank,
+        AssessmentRow.institution_rank,
+        User.username,
+        User.display_name,
+        Organisation.code,
+        Organisation.name,
+    )
+
+
+def _view_rows(assessment_id: int, stmt, *, with_metrics: bool = True) -> list[assessments.ViewRow]:
+    """The rows ``stmt`` selects (``_row_columns``), with their adjustments and (unless not
+    ``with_metrics``) their metrics: two more queries, for these advisors only."""
+    rows = [
+        assessments.ViewRow(
+            advisor_id=r.advisor_id,
+            username=r.username,
+            name=r.display_name,
+            org_id=r.org_id,
+            org_code=r.code,
+            org_name=r.name,
+            computed=r.computed,
+            adjustment=r.adjustment,
+            score=r.score,
+            rank=r.rank,
+            institution_rank=r.institution_rank,
+        )
+        for r in db.session.execute(stmt)
+    ]
+    by_advisor = {r.advisor_id: r for r in rows}
+    if not by_advisor:
+        return rows
+    ids = list(by_advisor)
+    if with_metrics:
+        for advisor_id, key, raw, pts, rule in db.session.execute(
+            select(
+                AssessmentMetric.advisor_id,
+                AssessmentMetric.metric,
+                AssessmentMetric.raw,
+                AssessmentMetric.points,
+                AssessmentMetric.rule,
+            ).where(
+                AssessmentMetric.assessment_id == assessment_id,
+                AssessmentMetric.advisor_id.in_(ids),
+            )
+        ):
+            by_advisor[advisor_id].metrics[key] = assessments.MetricValue(raw, pts, rule)
+    author = _AUTHOR
+    for adj, by in db.session.execute(
+        select(AssessmentAdjustment, author.display_name)
+        .join(author, author.id == AssessmentAdjustment.created_by_id)
+        .where(
+            AssessmentAdjustment.assessment_id == assessment_id,
+            AssessmentAdjustment.advisor_id.in_(ids),
+        )
+        .order_by(AssessmentAdjustment.created_at, AssessmentAdjustment.id)
+    ):
+        by_advisor[adj.advisor_id].adjustments.append(
+            assessments.AdjustmentLine(
+                id=adj.id,
+                advisor_id=adj.advisor_id,
+                points=adj.points,
+                reason=adj.reason,
+                created_at=adj.created_at,
+                created_by=by,
+            )
+        )
+    return rows
+
+
+def _ranked(assessment_id: int, scope):
+    return (
+        select(*_row_columns())
+        .join(User, User.id == AssessmentRow.advisor_id)
+        .outerjoin(Organisation, Organisation.id == AssessmentRow.org_id)
+        .where(AssessmentRow.assessment_id == assessment_id, scope)
+    )
+
+
+def read(
+    actor,
+    period_key: str,
+    *,
+    offset: int = 0,
+    limit: int | None = PAGE_SIZE,
+    advisor_id: int | None = None,
+    with_metrics: bool = True,
+) -> RankingPage:
+    """One page of the period's ranking as ``actor`` may see it (``limit`` None: every row;
+    ``advisor_id``: that advisor's row only), with every institution line the caller may see
+    and, for the office roles, the comments (all of them; ``advisor_id``: those on that
+    advisor). At most eight queries. NotFound, Forbidden as :func:`assessments.get_view`."""
+    period, assessment, rubric = assessments.period_head(actor, period_key)
+    scope = assessments.row_scope(actor, assessment)
+    sees_all = actor.role in assessments.VIEW_ALL_ROLES
+    aid = assessment.id
+    total = db.session.scalar(
+        select(func.count())
+        .select_from(AssessmentRow)
+        .where(AssessmentRow.assessment_id == aid, scope)
+    )
+    if not sees_all and not total:
+        raise NotFound(_("The page or record was not found."))
+    stmt = _ranked(aid, scope).order_by(AssessmentRow.rank, User.username, User.id)
+    if advisor_id is not None:
+        stmt = stmt.where(AssessmentRow.advisor_id == advisor_id)
+    else:
+        stmt = stmt.offset(max(offset, 0))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+    rows = _view_rows(aid, stmt, with_metrics=with_metrics)
+
+    inst_stmt = (
+        select(AssessmentInstitution, Organisation.code, Organisation.name)
+        .join(Organisation, Organisation.id == AssessmentInstitution.org_id)
+        .where(AssessmentInstitution.assessment_id == aid)
+        .order_by(AssessmentInstitution.rank, Organisation.code)
+    )
+    if not sees_all:
+        inst_stmt = inst_stmt.where(
+            AssessmentInstitution.org_id == actor.org_id if actor.org_id else false()
+        )
+    institutions = [
+        assessments.ViewInstitution(
+            org_id=i.org_id,
+            code=code,
+            name=name,
+            advisors=i.advisors,
+            total=i.total,
+            average=i.average,
+            rank=i.rank,
+        )
+        for i, code, name in db.session.execute(inst_stmt)
+    ]
+
+    comments: list[assessments.ViewComment] = []
+    if sees_all:
+        writer, subject = _WRITER, _SUBJECT
+        cond = true() if advisor_id is None else AssessmentComment.advisor_id == advisor_id
+        for c, author_name, author_role, advisor_name in db.session.execute(
+            select(AssessmentComment, writer.display_name, writer.role, subject.display_name)
+            .join(writer, writer.id == AssessmentComment.author_id)
+            .outerjoin(subject, subject.id == AssessmentComment.advisor_id)
+            .where(AssessmentComment.assessment_id == aid, cond)
+            .order_by(AssessmentComment.created_at, AssessmentComment.id)
+        ):
+            comments.append(
+                assessments.ViewComment(
+                    id=c.id,
+                    advisor_id=c.advisor_id,
+                    advisor_name=advisor_name,
+                    author_name=author_name,
+                    author_role=author_role,
+                    body=c.body,
+                    created_at=c.created_at,
+                )
+            )
+    view = assessments.AssessmentView(
+        assessment=assessment,
+        period=period,
+        rubric_number=rubric.number,
+        spec=assessments.rubric_spec(rubric),
+        rows=rows,
+        institutions=institutions,
+        comments=comments,
+        sees_all=sees_all,
+    )
+    return RankingPage(view=view, total=total, offset=max(offset, 0), limit=limit)
+
+
+def _scope_of(view: assessments.AssessmentView, actor=None):
+    """The row scope of a view already read (the caller passed the service's checks)."""
+    if view.sees_all or actor is None:
+        return true()
+    return assessments.row_scope(actor, view.assessment)
+
+
+def read_below(
+    view: assessments.AssessmentView, target: Decimal, limit: int, actor=None
+) -> tuple[list[assessments.ViewRow], int]:
+    """The ``limit`` lowest final scores under ``target`` (lowest first) and how many there
+    are in all (two queries, plus two for their metrics and adjustments)."""
+    aid = view.assessment.id
+    scope = _scope_of(view, actor)
+    under = AssessmentRow.score < target
+    total = db.session.scalar(
+        select(func.count())
+        .select_from(AssessmentRow)
+        .where(AssessmentRow.assessment_id == aid, scope, under)
+    )
+    if not total:
+        return [], 0
+    stmt = (
+        _ranked(aid, scope)
+        .where(under)
+        .order_by(AssessmentRow.score, User.display_name, User.id)
+        .limit(limit)
+    )
+    return _view_rows(aid, stmt, with_metrics=False), total
+
+
+def score_bands(view: assessments.AssessmentView, actor=None, bands: int = BANDS) -> list[int]:
+    """Advisors per band of ``100 / bands`` points of the final score over every row the
+    caller may see (below 0 in the first band, 100 and over in the last), one grouped query.
+    The same bins as :func:`advisors.charts.histogram` over 0-100."""
+    width = 10000 // bands  # hundredths of a point: the column's stored integers
+    hundredths = type_coerce(AssessmentRow.score, BigInteger)
+    band = case(
+        *[(hundredths < width * (i + 1), i) for i in range(bands - 1)], else_=bands - 1
+    ).label("band")
+    counts = [0] * bands
+    for index, n in db.session.execute(
+        select(band, func.count())
+        .where(AssessmentRow.assessment_id == view.assessment.id, _scope_of(view, actor))
+        .group_by(band)
+    ):
+        counts[int(index)] = n
+    return counts
+
+
+def signed(points: Decimal) -> str:
+    """Points with their sign, no trailing zeros: ``+2``, ``-1.5``."""
+    text = format(points.normalize(), "f") if points else "0"
+    return f"+{text}" if points > 0 else text
+
+
+# ------------------------------------------------------------------ trends
+def _recent_ids(assessment: Assessment, published_only: bool) -> list[tuple[int, str]]:
+    """(id, period) of up to TREND_PERIODS assessments of the same kind ending with this one:
+    the published ones, and this one whatever its status (unless ``published_only``); oldest
+    first."""
+    cond = Assessment.status == "published"
+    if not published_only:
+        cond = cond | (Assessment.id == assessment.id)
+    found = db.session.execute(
+        select(Assessment.id, Assessment.period)
+        .where(
+            Assessment.kind == assessment.kind,
+            Assessment.starts_on <= assessment.starts_on,
+            cond,
+        )
+        .order_by(Assessment.starts_on.desc())
+        .limit(TREND_PERIODS)
+    ).all()
+    return [(i, p) for i, p in reversed(found)]
+
+
+def institution_trend(view: assessments.AssessmentView) -> Trend:
+    """Each institution of the view: its average score over the recent periods of the same
+    kind (two queries)."""
+    recent = _recent_ids(view.assessment, published_only=not view.sees_all)
+    org_ids = [i.org_id for i in view.institutions]
+    if not recent or not org_ids:
+        return Trend(tuple(p for _i, p in recent), ())
+    index = {aid: n for n, (aid, _p) in enumerate(recent)}
+    values: dict[int, list[Decimal | None]] = {org: [None] * len(recent) for org in org_ids}
+    for aid, org_id, average in db.session.execute(
+        select(
+            AssessmentInstitution.assessment_id,
+            AssessmentInstitution.org_id,
+            AssessmentInstitution.average,
+        ).where(
+            AssessmentInstitution.assessment_id.in_(list(index)),
+            AssessmentInstitution.org_id.in_(org_ids),
+        )
+    ):
+        values[org_id][index[aid]] = average
+    return Trend(
+        tuple(p for _i, p in recent),
+        tuple((i.name, tuple(values[i.org_id])) for i in view.institutions),
+    )
+
+
+def advisor_trend(actor, view: assessments.AssessmentView, advisor_id: int) -> Trend:
+    """One advisor's final score over the recent periods of the same kind (the view's period
+    included), as ``actor`` may see it: office roles drafts too; an advisor their own published
+    scores; a liaison the published scores the advisor earned under its institution (two
+    queries)."""
+    recent = _recent_ids(view.assessment, published_only=not view.sees_all)
+    row = view.row_for(advisor_id)
+    if not recent or row is None:
+        return Trend(tuple(p for _i, p in recent), ())
+    stmt = select(AssessmentRow.assessment_id, AssessmentRow.score).where(
+        AssessmentRow.assessment_id.in_([aid for aid, _p in recent]),
+        AssessmentRow.advisor_id == advisor_id,
+    )
+    if not view.sees_all:
+        if actor.role == "advisor" and actor.id == advisor_id:
+            pass
+        elif actor.role == "liaison" and actor.org_id is not None:
+            stmt = stmt.where(AssessmentRow.org_id == actor.org_id)
+        else:
+            return Trend(tuple(p for _i, p in recent), ())
+    index = {aid: n for n, (aid, _p) in enumerate(recent)}
+    values: list[Decimal | None] = [None] * len(recent)
+    for aid, score in db.session.execute(stmt):
+        values[index[aid]] = score
+    return Trend(tuple(p for _i, p in recent), ((row.name, tuple(values)),))
+
+
+# ------------------------------------------------------------------ rubric history
+@dataclass(frozen=True)
+class RubricLine:
+    id: int
+    number: int
+    created_at: datetime
+    created_by: str | None
+    note: str | None
+
+
+def rubric_history() -> list[RubricLine]:
+    """Every rubric version, newest first, with the name of whoever saved it (one query)."""
+    return [
+        RubricLine(id=i, number=n, created_at=at, created_by=by, note=note)
+        for i, n, at, by, note in db.session.execute(
+            select(
+                RubricVersion.id,
+                RubricVersion.number,
+                RubricVersion.created_at,
+                User.display_name,
+                RubricVersion.note,
+            )
+            .outerjoin(User, User.id == RubricVersion.created_by_id)
+            .order_by(RubricVersion.number.desc())
+        )
+    ]
+
+
+def rubric_version(rubric_id: int) -> RubricVersion:
+    """One rubric version by id (NotFound otherwise)."""
+    version = db.session.get(RubricVersion, rubric_id)
+    if version is None:
+        raise NotFound(_("The page or record was not found."))
+    return version
+
+
+# ------------------------------------------------------------------ .xlsx
+def _status_label(status: str) -> str:
+    return _("Published") if status == "published" else _("Draft")
+
+
+def _d(value: Decimal | None) -> Decimal | None:
+    """A points figure for a cell (exact, as a number)."""
+    return value
+
+
+def xlsx_bytes(notice: Notice) -> bytes:
+    """The notice as a workbook: the ranking (with every metric's points), the institutions,
+    those below target, and the notice's particulars. Names are formula-escaped."""
+    ranking_headers = [
+        _("Rank"),
+        _("Advisor"),
+        _("Institution"),
+        _("Computed"),
+        _("Adjustment"),
+        _("Adjustment reasons"),
+        _("Final score"),
+        _("Rank in institution"),
+        *[label for _key, label in notice.metrics],
+    ]
+    ranking = [
+        [
+            r.rank,
+            r.advisor,
+            r.institution,
+            _d(r.computed),
+            _d(r.adjustment),
+            "; ".join(f"{why} ({signed(points)})" for points, why in r.reasons),
+            _d(r.score),
+            r.institution_rank,
+            *[_d(r.points.get(key)) for key, _label in notice.metrics],
+        ]
+        for r in notice.rows
+    ]
+    institutions = [
+        [i.rank, i.name, i.advisors, _d(i.total), _d(i.average)] for i in notice.institutions
+    ]
+    below = [
+        [_("Institution"), i.name, _d(i.average), _d(gap)] for i, gap in notice.institutions_below
+    ] + [
+        [
+            _("Advisor"),
+            f"{r.advisor} ({r.institution})" if r.institution else r.advisor,
+            _d(r.score),
+            _d(gap),
+        ]
+        for r, gap in notice.advisors_below
+    ]
+    about = [
+        [_("Period"), notice.period],
+        [_("From"), notice.starts_on],
+        [_("To"), notice.ends_on],
+        [_("Status"), _status_label(notice.status)],
+        [_("Rubric version"), notice.rubric_version],
+        [_("Compiled"), fmt_datetime(notice.compiled_at)],
+        [_("Published"), fmt_datetime(notice.published_at) if notice.published_at else ""],
+        [_("Target score"), notice.target],
+        [_("Advisors"), len(notice.rows)],
+    ]
+    return workbook_bytes(
+        [
+            (_("Ranking"), ranking_headers, ranking),
+            (
+                _("Institutions"),
+                [_("Rank"), _("Institution"), _("Advisors"), _("Total"), _("Average")],
+                institutions,
+            ),
+            (_("Below target"), [_("Type"), _("Name"), _("Score"), _("Gap (points)")], below),
+            (_("Notice"), [_("Item"), _("Value")], about),
+        ]
+    )
+
+
+# ------------------------------------------------------------------ PDF
+def _register_font() -> str:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
+    return CJK_FONT
+
+
+def _p(text: object, style) -> object:
+    from reportlab.platypus import Paragraph
+
+    lines = ("" if text is None else str(text)).split("\n")
+    return Paragraph("<br/>".join(xml_escape(line) for line in lines), style)
+
+
+def _pts(value: Decimal | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def pdf_bytes(notice: Notice, title: str) -> bytes:
+    """The notice as an A4 PDF in Chinese (or English) text: the heading with the period and
+    the rubric version, who is below target with the gap, the institution table and the
+    advisors' ranking. ``title`` is the document title (translated by the caller)."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
+
+    font = _register_font()
+    body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12)
+    small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
+    heading = ParagraphStyle("h1", parent=body, fontSize=16, leading=22, spaceAfter=4)
+    h2 = ParagraphStyle("h2", parent=body, fontSize=12, leading=16, spaceBefore=8, spaceAfter=4)
+
+    def cell(value, width):
+        """Plain text when it fits on one line (fast); a wrapping paragraph otherwise."""
+        text = "" if value is None else str(value)
+        if "\n" not in text and stringWidth(text, font, 8) <= width - 6:
+            return text
+        return _p(text, small)
+
+    def table(headers, rows, widths):
+        data = [[_p(h, small) for h in headers]] + [
+            [cell(value, w) for value, w in zip(row, widths, strict=True)] for row in rows
+        ]
+        t = Table(data, colWidths=widths, repeatRows=1)
+        t.setStyle(
+            TableStyle(
+                [
+                    ("FONT", (0, 0), (-1, -1), font, 8),
+                    ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e9ecef")),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
+        return t
+
+    story = [
+        _p(title, heading),
+        _p(
+            _(
+                "Period %(period)s (%(start)s to %(end)s) · rubric version %(version)s · "
+                "%(status)s",
+                period=notice.period,
+                start=notice.starts_on.isoformat(),
+                end=notice.ends_on.isoformat(),
+                version=notice.rubric_version,
+                status=_status_label(notice.status),
+            ),
+            body,
+        ),
+        _p(
+            _(
+                "Compiled %(compiled)s%(published)s. Target score: %(target)s points.",
+                compiled=fmt_datetime(notice.compiled_at),
+                published=(
+                    _("; published %(at)s", at=fmt_datetime(notice.published_at))
+                    if notice.published_at
+                    else ""
+                ),
+                target=notice.target,
+            ),
+            body,
+        ),
+    ]
+    if notice.status != "published":
+        story.append(_p(_("DRAFT — not published; figures may still change."), h2))
+
+    story.append(_p(_("Below target"), h2))
+    if notice.institutions_below:
+        story.append(
+            table(
+                [_("Institution"), _("Average"), _("Gap (points)")],
+                [[i.name, _pts(i.average), _pts(gap)] for i, gap in notice.institutions_below],
+                [100 * mm, 35 * mm, 35 * mm],
+            )
+        )
+        story.append(Spacer(1, 4 * mm))
+    if notice.advisors_below:
+        story.append(
+            table(
+                [_("Advisor"), _("Institution"), _("Final score"), _("Gap (points)")],
+                [
+                    [r.advisor, r.institution, _pts(r.score), _pts(gap)]
+                    for r, gap in notice.advisors_below
+                ],
+                [45 * mm, 75 * mm, 25 * mm, 25 * mm],
+            )
+        )
+    if not notice.institutions_below and not notice.advisors_below:
+        story.append(_p(_("Every institution and advisor reached the target."), body))
+
+    story.append(_p(_("Institutions"), h2))
+    story.append(
+        table(
+            [_("Rank"), _("Institution"), _("Advisors"), _("Total"), _("Average")],
+            [
+                [i.rank or "", i.name, i.advisors, _pts(i.total), _pts(i.average)]
+                for i in notice.institutions
+            ],
+            [15 * mm, 85 * mm, 20 * mm, 25 * mm, 25 * mm],
+        )
+    )
+    story.append(_p(_("Advisors' ranking"), h2))
+    story.append(
+        table(
+            [
+                _("Rank"),
+                _("Advisor"),
+                _("Institution"),
+                _("Computed"),
+                _("Adjustment"),
+                _("Final score"),
+                _("Rank in institution"),
+            ],
+            [
+                [
+                    r.rank or "",
+                    r.advisor,
+                    r.institution,
+                    _pts(r.computed),
+                    _pts(r.adjustment)
+                    + "".join(f"\n{signed(points)}: {why}" for points, why in r.reasons),
+                    _pts(r.score),
+                    r.institution_rank or "",
+                ]
+                for r in notice.rows
+            ],
+            [12 * mm, 28 * mm, 40 * mm, 20 * mm, 32 * mm, 20 * mm, 18 * mm],
+        )
+    )
+
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(
+        out,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=15 * mm,
+        title=title,
+        subject=notice.period,
+        author=_("Financial Advisor Team"),
+        creator=_("Financial Advisor Team"),
+    )
+
+    def page_number(canvas, document):
+        canvas.saveState()
+        canvas.setFont(font, 8)
+        canvas.drawRightString(
+            A4[0] - 15 * mm,
+            8 * mm,
+            f"{notice.period} · {_('Page %(n)s', n=document.page)}",
+        )
+        canvas.restoreState()
+
+    doc.build(story, onFirstPage=page_number, onLaterPages=page_number)
+    return out.getvalue()
