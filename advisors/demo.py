@@ -682,6 +682,21 @@ def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
     return counts
 
 
+def _seed_assessments() -> Counter:
+    """The last two full months compiled, the older one published: advisors and liaisons have
+    a result to read, the finance office a draft to review."""
+    from .periods import month_of
+    from .services import assessments
+    from .services import referrals as svc
+
+    db.session.flush()
+    last = month_of(svc.today()).previous()
+    assessments.compile_period(last.previous().key)
+    assessments.publish(None, last.previous().key)
+    assessments.compile_period(last.key)
+    return Counter(assessments=2)
+
+
 def seed_demo() -> str:
     """Load the demo data set into the current session (flushed, not committed) and return a
     short summary for the console.
@@ -766,6 +781,7 @@ def seed_demo() -> str:
     db.session.flush()
     if created["firms"]:
         created.update(_seed_referrals(rng, users))
+        created.update(_seed_assessments())
 
     lines = [
         _("Demo city %(city)s (fictional), all data invented.", city="江州市"),
