@@ -140,30 +140,65 @@ def _write_audit_rows(session: Session, flush_context) -> None:
         session.execute(AuditLog.__table__.insert(), rows)
 
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})  # kept as they are by _plain
+
+
+def _plain_fast(value):
+    return value if type(value) in _SCALARS else _plain(value)
+
+
+def _bulk_row(actor, at, action: str, table_name: str, record_id, changes: dict) -> dict:
+    actor_id, label, ip = actor
+    return {
+        "at": at,
+        "actor_id": actor_id,
+        "actor_label": label[:80],
+        "action": action,
+        "table_name": table_name,
+        "record_id": str(record_id)[:60],
+        "changes": changes,
+        "ip": ip,
+    }
+
+
 def record_bulk(action: str, table_name: str, records: list[tuple[object, dict]]) -> None:
     """Audit rows for writes made with bulk statements (which bypass the flush listener):
     ``records`` is a list of (record id, {column: value or [old, new]})."""
     if not records:
         return
-    actor_id, label, ip = current_actor()
-    at = utcnow()
+    actor, at, plain = current_actor(), utcnow(), _plain_fast
     rows = []
     for record_id, values in records:
         if action == "insert":
-            changes = {k: [None, _plain(v)] for k, v in values.items() if v is not None}
+            changes = {k: [None, plain(v)] for k, v in values.items() if v is not None}
         else:
-            changes = {k: [_plain(v[0]), _plain(v[1])] for k, v in values.items()}
-        rows.append(
-            {
-                "at": at,
-                "actor_id": actor_id,
-                "actor_label": label[:80],
-                "action": action,
-                "table_name": table_name,
-                "record_id": str(record_id)[:60],
-                "changes": changes,
-                "ip": ip,
-            }
-        )
+            changes = {k: [plain(v[0]), plain(v[1])] for k, v in values.items()}
+        rows.append(_bulk_row(actor, at, action, table_name, record_id, changes))
     for start in range(0, len(rows), 1000):
         db.session.execute(AuditLog.__table__.insert(), rows[start : start + 1000])
+
+
+def bulk_insert_entries(
+    table_name: str, rows: list[dict], *, id_key: str = "id", skip: tuple[str, ...] = ()
+) -> list[dict]:
+    """The ``audit_log`` rows (to write with :func:`advisors.dbutil.append_rows` or a
+    :class:`~advisors.dbutil.BulkWriter`) for rows inserted in bulk, straight from
+    the inserted values: the same entries as ``record_bulk("insert", ...)``, with each row's
+    ``id_key`` as the record id and every non-empty column except ``id_key``, ``skip`` and the
+    bookkeeping columns (created_at, updated_at, version), which the flush listener leaves out
+    too. Who and when are taken now."""
+    if not rows:
+        return []
+    actor, at, plain = current_actor(), utcnow(), _plain_fast
+    leave_out = {id_key, "created_at", "updated_at", "version", *skip}
+    return [
+        _bulk_row(
+            actor,
+            at,
+            "insert",
+            table_name,
+            row[id_key],
+            {k: [None, plain(v)] for k, v in row.items() if v is not None and k not in leave_out},
+        )
+        for row in rows
+    ]

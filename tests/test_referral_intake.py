@@ -718,3 +718,372 @@ def test_garbage_collector_is_back_on_after_an_import(app, bureau, make, town):
             referral_import.import_file(bureau, "bad.xlsx", b"not a workbook")
     assert gc.isenabled()
     db.session.rollback()
+
+
+# ------------------------------------------------------------------ bulk writes
+def _import(bureau, filename: str, data: bytes):
+    from advisors.audit import acting_as
+
+    with acting_as(bureau):
+        upload = referral_import.import_file(bureau, filename, data)
+    db.session.commit()
+    return upload
+
+
+def test_bulk_written_rows_are_complete_and_audited(app, bureau, make, town):
+    """New firms, cases, bureau links, timeline events and their audit entries, written in
+    bulk (COPY on PostgreSQL), hold what the ORM would have written: who, when and what."""
+    from models import ReferralEvent
+
+    code = make.credit_code()
+    _import(bureau, "full.xlsx", _xlsx([_row(code, revenue=1234.5, amount=300, note="重点")]))
+    db.session.expire_all()
+    firm = db.session.execute(select(Enterprise)).scalar_one()
+    case = db.session.execute(select(Referral)).scalar_one()
+    assert (firm.credit_code, firm.township_id, firm.revenue_wan) == (
+        code,
+        town.id,
+        Decimal("1234.5"),
+    )
+    assert firm.registered_by_org_id == bureau.org_id and firm.version == 1
+    assert firm.created_at.tzinfo is not None and firm.size_class == "small"
+    assert (case.enterprise_id, case.status, case.need_financing, case.need_policy) == (
+        firm.id,
+        "submitted",
+        True,
+        True,
+    )
+    assert case.amount_wan == Decimal("300") and case.note == "重点" and case.source == "upload"
+    link = db.session.execute(select(ReferralBureau)).scalar_one()
+    assert (link.referral_id, link.org_id, link.needs) == (
+        case.id,
+        bureau.org_id,
+        ["financing", "policy"],
+    )
+    event = db.session.execute(select(ReferralEvent)).scalar_one()
+    assert (event.referral_id, event.kind, event.actor_id) == (case.id, "created", bureau.id)
+    assert event.at == case.created_at
+    entries = {
+        e.table_name: e
+        for e in db.session.execute(
+            select(AuditLog).where(AuditLog.action == "insert", AuditLog.actor_id == bureau.id)
+        ).scalars()
+    }
+    assert entries["enterprise"].record_id == str(firm.id)
+    assert entries["enterprise"].actor_label == bureau.username
+    assert entries["enterprise"].changes["credit_code"] == [None, code]
+    assert entries["enterprise"].changes["revenue_wan"] == [None, "1234.5"]
+    assert "created_at" not in entries["enterprise"].changes
+    assert entries["referral"].record_id == str(case.id)
+    assert entries["referral"].changes["amount_wan"] == [None, "300"]
+    assert entries["referral"].changes["need_financing"] == [None, True]
+    assert (
+        "purpose" in entries["referral"].changes and "advisor_id" not in entries["referral"].changes
+    )
+    assert entries["referral_bureau"].record_id == f"{case.id}/{bureau.org_id}"
+    assert entries["referral_bureau"].changes["org_id"] == [None, bureau.org_id]
+
+
+def test_a_problem_found_late_in_the_file_saves_nothing(
+    app, login, bureau, make, town, monkeypatch
+):
+    """Chunks are saved while the rest of the file is still being read: too many rows found
+    further down takes back everything already written."""
+    monkeypatch.setattr(referral_import, "CHUNK", 2)
+    client = login(bureau)
+    before = _count(AuditLog)
+    old = app.config["MAX_UPLOAD_ROWS"]
+    app.config["MAX_UPLOAD_ROWS"] = 5
+    try:
+        r = _upload(client, "long.xlsx", _xlsx([_row(c) for c in _codes(6, make)]))
+    finally:
+        app.config["MAX_UPLOAD_ROWS"] = old
+    assert r.status_code == 422 and "more than 5 data rows" in _text(r)
+    assert _count(ReferralUpload) == _count(Referral) == _count(Enterprise) == 0
+    assert _count(AuditLog) == before
+    # Called directly, the import leaves nothing of itself in the session either.
+    from advisors.audit import acting_as
+    from advisors.errors import ValidationFailed
+
+    app.config["MAX_UPLOAD_ROWS"] = 5
+    try:
+        with acting_as(bureau), pytest.raises(ValidationFailed):
+            referral_import.import_file(bureau, "l.xlsx", _xlsx([_row(c) for c in _codes(6, make)]))
+        assert _count(ReferralUpload) == _count(Referral) == _count(Enterprise) == 0
+        assert _count(AuditLog) == before and not db.session.new
+    finally:
+        app.config["MAX_UPLOAD_ROWS"] = old
+        db.session.rollback()
+    # The same bureau can upload the list once it is short enough.
+    r = _upload(client, "short.xlsx", _xlsx([_row(c) for c in _codes(5, make)]))
+    assert r.status_code == 302 and _last_upload().counts["created"] == 5
+
+
+def _corrupt_after(data: bytes, rows_before: int) -> bytes:
+    """The workbook with its sheet XML broken after ``rows_before`` data rows."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            content = zin.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                at = content.index(f'<row r="{rows_before + 2}"'.encode())
+                content = content[:at] + b"<row><c><<broken" + content[at:]
+            zout.writestr(info, content)
+    return out.getvalue()
+
+
+def test_a_corrupt_sheet_part_found_late_saves_nothing(login, bureau, make, town, monkeypatch):
+    monkeypatch.setattr(referral_import, "CHUNK", 2)
+    client = login(bureau)
+    data = _corrupt_after(_xlsx([_row(c) for c in _codes(6, make)]), rows_before=4)
+    r = _upload(client, "corrupt.xlsx", data)
+    assert r.status_code == 422
+    assert "The first sheet of this workbook could not be read." in _text(r)
+    assert _count(ReferralUpload) == _count(Referral) == _count(Enterprise) == 0
+
+
+def test_too_many_rows_wins_over_a_missing_column(app, login, bureau, make, town):
+    """With several problems the message is the one reading the whole file first gives."""
+    client = login(bureau)
+    headers = [h for h in HEADERS if h != "需求*"]
+    rows = [_row(c)[:9] + _row(c)[10:] for c in _codes(4, make)]
+    old = app.config["MAX_UPLOAD_ROWS"]
+    app.config["MAX_UPLOAD_ROWS"] = 3
+    try:
+        r = _upload(client, "both.xlsx", _xlsx(rows, headers=headers))
+    finally:
+        app.config["MAX_UPLOAD_ROWS"] = old
+    assert r.status_code == 422 and "more than 3 data rows" in _text(r)
+
+
+def test_a_case_opened_meanwhile_stops_the_bulk_write(login, bureau, make, town, monkeypatch):
+    """The one-open-case-per-firm index still guards the bulk path: a case opened for the same
+    firm between the look-up and the write makes the upload fail as a conflict (409), and
+    nothing of it is saved."""
+    from sqlalchemy import insert
+
+    from advisors.services import referrals as referral_service
+    from models import utcnow
+
+    office = make.user("finance_office")
+    firm = make.firm(office)
+    real = referral_service._insert_new_rows
+
+    def meanwhile(table, rows, key, *where):
+        if table is Referral.__table__:
+            now = utcnow()
+            db.session.execute(
+                insert(Referral.__table__).values(
+                    enterprise_id=firm.id,
+                    status="submitted",
+                    org_id=bureau.org_id,
+                    created_by_id=bureau.id,
+                    source="api",
+                    created_at=now,
+                    updated_at=now,
+                    version=1,
+                )
+            )
+        return real(table, rows, key, *where)
+
+    monkeypatch.setattr(referral_service, "_insert_new_rows", meanwhile)
+    client = login(bureau)
+    r = _upload(client, "race.xlsx", _xlsx([_row(firm.credit_code), _row(make.credit_code())]))
+    assert r.status_code == 409 and "at the same moment" in _text(r)
+    assert _count(ReferralUpload) == _count(Referral) == 0 and _count(Enterprise) == 1
+
+
+def test_township_cells_resolved_by_the_import_need_no_query(
+    app, bureau, make, town, count_queries
+):
+    """Known townships go as the loaded row and unknown ones as text already looked up, so
+    checking rows runs no query per row (the chunk of rows before may still be being written)."""
+    from advisors.audit import acting_as
+    from advisors.services import referrals as referral_service
+    from advisors.services.firms import UnknownTownship
+
+    mapper = referral_import._RowMapper(["credit_code", "township"])
+    assert mapper.item(("x", "城关镇"))["township"] is town
+    unknown = mapper.item(("x", "不存在镇"))["township"]
+    assert isinstance(unknown, UnknownTownship) and unknown == "不存在镇"
+    assert mapper.item(("x", "²"))["township"] == "²"  # a digit int() cannot read: no 500
+    items = [
+        {"credit_code": make.credit_code(), "name": "甲", "industry": "industry", "needs": "政策"}
+        | {"township": mapper.item(("x", t))["township"]}
+        for t in ("城关镇", "不存在镇", str(town.id), "²", None)
+    ]
+    with count_queries() as q, acting_as(bureau):
+        results = referral_service.submit(bureau, items, source="upload", notify_office=False)
+    assert [r.status for r in results] == ["created", "rejected", "rejected", "rejected", "created"]
+    assert "不存在镇" in results[1].errors["township"] and "²" in results[3].errors["township"]
+    assert not [s for s in q.statements if "FROM township" in s]
+    db.session.rollback()
+
+
+def test_bulk_writer_waits_before_the_session_is_used(app, bureau, make):
+    """What a background batch writes is there for the next query; its error is raised there
+    (as IntegrityError), and a rollback after it leaves a usable session."""
+    from sqlalchemy.exc import IntegrityError
+
+    from advisors.dbutil import BulkWriter
+    from models import utcnow
+
+    def entry(record_id):
+        return {
+            "at": utcnow(),
+            "actor_id": bureau.id,
+            "actor_label": "bulk",
+            "action": "insert",
+            "table_name": "bulk_test",
+            "record_id": record_id,
+            "changes": {"n": [None, record_id]},
+            "ip": None,
+        }
+
+    firm = make.firm()
+    writer = BulkWriter()
+    try:
+        writer.start([(AuditLog.__table__, [entry(str(i)) for i in range(3000)])])
+        count = db.session.scalar(select(func.count()).where(AuditLog.table_name == "bulk_test"))
+        assert count == 3000
+        rows = db.session.execute(
+            select(AuditLog.changes).where(AuditLog.record_id == "2999")
+        ).scalar_one()
+        assert rows == {"n": [None, "2999"]}
+        # A second firm with the same credit code: refused, at the latest by the next query
+        # (elsewhere than on PostgreSQL the batch is written at once, so start raises).
+        with pytest.raises(IntegrityError):
+            writer.start([(Enterprise.__table__, [_firm_row(firm.credit_code, bureau)])])
+            db.session.execute(select(func.count()).select_from(Enterprise)).scalar()
+    finally:
+        writer.close()
+    db.session.rollback()
+    assert _count(Enterprise) == 1
+    assert db.session.scalar(select(func.count()).where(AuditLog.table_name == "bulk_test")) == 0
+
+
+def _firm_row(code: str, bureau) -> dict:
+    from models import utcnow
+
+    now = utcnow()
+    return {
+        "credit_code": code,
+        "name": "重复的企业",
+        "industry": "industry",
+        "size_class": "unknown",
+        "registered_by_org_id": bureau.org_id,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+
+
+def test_bulk_rows_are_stored_as_an_insert_stores_them(app, bureau, make):
+    """append_rows (COPY on PostgreSQL, the sqlite3 driver's executemany on SQLite) binds
+    every value as SQLAlchemy's INSERT does: the stored columns are the same, byte for byte."""
+    from sqlalchemy import text
+
+    from advisors.dbutil import append_rows
+    from models import utcnow
+
+    firm_a, firm_b = make.firm(), make.firm()
+    now = utcnow()
+
+    def case(firm, note):
+        return {
+            "enterprise_id": firm.id,
+            "status": "closed",
+            "need_financing": True,
+            "need_policy": False,
+            "need_guidance": False,
+            "need_insurance": True,
+            "amount_wan": Decimal("1234.567891"),
+            "purpose": None,
+            "note": note,
+            "org_id": bureau.org_id,
+            "created_by_id": bureau.id,
+            "source": "upload",
+            "upload_id": None,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+
+    def entry(record_id, changes):
+        return {
+            "at": now,
+            "actor_id": bureau.id,
+            "actor_label": "张三",
+            "action": "insert",
+            "table_name": "same_test",
+            "record_id": record_id,
+            "changes": changes,
+            "ip": None,
+        }
+
+    changes = {"名称": [None, '测试\n"引号"\\'], "n": [None, 1.5], "ok": [True, None], "l": []}
+    db.session.execute(Referral.__table__.insert(), [case(firm_a, "备注\t一")])
+    append_rows(Referral.__table__, [case(firm_b, "备注\t一")])
+    db.session.execute(AuditLog.__table__.insert(), [entry("a", changes)])
+    append_rows(AuditLog.__table__, [entry("b", changes)])
+    referrals = Referral.__table__
+    ids = dict(db.session.execute(select(referrals.c.enterprise_id, referrals.c.id)).all())
+    link = {
+        "org_id": bureau.org_id,
+        "created_at": now,
+        "created_by_id": None,
+        "needs": None,
+        "amount_wan": None,
+        "note": None,
+    }
+    db.session.execute(ReferralBureau.__table__.insert(), [{**link, "referral_id": ids[firm_a.id]}])
+    append_rows(ReferralBureau.__table__, [{**link, "referral_id": ids[firm_b.id]}])
+
+    pg = db.engine.dialect.name == "postgresql"
+
+    def stored(table: str, columns: list[str], where: str, order: str = "id") -> list[tuple]:
+        cols = ", ".join(f"{c}::text" if pg else c for c in columns)
+        return db.session.execute(
+            text(f"SELECT {cols} FROM {table} WHERE {where} ORDER BY {order}")  # noqa: S608
+        ).all()
+
+    def others(table, *leave_out: str) -> list[str]:
+        return [c.name for c in table.columns if c.name not in ("id", *leave_out)]
+
+    first, second = stored("referral", others(referrals, "enterprise_id"), "status = 'closed'")
+    assert first == second
+    first, second = stored(
+        "audit_log", others(AuditLog.__table__, "record_id"), "table_name = 'same_test'"
+    )
+    assert first == second
+    first, second = stored(
+        "referral_bureau",
+        others(ReferralBureau.__table__, "referral_id"),
+        f"org_id = {int(bureau.org_id)}",
+        "referral_id",
+    )
+    assert first == second
+    db.session.rollback()
+
+
+def test_the_import_look_ups_keep_one_statement_whatever_the_chunk(app, make, count_queries):
+    """On PostgreSQL the look-up by credit code is one statement with one array parameter, so
+    the prepared statement psycopg makes of it keeps a plan that uses the index (an IN list of
+    hundreds of parameters gets a generic plan that scans the table)."""
+    from advisors.dbutil import among
+
+    firms = [make.firm() for _ in range(3)]
+    codes = [f.credit_code for f in firms]
+    statements = []
+    for part in (codes[:1], codes, [*codes, "X" * 18]):
+        with count_queries() as q:
+            found = db.session.execute(
+                select(Enterprise.credit_code).where(among(Enterprise.credit_code, part))
+            ).scalars()
+            assert sorted(found) == sorted(c for c in part if c in codes)
+        statements += q.statements
+    assert db.session.execute(select(Enterprise.id).where(among(Enterprise.id, []))).all() == []
+    if db.engine.dialect.name == "postgresql":
+        assert len(set(statements)) == 1 and "ANY" in statements[0]

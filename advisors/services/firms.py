@@ -39,6 +39,8 @@ FIRM_FIELDS = (
 def clean_text(value) -> str:
     """Strip and drop NUL and other control characters (PostgreSQL refuses NUL in text)."""
     text = str(value)
+    if text.isprintable():  # no control character at all: the common case, checked in C
+        return text.strip()
     return "".join(ch for ch in text if ch in "\n\t" or ord(ch) >= 32).strip()
 
 
@@ -149,11 +151,21 @@ def _screen_types(data: dict, labels: dict) -> tuple[dict, dict]:
     return data, errors
 
 
+class UnknownTownship(str):
+    """A township as typed that is already known to match no township's name or code (a list
+    upload looks every row up in one read of the table): :func:`find_township` answers None
+    without a query, and the error names the text as typed."""
+
+    __slots__ = ()
+
+
 def find_township(value) -> Township | None:
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, Township):
         return value
+    if isinstance(value, UnknownTownship):
+        return None
     if isinstance(value, int) and not 0 < value < 2**31:
         return None
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit() and len(value) < 10):

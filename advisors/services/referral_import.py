@@ -5,6 +5,11 @@ row is either saved or explained with its row number, column and reason.
 The fingerprint (sha256 of the bytes) makes a second upload of the same file by the same bureau
 a no-op that returns the first upload. Parsing is all or nothing: an unreadable file, a missing
 required column or too many rows saves nothing and says why.
+
+On PostgreSQL the rows are saved in chunks while the rest of the file is still being read (the
+server stores one chunk while Python reads and checks the next, see
+:class:`advisors.dbutil.BulkWriter`); a problem found further down rolls back to a savepoint
+taken before the upload, so the outcome is the same as reading the whole file first.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import csv
 import gc
 import hashlib
 import io
+import itertools
 import re
 import zipfile
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -29,10 +36,12 @@ from sqlalchemy.orm import defer
 from models import NEEDS, ReferralUpload, Township, User, db
 
 from .. import credit_code
+from ..dbutil import BulkWriter
 from ..errors import ValidationFailed
 from ..sizing import INDUSTRIES
 from ..xlsx import workbook_bytes
 from . import referrals as referral_service
+from .firms import UnknownTownship, clean_text
 
 CHUNK = 1000  # rows per submit() call (its MAX_ITEMS)
 MAX_COLUMNS = 200  # columns read per row; a list has fourteen
@@ -214,7 +223,10 @@ def _number(value):
 class Sheet:
     headers: list[str]  # original header texts, made unique
     fields: list[str | None]  # the item field each column maps to
-    rows: list[tuple[int, tuple]]  # (spreadsheet row number, cell values)
+    # (spreadsheet row number, cell values): a list, or from open_sheet an iterator that reads
+    # the rest of the file as it is consumed
+    rows: Iterable[tuple[int, tuple]]
+    close: Callable[[], None] = lambda: None  # let go of the file (open_sheet)
 
 
 def _file_error(message: str) -> ValidationFailed:
@@ -241,24 +253,22 @@ def _is_blank(values) -> bool:
     return True
 
 
-def _collect(records, limit: int) -> tuple[list, list[tuple[int, tuple]]]:
-    """Header (first non-empty row) and data rows (blank ones skipped) from numbered records."""
-    header = None
-    rows: list[tuple[int, tuple]] = []
-    append = rows.append
+def _data_rows(records: Iterator, limit: int) -> Iterator[tuple[int, tuple]]:
+    """The numbered records after the header, blank ones skipped; more than ``limit`` of them
+    is an error."""
+    count = 0
     for number, values in records:
         if _is_blank(values):
             continue
-        if header is None:
-            header = list(values[:MAX_COLUMNS])
-            continue
-        if len(rows) >= limit:
+        if count >= limit:
             raise _too_many_rows(limit)
-        append((number, values))
-    return header or [], rows
+        count += 1
+        yield number, values
 
 
-def _read_xlsx(data: bytes, limit: int):
+def _xlsx_records(data: bytes) -> Iterator[tuple[int, tuple]]:
+    """The numbered rows of the first sheet, read as they are consumed (the workbook is closed
+    when they run out or the generator is closed)."""
     from openpyxl import load_workbook
 
     unreadable = _(
@@ -277,15 +287,13 @@ def _read_xlsx(data: bytes, limit: int):
         raise _file_error(unreadable) from None
     try:
         if not wb.worksheets:
-            return [], []
+            return
         ws = wb.worksheets[0]
         # Read every row the sheet has, not the range its <dimension> claims: some programs
         # write a stale one, and openpyxl would silently stop there.
         ws.reset_dimensions()
         try:
-            return _collect(enumerate(ws.iter_rows(values_only=True), start=1), limit)
-        except ValidationFailed:
-            raise
+            yield from enumerate(ws.iter_rows(values_only=True), start=1)
         except Exception:  # noqa: BLE001 - a corrupt sheet part
             raise _file_error(
                 _("The first sheet of this workbook could not be read. Nothing was saved.")
@@ -307,13 +315,14 @@ def _decode_csv(data: bytes) -> str:
     )
 
 
-def _read_csv(data: bytes, limit: int):
+def _csv_records(data: bytes) -> Iterator[tuple[int, tuple]]:
     text = _decode_csv(data)
     first_line = text.split("\n", 1)[0]
     delimiter = max((",", "\t", ";"), key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        return _collect(((n, tuple(r)) for n, r in enumerate(reader, start=1)), limit)
+        for number, row in enumerate(reader, start=1):
+            yield number, tuple(row)
     except csv.Error:
         raise _file_error(
             _("The CSV file could not be read. Save it again from Excel or WPS as CSV.")
@@ -346,15 +355,20 @@ def _map_headers(raw: list) -> tuple[list[str], list[str | None]]:
     return headers, fields
 
 
-def parse(filename: str, data: bytes, limit: int) -> Sheet:
-    """Parse an uploaded list. Raises ValidationFailed (field ``file``) when it cannot be used."""
+def open_sheet(filename: str, data: bytes, limit: int) -> Sheet:
+    """Open an uploaded list: its type, header row and first data row are checked now, and the
+    returned sheet's ``rows`` reads the rest of the file as it is consumed, raising when it
+    finds a problem further down (more than ``limit`` rows, a corrupt part). Raises
+    ValidationFailed (field ``file``) when the list cannot be used; the errors, and which of
+    them wins when a file has several, are those of reading the whole file first. The caller
+    calls ``close()`` when done."""
     name = (filename or "").lower()
     if not data:
         raise _file_error(_("The file is empty. Nothing was saved."))
     if name.endswith((".xlsx", ".xlsm")):
-        raw_header, rows = _read_xlsx(data, limit)
+        records = _xlsx_records(data)
     elif name.endswith((".csv", ".txt")):
-        raw_header, rows = _read_csv(data, limit)
+        records = _csv_records(data)
     elif name.endswith(".xls"):
         raise _file_error(
             _(
@@ -364,6 +378,20 @@ def parse(filename: str, data: bytes, limit: int) -> Sheet:
         )
     else:
         raise _file_error(_("Only .xlsx and .csv files can be uploaded."))
+    try:
+        return _open_records(records, limit)
+    except BaseException:
+        records.close()
+        raise
+
+
+def _open_records(records: Iterator, limit: int) -> Sheet:
+    raw_header = []
+    for _number, values in records:
+        if not _is_blank(values):
+            raw_header = list(values[:MAX_COLUMNS])
+            break
+    rows = _data_rows(records, limit)
     if not raw_header:
         raise _file_error(_("The file has no rows. Nothing was saved."))
     headers, fields = _map_headers(raw_header)
@@ -372,16 +400,33 @@ def parse(filename: str, data: bytes, limit: int) -> Sheet:
         names = dict(TEMPLATE_COLUMNS)
         labels = referral_service.item_labels()
         columns = "、".join(f"{names[f].rstrip('*')} ({labels[f]})" for f in missing)
-        raise _file_error(
+        error = _file_error(
             _(
                 "The file has no column for: %(columns)s. The header must be the first non-empty "
                 "row; download the template to see the expected headers. Nothing was saved.",
                 columns=columns,
             )
         )
-    if not rows:
+        # Too many rows or a corrupt part further down is what reading the whole file first
+        # reports, so it is looked for before this error is raised.
+        for _row in rows:
+            pass
+        raise error
+    first = next(rows, None)
+    if first is None:
         raise _file_error(_("The file has a header row but no data rows. Nothing was saved."))
-    return Sheet(headers, fields, rows)
+    return Sheet(headers, fields, itertools.chain((first,), rows), records.close)
+
+
+def parse(filename: str, data: bytes, limit: int) -> Sheet:
+    """Parse a whole uploaded list (``rows`` a list). Raises ValidationFailed (field ``file``)
+    when it cannot be used."""
+    sheet = open_sheet(filename, data, limit)
+    try:
+        sheet.rows = list(sheet.rows)
+    finally:
+        sheet.close()
+    return sheet
 
 
 # ----------------------------------------------------------------------------- mapping rows
@@ -433,15 +478,19 @@ class _RowMapper:
                 text = cell_text(value).strip()
                 value = self.industries.get(_norm_key(text), text)
             elif key == "township":
-                # A known township goes by id: the service finds it in the identity map (no
-                # query); an unknown name goes as typed and is reported.
+                # A known township goes as the row already loaded (no query, no lookup); an
+                # unknown name goes as typed and is reported.
                 text = cell_text(value).strip()
                 found = self.townships.get(_norm_key(text)) if text else None
                 if found is not None:
-                    value = found.id
-                elif text.isdigit() and int(text) in self.township_ids:
+                    value = found
+                elif text.isdecimal() and int(text) in self.township_ids:
                     # Digits that are no township's code or name must not be taken for an id.
-                    value = text + " "
+                    value = UnknownTownship(text + " ")
+                elif text and clean_text(text) == text:
+                    # Not in the table (an exact name or code would have matched above), so
+                    # the service need not look it up again.
+                    value = UnknownTownship(text)
                 else:
                     value = text or None
             elif key == "needs":
@@ -542,14 +591,37 @@ def _cyclic_gc_paused():
 
 def _import(actor: User, filename: str, data: bytes, sha: str) -> ReferralUpload:
     limit = int(current_app.config.get("MAX_UPLOAD_ROWS", 20000))
-    sheet = parse(filename, data, limit)
+    writer = BulkWriter()
+    sheet = open_sheet(filename, data, limit)
+    try:
+        if not writer.background:
+            sheet.rows = list(sheet.rows)  # the whole file is read (and checked) first
+            return _save(actor, filename, sha, sheet, writer)
+        # PostgreSQL: the server stores one chunk while the next one is read from the file. A
+        # problem further down the file (too many rows, a corrupt part) then takes back what
+        # was written, to this savepoint: nothing is saved, as when the file is read first.
+        savepoint = db.session.begin_nested()
+        try:
+            upload = _save(actor, filename, sha, sheet, writer)
+        except BaseException:
+            writer.wait(raise_error=False)
+            with suppress(Exception):  # a broken connection: the caller's rollback reports it
+                savepoint.rollback()
+            raise
+        savepoint.commit()
+        return upload
+    finally:
+        writer.close()
+        sheet.close()
 
+
+def _save(actor: User, filename: str, sha: str, sheet: Sheet, writer: BulkWriter) -> ReferralUpload:
     upload = ReferralUpload(
         org_id=actor.org_id,
         user_id=actor.id,
         filename=clean_filename(filename),
         sha256=sha,
-        rows=len(sheet.rows),
+        rows=0,
         counts={},
         rejected=[],
         headers=sheet.headers,
@@ -561,14 +633,17 @@ def _import(actor: User, filename: str, data: bytes, sha: str) -> ReferralUpload
     report = _Report(sheet)
     totals = {"created": 0, "merged": 0, "duplicate": 0, "rejected": 0}
     first_row: dict[str, int] = {}  # credit code -> first row in the file that was accepted
-    for start in range(0, len(sheet.rows), CHUNK):
-        part = sheet.rows[start : start + CHUNK]
+    rows = iter(sheet.rows)
+    count = 0
+    while part := list(itertools.islice(rows, CHUNK)):
+        count += len(part)
         results = referral_service.submit(
             actor,
             [mapper.item(values) for _n, values in part],
             source="upload",
             upload_id=upload.id,
             notify_office=False,
+            writer=writer,
         )
         for result in sorted(results, key=lambda r: r.index):
             number, values = part[result.index]
@@ -589,7 +664,9 @@ def _import(actor: User, filename: str, data: bytes, sha: str) -> ReferralUpload
             first_row.setdefault(code, number)
             if result.status == "duplicate":
                 report.add(number, values, "duplicate", result.errors, result.referral_id)
+    writer.wait()
     referral_service.notify_submitted(actor, totals["created"])
+    upload.rows = count
     upload.counts = totals
     upload.rejected = report.rejected
     upload.repeat = False

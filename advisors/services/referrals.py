@@ -18,12 +18,13 @@ from decimal import Decimal
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from models import (
     NEEDS,
     OPEN_STATUSES,
     OUTCOMES,
+    AuditLog,
     Enterprise,
     Organisation,
     Referral,
@@ -36,7 +37,7 @@ from models import (
 )
 
 from .. import audit
-from ..dbutil import chunks
+from ..dbutil import BulkWriter, among, append_rows, chunks, is_postgresql, next_ids
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..i18n import SHANGHAI
 from ..permissions import get_scoped
@@ -241,11 +242,18 @@ def submit(
     source: str = "api",
     upload_id: int | None = None,
     notify_office: bool = True,
+    writer: BulkWriter | None = None,
 ) -> list[ItemResult]:
     """Validate and save a batch of referral items from one bureau user. Accepted items are
     saved even when others are rejected. Flushes; the caller commits once. A caller that
     submits one list in several chunks passes ``notify_office=False`` and calls
-    :func:`notify_submitted` once at the end."""
+    :func:`notify_submitted` once at the end.
+
+    ``writer``: such a caller may also pass one :class:`~advisors.dbutil.BulkWriter` for all
+    its chunks; the new firms, cases, timeline events and their audit rows are then still being
+    written when this returns (on PostgreSQL), and the caller must ``writer.wait()`` before it
+    next uses the session. Without one, everything is written before this returns."""
+    writes = writer or BulkWriter(background=False)
     if actor.role != "bureau" or actor.org_id is None:
         raise ValidationFailed(_("Only bureau users can refer firms."))
     results: list[ItemResult] = []
@@ -282,13 +290,16 @@ def submit(
     by_index = {r.index: r for r in results}
     if not clean:
         return results
+    # The caller's previous chunk is still being written while the items above are checked
+    # (anything they query waits for it); the lookups below must see it.
+    writes.wait()
 
     now = utcnow()
     codes = [item.firm["credit_code"] for _i, item in clean]
     firms: dict[str, Enterprise] = {}
     for part in chunks(codes):
         for firm in db.session.execute(
-            select(Enterprise).where(Enterprise.credit_code.in_(part))
+            select(Enterprise).where(among(Enterprise.credit_code, part))
         ).scalars():
             firms[firm.credit_code] = firm
     open_cases: dict[int, Referral] = {}
@@ -297,14 +308,14 @@ def submit(
     for part in chunks(firm_ids):
         for ref in db.session.execute(
             select(Referral).where(
-                Referral.enterprise_id.in_(part), Referral.status.in_(OPEN_STATUSES)
+                among(Referral.enterprise_id, part), Referral.status.in_(OPEN_STATUSES)
             )
         ).scalars():
             open_cases[ref.enterprise_id] = ref
         for rid, org_id in db.session.execute(
             select(ReferralBureau.referral_id, ReferralBureau.org_id)
             .join(Referral, Referral.id == ReferralBureau.referral_id)
-            .where(Referral.enterprise_id.in_(part), Referral.status.in_(OPEN_STATUSES))
+            .where(among(Referral.enterprise_id, part), Referral.status.in_(OPEN_STATUSES))
         ):
             referrers.setdefault(rid, set()).add(org_id)
 
@@ -328,38 +339,10 @@ def submit(
             row["version"] = 1
             new_firm_rows.append(row)
     db.session.flush()
+    batches = []  # (table, rows) in the order they are written
     if new_firm_rows:
-        # Core executemany (the ORM bulk path splits batches on NULL patterns, and SQLite cannot
-        # return ids in parameter order, so it fell back to one INSERT per row); the new ids are
-        # read back by credit code, which is unique.
-        table = Enterprise.__table__
-        ids_by_code = {}
-        for part in chunks(new_firm_rows):
-            db.session.execute(insert(table), list(part))
-            ids_by_code.update(
-                db.session.execute(
-                    select(table.c.credit_code, table.c.id).where(
-                        table.c.credit_code.in_([r["credit_code"] for r in part])
-                    )
-                ).all()
-            )
-        for row in new_firm_rows:
-            row["id"] = ids_by_code[row["credit_code"]]
-        audit.record_bulk(
-            "insert",
-            "enterprise",
-            [
-                (
-                    r["id"],
-                    {
-                        k: v
-                        for k, v in r.items()
-                        if k not in ("id", "created_at", "updated_at", "version")
-                    },
-                )
-                for r in new_firm_rows
-            ],
-        )
+        batches += _insert_new_rows(Enterprise.__table__, new_firm_rows, "credit_code")
+        batches.append((AuditLog.__table__, audit.bulk_insert_entries("enterprise", new_firm_rows)))
     firm_ids_by_code = {c: f.id for c, f in firms.items()}
     firm_ids_by_code.update({r["credit_code"]: r["id"] for r in new_firm_rows})
     firm_names = {c: f.name for c, f in firms.items()}
@@ -411,21 +394,11 @@ def submit(
             }
             for _index, item, enterprise_id in new_cases
         ]
-        # Likewise; one open case per firm, so the new ids are read back by enterprise id.
-        table = Referral.__table__
-        ids_by_firm = {}
-        for part in chunks(rows):
-            db.session.execute(insert(table), list(part))
-            ids_by_firm.update(
-                db.session.execute(
-                    select(table.c.enterprise_id, table.c.id).where(
-                        table.c.enterprise_id.in_([r["enterprise_id"] for r in part]),
-                        table.c.status.in_(OPEN_STATUSES),
-                    )
-                ).all()
-            )
-        for row, (index, _item, enterprise_id) in zip(rows, new_cases, strict=True):
-            row["id"] = ids_by_firm[enterprise_id]
+        # One open case per firm, so a new case is found again by its firm.
+        batches += _insert_new_rows(
+            Referral.__table__, rows, "enterprise_id", Referral.status.in_(OPEN_STATUSES)
+        )
+        for row, (index, _item, _enterprise_id) in zip(rows, new_cases, strict=True):
             by_index[index].status = "created"
             by_index[index].referral_id = row["id"]
         bureau_rows = [
@@ -440,6 +413,7 @@ def submit(
             }
             for r in rows
         ]
+        actor_label = actor.display_name[:80]
         event_rows = [
             {
                 "referral_id": r["id"],
@@ -447,30 +421,23 @@ def submit(
                 "kind": "created",
                 "status": "submitted",
                 "actor_id": actor.id,
-                "actor_label": actor.display_name[:80],
+                "actor_label": actor_label,
                 "note": None,
             }
             for r in rows
         ]
-        for part in chunks(bureau_rows):
-            db.session.execute(insert(ReferralBureau.__table__), list(part))
-        for part in chunks(event_rows):
-            db.session.execute(insert(ReferralEvent.__table__), list(part))
-        audit.record_bulk(
-            "insert",
-            "referral",
-            [
-                (
-                    r["id"],
-                    {
-                        k: v
-                        for k, v in r.items()
-                        if k not in ("id", "created_at", "updated_at", "version")
-                    },
-                )
-                for r in rows
-            ],
+        batches.append((ReferralBureau.__table__, bureau_rows))
+        batches.append((ReferralEvent.__table__, event_rows))
+        batches.append((AuditLog.__table__, audit.bulk_insert_entries("referral", rows)))
+        # The bureau links are audited like the flush listener records them (composite key).
+        links = [{**b, "key": f"{b['referral_id']}/{b['org_id']}"} for b in bureau_rows]
+        batches.append(
+            (AuditLog.__table__, audit.bulk_insert_entries("referral_bureau", links, id_key="key"))
         )
+    writes.start(batches)
+    if not (merged or notify_office or db.session.new or db.session.dirty or db.session.deleted):
+        return results  # nothing else to write: the caller waits for the writer
+    writes.wait()
 
     bureau_label = actor.org.short_name or actor.org.name
     for item, case in merged:
@@ -500,6 +467,30 @@ def submit(
     if notify_office:
         notify_submitted(actor, created)
     return results
+
+
+def _insert_new_rows(table, rows: list[dict], key: str, *where) -> list[tuple]:
+    """New rows of ``table``: sets each row's ``"id"``. On PostgreSQL the ids are drawn from the
+    table's sequence and the rows are returned as a batch for the writer (nothing to read
+    back); elsewhere they are inserted now by executemany (Core: the ORM bulk path splits
+    batches on NULL patterns, and SQLite cannot return ids in parameter order) and the ids read
+    back by ``key``, which is unique among the table's rows matching ``where``."""
+    if is_postgresql():
+        for row, new_id in zip(rows, next_ids(table, len(rows)), strict=True):
+            row["id"] = new_id
+        return [(table, rows)]
+    column = table.c[key]
+    ids = {}
+    for part in chunks(rows):
+        append_rows(table, part)
+        ids.update(
+            db.session.execute(
+                select(column, table.c.id).where(column.in_([r[key] for r in part]), *where)
+            ).all()
+        )
+    for row in rows:
+        row["id"] = ids[row[key]]
+    return []
 
 
 def notify_submitted(actor: User, created: int) -> None:
