@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import select, update
 
 from advisors.audit import acting_as
@@ -275,7 +276,7 @@ def test_a_lost_race_records_nothing(make, world, monkeypatch):
 def test_bad_input_names_the_field(make, world, rating, comment, fields):
     rid = new_case(make, world)
     link, token = make_link(world["advisor"], rid)
-    with pytest.raises(svc.ValidationFailed) as bad:
+    with force_locale("en"), pytest.raises(svc.ValidationFailed) as bad:
         svc.submit_rating(token, rating, comment)
     db.session.rollback()
     assert set(bad.value.fields) == fields

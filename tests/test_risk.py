@@ -264,12 +264,13 @@ def test_closed_report_conflicts(client, login, people, reported):
         svc.close(office, report_id, "核查无异常", expected_version=1)
     db.session.commit()
     version = get(report_id).version
-    with acting_as(office), pytest.raises(Conflict, match="already closed"):
-        svc.close(office, report_id, "再次关闭", expected_version=version)
-    with acting_as(office), pytest.raises(Conflict, match="closed"):
-        svc.acknowledge(office, report_id, expected_version=version)
-    with acting_as(office), pytest.raises(Conflict, match="closed"):
-        svc.add_note(office, report_id, "补充")
+    with force_locale("en"), acting_as(office):
+        with pytest.raises(Conflict, match="already closed"):
+            svc.close(office, report_id, "再次关闭", expected_version=version)
+        with pytest.raises(Conflict, match="closed"):
+            svc.acknowledge(office, report_id, expected_version=version)
+        with pytest.raises(Conflict, match="closed"):
+            svc.add_note(office, report_id, "补充")
     db.session.rollback()
 
     page_url = f"/risks/{report_id}"
