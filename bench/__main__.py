@@ -10,6 +10,7 @@ COMMANDS = {
     "upload": "bench.upload",
     "lists": "bench.lists",
     "workbench": "bench.workbench",
+    "assessments": "bench.assessments",
 }
 
 
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m bench NAME [options]   (NAME --help for its options)")
         for name, path in COMMANDS.items():
             doc = (importlib.import_module(path).__doc__ or "").strip().splitlines()
-            print(f"  {name:<10} {doc[0] if doc else ''}")
+            print(f"  {name:<12} {doc[0] if doc else ''}")
         return 0 if not argv else 2
     return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
 

@@ -38,11 +38,34 @@ def _scratch_postgres(url: str) -> Iterator[str]:
 
 
 @contextmanager
-def scratch_app(db: str | None = "sqlite", **config) -> Iterator:
+def _recreated_postgres(url: str) -> Iterator[str]:
+    """The database named in ``url`` itself, dropped (if it exists) and created anew, and left in
+    place afterwards so that its data can be inspected (``EXPLAIN ANALYZE``) after the run."""
+    target = make_url(url)
+    if not target.drivername.startswith("postgresql"):
+        raise SystemExit(f"--db must be 'sqlite' or a PostgreSQL URL, not {target.drivername}")
+    if target.drivername == "postgresql":
+        target = target.set(drivername="postgresql+psycopg")
+    name = target.database
+    if not name or name in ("postgres", "template0", "template1"):
+        raise SystemExit(f"refusing to drop and recreate the database {name!r}: name your own")
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    yield target.render_as_string(hide_password=False)
+
+
+@contextmanager
+def scratch_app(db: str | None = "sqlite", *, recreate: bool = False, **config) -> Iterator:
     """An app on a throwaway database with the migrations applied, its app context pushed.
 
     ``db``: ``"sqlite"`` (a temporary file) or a PostgreSQL URL (a new database is created on
-    that server and dropped afterwards)."""
+    that server and dropped afterwards). With ``recreate``, the URL's own database is dropped
+    and created anew instead, and kept after the run."""
     from flask_migrate import upgrade
 
     from advisors import create_app
@@ -53,7 +76,7 @@ def scratch_app(db: str | None = "sqlite", **config) -> Iterator:
         tmp = tempfile.mkdtemp(prefix="bench-")
         url_cm = _fixed(f"sqlite:///{tmp}/bench.db")
     else:
-        url_cm = _scratch_postgres(db)
+        url_cm = _recreated_postgres(db) if recreate else _scratch_postgres(db)
     try:
         with url_cm as url:
             app = create_app(
