@@ -51,3 +51,31 @@ def restore_pending(form) -> bool:
         "info",
     )
     return True
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers; anything larger cannot exist
+
+
+def form_version(raw) -> int:
+    """The record version a form was opened at. A missing or mangled value is 0, which never
+    matches, so the save answers 409 rather than overwriting blindly."""
+    try:
+        value = int(str(raw).strip())
+    except (TypeError, ValueError):
+        return 0
+    return value if 0 < value <= MAX_ID else 0
+
+
+def apply_errors(form, exc, aliases: dict | None = None) -> None:
+    """A service's ValidationFailed onto the form: each field's message under that field
+    (``aliases`` maps service keys to form field names; None drops to the form level), the
+    rest as form-level errors."""
+    for key, message in exc.fields.items():
+        name = (aliases or {}).get(key, key)
+        target = getattr(form, name, None) if name else None
+        if target is None or not hasattr(target, "errors") or name == "csrf_token":
+            form.form_errors.append(message)
+        else:
+            target.errors = [*target.errors, message]
+    if not exc.fields:
+        form.form_errors.append(exc.message)

@@ -24,7 +24,7 @@ from advisors.services import firms as firm_service
 from advisors.sizing import INDUSTRIES, measures_for
 from models import SIZE_CLASSES, Enterprise, db
 
-from ._forms import restore_pending
+from ._forms import form_version, restore_pending
 from ._http import form_view
 
 bp = Blueprint("firms", __name__, url_prefix="/firms")
@@ -165,15 +165,6 @@ def _render_form(form: FirmForm, firm: Enterprise | None = None, conflict: list 
         chosen_measures=[labels[m] for m in measures_for(chosen)] if chosen else None,
         conflict=conflict,
     )
-
-
-def _version(raw) -> int:
-    """The version the form was opened at; a missing or mangled value never matches (409)."""
-    try:
-        value = int(str(raw).strip())
-    except (TypeError, ValueError):
-        return 0
-    return value if 0 < value <= MAX_ID else 0
 
 
 def _firm_or_404(user, firm_id: int) -> Enterprise:
@@ -358,7 +349,7 @@ def edit(firm_id: int):
             firm,
             form.service_data(),
             form.override_text(),
-            expected_version=_version(form.version.data),
+            expected_version=form_version(form.version.data),
         )
         db.session.commit()
     except Conflict as exc:

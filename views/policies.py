@@ -17,7 +17,7 @@ from advisors.permissions import SIGNED_IN, allow, allow_blueprint
 from advisors.services import policies as policy_service
 from models import FIRM_TYPES, PolicyTool, db
 
-from ._forms import restore_pending
+from ._forms import apply_errors, form_version, restore_pending
 from ._http import form_view
 
 bp = Blueprint("policies", __name__, url_prefix="/policies")
@@ -81,17 +81,6 @@ def _initial(tool: PolicyTool) -> dict:
     }
 
 
-def _apply(form: PolicyForm, exc: ValidationFailed) -> None:
-    for key, message in exc.fields.items():
-        field = getattr(form, key, None)
-        if field is None or not hasattr(field, "errors"):
-            form.form_errors.append(message)
-        else:
-            field.errors = [*field.errors, message]
-    if not exc.fields:
-        form.form_errors.append(exc.message)
-
-
 def _render_form(form: PolicyForm, tool: PolicyTool | None = None, conflict: list | None = None):
     return render_template("policies/form.html", form=form, tool=tool, conflict=conflict)
 
@@ -101,14 +90,6 @@ def _tool_or_404(tool_id: int) -> PolicyTool:
     if tool is None:
         abort(404)
     return tool
-
-
-def _version(raw) -> int:
-    try:
-        value = int(str(raw).strip())
-    except (TypeError, ValueError):
-        return 0
-    return value if 0 < value <= MAX_ID else 0
 
 
 def _int_arg(name: str) -> int | None:
@@ -175,7 +156,7 @@ def new():
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply(form, exc)
+        apply_errors(form, exc)
         return _render_form(form), 422
     except IntegrityError:
         db.session.rollback()
@@ -232,7 +213,7 @@ def edit(tool_id: int):
         return _render_form(form, tool), 422
     try:
         policy_service.update_tool(
-            user, tool, form.service_data(), expected_version=_version(form.version.data)
+            user, tool, form.service_data(), expected_version=form_version(form.version.data)
         )
         db.session.commit()
     except Conflict as exc:
@@ -245,7 +226,7 @@ def edit(tool_id: int):
         )
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply(form, exc)
+        apply_errors(form, exc)
         return _render_form(form, _tool_or_404(tool_id)), 422
     except IntegrityError:
         db.session.rollback()

@@ -30,6 +30,7 @@ from advisors.services.matching import suggest
 from advisors.xlsx import XLSX_MIMETYPE, workbook_bytes
 from models import NEEDS, SIZE_CLASSES, STATUSES, db
 
+from ._forms import apply_errors, form_version
 from ._http import form_view
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
@@ -92,28 +93,6 @@ def _advisor_choices(advisors, first: list | None = None) -> list[tuple[str, str
         label = f"{a.display_name} · {a.institution}" if a.institution else a.display_name
         choices.append((a.username, label))
     return choices
-
-
-def _apply(form: FlaskForm, exc: ValidationFailed, aliases: dict[str, str] | None = None):
-    """Service field errors onto the form's fields; the rest as form-level errors."""
-    for key, message in exc.fields.items():
-        name = (aliases or {}).get(key, key)
-        target = getattr(form, name, None)
-        if target is None or not hasattr(target, "errors") or name == "csrf_token":
-            form.form_errors.append(message)
-        else:
-            target.errors = [*target.errors, message]
-    if not exc.fields:
-        form.form_errors.append(exc.message)
-
-
-def _version(raw) -> int:
-    """The version the page was opened at; a missing or mangled value never matches (409)."""
-    try:
-        value = int(str(raw).strip())
-    except (TypeError, ValueError):
-        return 0
-    return value if 0 < value <= MAX_ID else 0
 
 
 def _me():
@@ -224,7 +203,7 @@ def assign_bulk():
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply(form, exc)
+        apply_errors(form, exc)
         messages = list(form.form_errors)
         form.form_errors.clear()
         return _render_index(form, checked, messages, 422)
@@ -414,7 +393,7 @@ def _run_action(
         db.session.rollback()
         if not field_errors:
             return _render_detail(_view_or_404(referral_id), errors=[exc.message], status=422)
-        _apply(form, exc)
+        apply_errors(form, exc)
         return _render_detail(_view_or_404(referral_id), **{form_key: form}, status=422)
     except NotFound:
         db.session.rollback()
@@ -436,7 +415,7 @@ def assign(referral_id: int):
             [referral_id],
             form.advisor.data or "",
             note=form.note.data or None,
-            expected_version=_version(form.version.data),
+            expected_version=form_version(form.version.data),
         ),
     )
     if failed is not None:
@@ -455,7 +434,10 @@ def reject(referral_id: int):
         form,
         "reject_form",
         lambda: svc.reject(
-            _me(), referral_id, form.reason.data or "", expected_version=_version(form.version.data)
+            _me(),
+            referral_id,
+            form.reason.data or "",
+            expected_version=form_version(form.version.data),
         ),
     )
     if failed is not None:
@@ -473,7 +455,7 @@ def withdraw(referral_id: int):
         referral_id,
         form,
         "withdraw_form",
-        lambda: svc.withdraw(_me(), referral_id, expected_version=_version(form.version.data)),
+        lambda: svc.withdraw(_me(), referral_id, expected_version=form_version(form.version.data)),
         field_errors=False,
     )
     if failed is not None:
@@ -507,7 +489,7 @@ def confirm(referral_id: int):
             referral_id,
             _satisfaction(form.satisfaction.data),
             form.comment.data or None,
-            expected_version=_version(form.version.data),
+            expected_version=form_version(form.version.data),
         ),
     )
     if failed is not None:

@@ -22,6 +22,7 @@ from advisors.services.labels import risk_status_labels, risk_type_labels
 from advisors.services.referral_queries import decode_cursor, parse_limit
 from models import db
 
+from ._forms import apply_errors, form_version
 from ._http import form_view
 
 bp = Blueprint("risks", __name__, url_prefix="/risks")
@@ -48,15 +49,6 @@ class CloseForm(FlaskForm):
 
 def _me():
     return current_user._get_current_object()
-
-
-def _version(raw) -> int:
-    """The version the page was opened at; a missing or mangled value never matches (409)."""
-    try:
-        value = int(str(raw).strip())
-    except (TypeError, ValueError):
-        return 0
-    return value if 0 < value <= MAX_ID else 0
 
 
 def _tabs(user) -> list[tuple[str, str]]:
@@ -161,17 +153,6 @@ def detail(risk_id: int):
     return _render_detail(_view_or_404(risk_id))
 
 
-def _apply(form: FlaskForm, exc: ValidationFailed) -> None:
-    for key, message in exc.fields.items():
-        target = getattr(form, key, None)
-        if target is None or not hasattr(target, "errors") or key == "csrf_token":
-            form.form_errors.append(message)
-        else:
-            target.errors = [*target.errors, message]
-    if not exc.fields:
-        form.form_errors.append(exc.message)
-
-
 def _run_action(risk_id: int, form: FlaskForm, form_key: str, call):
     """Validate the form -> call the service -> commit once. None on success, or the report
     page again: 422 with the field errors, 409 on a conflict; 404 out of scope."""
@@ -200,7 +181,7 @@ def _run_action(risk_id: int, form: FlaskForm, form_key: str, call):
         )
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply(form, exc)
+        apply_errors(form, exc)
         return _render_detail(_view_or_404(risk_id), **{form_key: form}, status=422)
     except NotFound:
         db.session.rollback()
@@ -217,7 +198,7 @@ def acknowledge(risk_id: int):
         risk_id,
         form,
         "acknowledge_form",
-        lambda: svc.acknowledge(_me(), risk_id, _version(form.version.data)),
+        lambda: svc.acknowledge(_me(), risk_id, form_version(form.version.data)),
     )
     if failed is not None:
         return failed
@@ -248,7 +229,7 @@ def close(risk_id: int):
         risk_id,
         form,
         "close_form",
-        lambda: svc.close(_me(), risk_id, form.note.data or "", _version(form.version.data)),
+        lambda: svc.close(_me(), risk_id, form.note.data or "", form_version(form.version.data)),
     )
     if failed is not None:
         return failed

@@ -54,7 +54,7 @@ from models import (
     db,
 )
 
-from ._forms import restore_pending
+from ._forms import apply_errors, form_version, restore_pending
 from ._http import form_view
 
 bp = Blueprint("visits", __name__, url_prefix="/visits")
@@ -155,26 +155,6 @@ _FIELD_OF = {
 }
 
 
-def _apply_errors(form: FlaskForm, exc: ValidationFailed, aliases: dict | None = None) -> None:
-    for key, message in exc.fields.items():
-        name = (aliases or _FIELD_OF).get(key, key)
-        target = getattr(form, name, None) if name else None
-        if target is None or not hasattr(target, "errors") or name == "csrf_token":
-            form.form_errors.append(message)
-        else:
-            target.errors = [*target.errors, message]
-    if not exc.fields:
-        form.form_errors.append(exc.message)
-
-
-def _version(raw) -> int:
-    try:
-        value = int(str(raw).strip())
-    except (TypeError, ValueError):
-        return 0
-    return value if 0 < value <= MAX_ID else 0
-
-
 def _prepare(form: VisitForm, referral_id: int, actor: User) -> VisitForm:
     modes = visit_mode_labels()
     roles = visit_role_labels()
@@ -273,7 +253,7 @@ def new():
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply_errors(form, exc)
+        apply_errors(form, exc, _FIELD_OF)
         return _render_form(form, referral=_fresh_case(me, referral_id), mode="new", status=422)
     except (Conflict, StaleDataError):
         db.session.rollback()
@@ -425,7 +405,7 @@ def edit(visit_id: int):
             me,
             visit_id,
             {k: v for k, v in data.items() if k in service.EDITABLE},
-            expected_version=_version(form.version.data),
+            expected_version=form_version(form.version.data),
             reason=form.reason.data if correcting else None,
         )
         db.session.commit()
@@ -453,7 +433,7 @@ def edit(visit_id: int):
         return redirect(url_for("visits.detail", visit_id=visit_id), code=303)
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply_errors(form, exc)
+        apply_errors(form, exc, _FIELD_OF)
         return _render_form(
             form, referral=referral, mode=mode, visit=_visit_or_404(visit_id), status=422
         )
@@ -578,7 +558,7 @@ def stage(application_id: int):
             on=form.on.data,
             amount_wan=form.amount_wan.data,
             reason=form.reason.data,
-            expected_version=_version(form.version.data),
+            expected_version=form_version(form.version.data),
         )
         db.session.commit()
     except NotFound:
@@ -599,7 +579,7 @@ def stage(application_id: int):
         )
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply_errors(form, exc, {})
+        apply_errors(form, exc)
         return _render_application(_application_or_404(application_id), stage_form=form, status=422)
     flash(_("Stage recorded."), "success")
     return redirect(url_for("visits.application", application_id=application_id))
@@ -654,7 +634,7 @@ def edit_application(application_id: int):
                 "first_loan": bool(form.first_loan.data),
                 "unsecured": bool(form.unsecured.data),
             },
-            _version(form.version.data),
+            form_version(form.version.data),
         )
         db.session.commit()
     except NotFound:
@@ -677,7 +657,7 @@ def edit_application(application_id: int):
         )
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply_errors(form, exc, {})
+        apply_errors(form, exc)
         return _render_application(
             _application_or_404(application_id), details_form=form, status=422
         )
@@ -747,7 +727,7 @@ def outcome(referral_id: int):
         form.amount_wan.errors = [str(exc)]
         return _render_outcome(form, referral, 422)
     try:
-        if _version(form.version.data) != referral.version:
+        if form_version(form.version.data) != referral.version:
             raise Conflict(_("This case was changed by someone else since you opened it."))
         referral_service.record_outcome(
             _me(), referral, form.result.data or "", amount, form.note.data
@@ -755,7 +735,7 @@ def outcome(referral_id: int):
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
-        _apply_errors(form, exc, {})
+        apply_errors(form, exc)
         return _render_outcome(form, _outcome_case(referral_id), 422)
     except (Conflict, StaleDataError) as exc:
         db.session.rollback()
