@@ -99,7 +99,9 @@ class AdjustForm(FlaskForm):
 
 
 class CommentForm(FlaskForm):
-    body = TextAreaField(_l("Your comment on the draft"), render_kw={"rows": 3, "maxlength": svc.COMMENT_MAX})
+    body = TextAreaField(
+        _l("Your comment on the draft"), render_kw={"rows": 3, "maxlength": svc.COMMENT_MAX}
+    )
     advisor = HiddenField()
     origin = HiddenField()
 
