@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import random
 import re
 import statistics
@@ -824,14 +825,16 @@ def _stored_raws(key: str) -> dict[int, dict[str, int | None]]:
     from models import db
 
     out: dict[int, dict[str, int | None]] = defaultdict(dict)
-    for aid, metric, raw in db.session.execute(
+    for aid, metrics in db.session.execute(
         text(
-            "SELECT m.advisor_id, m.metric, m.raw FROM assessment_metric m "
-            "JOIN assessment a ON a.id = m.assessment_id WHERE a.period = :period"
+            "SELECT r.advisor_id, CAST(r.metrics AS TEXT) FROM assessment_row r "
+            "JOIN assessment a ON a.id = r.assessment_id WHERE a.period = :period"
         ),
         {"period": key},
     ):
-        out[aid][metric] = None if raw is None else int(raw)
+        for metric, value in json.loads(metrics).items():
+            raw = value["raw"]  # a decimal string exact to 1e-6: as millionths, like the floor's
+            out[aid][metric] = None if raw is None else int(Decimal(raw).scaleb(6))
     return out
 
 
@@ -873,7 +876,6 @@ class City:
         with self.app.app_context():
             ids = "(SELECT id FROM assessment WHERE period = :period)"
             for table in (
-                "assessment_metric",
                 "assessment_row",
                 "assessment_institution",
                 "assessment_adjustment",
@@ -889,12 +891,7 @@ class City:
             db.session.commit()
             if db.engine.dialect.name == "postgresql":  # no dead rows left by the bench itself
                 with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    conn.execute(
-                        text(
-                            "VACUUM assessment, assessment_row, assessment_metric, "
-                            "assessment_institution"
-                        )
-                    )
+                    conn.execute(text("VACUUM assessment, assessment_row, assessment_institution"))
 
     def check(self, period) -> list[str]:
         """Every raw value the compile stored against the same value computed from the

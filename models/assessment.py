@@ -3,15 +3,15 @@ institution, the finance office's adjustments, central-bank comments, and the re
 scheduled job run.
 
 A compiled period is a draft until the finance office publishes it; a published period is
-frozen (a compile refuses it). Rows carry each metric's raw value and points and the rule that
-produced them, and the period keeps the rubric version it was compiled with, so any result can
-be explained and recomputed. Unique keys per (period, advisor), (period, advisor, metric) and
-(period, institution) make a recompilation an upsert, never a duplicate.
+frozen (a compile refuses it). Each advisor's row carries every metric's raw value and points
+and the rule that produced them (the row's ``metrics``), and the period keeps the rubric version
+it was compiled with, so any result can be explained and recomputed. Unique keys per (period,
+advisor) and (period, institution) make a recompilation an upsert, never a duplicate.
 """
 
 from sqlalchemy import JSON
 
-from .base import Money, Points, UTCDateTime, db, utcnow
+from .base import Points, UTCDateTime, db, utcnow
 
 PERIOD_KINDS = ("month", "quarter", "year")
 ASSESSMENT_STATUSES = ("draft", "published")
@@ -79,30 +79,13 @@ class AssessmentRow(db.Model):
     score = db.Column(Points, nullable=False)  # computed + adjustment
     rank = db.Column(db.Integer)
     institution_rank = db.Column(db.Integer)
+    # Each metric's result: {metric key: {"raw": "<decimal>" or null, "points": "<2 decimals>",
+    # "rule": "<rule name>"}}, the decimals as exact strings (raw to 1e-6, as ``Money`` reads).
+    metrics = db.Column(JSON, nullable=False, server_default="{}")
 
     __table_args__ = (
         db.UniqueConstraint("assessment_id", "advisor_id", name="uq_assessment_row_advisor"),
         db.Index("ix_assessment_row_rank", "assessment_id", "rank"),
-    )
-
-
-class AssessmentMetric(db.Model):
-    """One metric of one advisor's row: the raw value, the points, and the rule used."""
-
-    __tablename__ = "assessment_metric"
-
-    id = db.Column(db.Integer, primary_key=True)
-    assessment_id = db.Column(db.ForeignKey("assessment.id", ondelete="CASCADE"), nullable=False)
-    advisor_id = db.Column(db.ForeignKey("user_account.id"), nullable=False)
-    metric = db.Column(db.String(40), nullable=False)
-    raw = db.Column(Money)  # a count, an amount (万元), a share or an average, exact to 1e-6
-    points = db.Column(Points, nullable=False)
-    rule = db.Column(db.String(40), nullable=False)
-
-    __table_args__ = (
-        db.UniqueConstraint(
-            "assessment_id", "advisor_id", "metric", name="uq_assessment_metric_key"
-        ),
     )
 
 

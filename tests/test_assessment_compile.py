@@ -6,6 +6,8 @@ compilers at once producing one result (two connections, on SQLite and on Postgr
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import threading
 import time
 from datetime import UTC, date, datetime
@@ -23,7 +25,6 @@ from models import (
     Assessment,
     AssessmentAdjustment,
     AssessmentInstitution,
-    AssessmentMetric,
     AssessmentRow,
     AuditLog,
     Enterprise,
@@ -260,17 +261,21 @@ def compile_(key, actor=None):
     return assessment
 
 
+def metrics_of(key: str) -> dict[str, dict[str, svc.MetricValue]]:
+    """Each advisor's stored metric results in a period (the row's ``metrics``)."""
+    return {
+        username: svc.metric_values(metrics)
+        for username, metrics in db.session.execute(
+            select(User.username, AssessmentRow.metrics)
+            .join(User, User.id == AssessmentRow.advisor_id)
+            .join(Assessment, Assessment.id == AssessmentRow.assessment_id)
+            .where(Assessment.period == key)
+        )
+    }
+
+
 def raws_of(key: str) -> dict[str, dict[str, Decimal | None]]:
-    rows = db.session.execute(
-        select(User.username, AssessmentMetric.metric, AssessmentMetric.raw)
-        .join(User, User.id == AssessmentMetric.advisor_id)
-        .join(Assessment, Assessment.id == AssessmentMetric.assessment_id)
-        .where(Assessment.period == key)
-    ).all()
-    out: dict[str, dict] = {}
-    for username, metric, raw in rows:
-        out.setdefault(username, {})[metric] = raw
-    return out
+    return {u: {k: m.raw for k, m in ms.items()} for u, ms in metrics_of(key).items()}
 
 
 def rows_of(key: str) -> dict[str, AssessmentRow]:
@@ -290,7 +295,7 @@ def snapshot(key: str) -> dict:
     """Every stored value of a period's result (ids included)."""
     aid = db.session.scalar(select(Assessment.id).where(Assessment.period == key))
     out = {}
-    for name in ("assessment_row", "assessment_metric", "assessment_institution"):
+    for name in ("assessment_row", "assessment_institution"):
         out[name] = [
             tuple(r)
             for r in db.session.execute(
@@ -363,18 +368,7 @@ def test_quarter_and_year_sum_their_months_and_scale_targets(world):
     assert year["visits_logged"] == D(8)  # + the June visit
     assert q3["amount_disbursed"] == D("850.75")
     assert q3["info_reports"] == D(5)
-    rows = rows_of("2026-Q3")
-    points = {
-        m: p
-        for m, p in db.session.execute(
-            select(AssessmentMetric.metric, AssessmentMetric.points)
-            .join(Assessment, Assessment.id == AssessmentMetric.assessment_id)
-            .where(
-                Assessment.period == "2026-Q3",
-                AssessmentMetric.advisor_id == rows["adv_a1"].advisor_id,
-            )
-        )
-    }
+    points = {k: m.points for k, m in metrics_of("2026-Q3")["adv_a1"].items()}
     assert points["visits_logged"] == D("1.46")  # 7 of a quarter's 48 (x3) -> 10 x 7/48
     assert points["info_reports"] == D("2.50")  # 5 of 12 -> 6 x 5/12
 
@@ -384,17 +378,15 @@ def test_points_ranks_and_institutions(world):
     rows = rows_of("2026-07")
     raws = raws_of("2026-07")
     bests = best_values(DEFAULT_RUBRIC, raws.values())
+    metrics = metrics_of("2026-07")
     for username, row in rows.items():
         expected = score_row(DEFAULT_RUBRIC, raws[username], bests, "month")
-        stored = dict(
-            db.session.execute(
-                select(AssessmentMetric.metric, AssessmentMetric.points).where(
-                    AssessmentMetric.assessment_id == assessment.id,
-                    AssessmentMetric.advisor_id == row.advisor_id,
-                )
-            ).all()
-        )
+        stored = {k: m.points for k, m in metrics[username].items()}
         assert stored == expected, username
+        assert list(stored) == [m.key for m in DEFAULT_RUBRIC.metrics]  # the rubric's order
+        assert {m.rule for m in metrics[username].values()} <= {
+            m.rule for m in DEFAULT_RUBRIC.metrics
+        }
         assert row.computed == sum(expected.values()) and row.score == row.computed
     a1 = rows["adv_a1"]
     assert a1.computed == D("48.92")
@@ -451,10 +443,54 @@ def test_equal_scores_share_a_rank(world, make):
 def test_recompiling_gives_identical_rows(world):
     compile_("2026-07")
     before = snapshot("2026-07")
-    assert len(before["assessment_metric"]) == 40
+    assert len(before["assessment_row"]) == 4
+    assert sum(len(m) for m in metrics_of("2026-07").values()) == 40
     again = compile_("2026-07", world["office"])
     assert snapshot("2026-07") == before
     assert again.compile_count == 2 and again.compiled_by_id == world["office"].id
+
+
+def test_metrics_are_stored_on_the_row_as_exact_strings(world):
+    compile_("2026-07")
+    a1 = db.session.scalar(select(User.id).where(User.username == "adv_a1"))
+    stored = json.loads(
+        db.session.scalar(
+            text("SELECT CAST(metrics AS TEXT) FROM assessment_row WHERE advisor_id = :a"),
+            {"a": a1},
+        )
+    )
+    assert list(stored) == [m.key for m in DEFAULT_RUBRIC.metrics]
+    for key, value in stored.items():
+        assert set(value) == {"raw", "points", "rule"}, key
+        assert re.fullmatch(r"-?\d+\.\d{2}", value["points"]), value
+        assert value["raw"] is None or re.fullmatch(r"-?\d+\.\d{2,6}", value["raw"]), value
+    assert stored["visits_logged"]["raw"] == "6.00"
+    assert svc.raw_text(D("850.750000")) == "850.75" and svc.raw_text(D(1000)) == "1000.00"
+    assert svc.raw_text(D("0.8333333")) == "0.833333" and svc.raw_text(None) is None
+    assert svc.points_text(D("-0.001")) == "0.00" and svc.points_text(D("7.5")) == "7.50"
+
+
+def test_a_recompile_rewrites_only_rows_that_differ(world, monkeypatch):
+    compile_("2026-07")
+    a1 = db.session.scalar(select(User.id).where(User.username == "adv_a1"))
+    before = snapshot("2026-07")
+    written: list[list[int]] = []
+    real = svc._upsert
+    monkeypatch.setattr(
+        svc, "_upsert", lambda rows: (written.append([r[1] for r in rows]), real(rows))
+    )
+    compile_("2026-07")
+    assert written == [[]]  # the same data: nothing to write
+    # Tamper with one stored row: the recompile finds it changed and restores it alone.
+    db.session.execute(
+        text("UPDATE assessment_row SET metrics = '{}', computed = 0 WHERE advisor_id = :a"),
+        {"a": a1},
+    )
+    db.session.commit()
+    compile_("2026-07")
+    assert written[-1] == [a1]
+    after = snapshot("2026-07")
+    assert after["assessment_row"] == before["assessment_row"]
 
 
 def test_recompile_follows_new_data_and_drops_advisors_no_longer_assessed(world):
@@ -470,14 +506,7 @@ def test_recompile_follows_new_data_and_drops_advisors_no_longer_assessed(world)
     assert set(rows) == {"adv_a1", "adv_a2", "adv_a3"}
     assert {u: r.id for u, r in rows.items()} == {u: ids[u] for u in rows}  # same ids
     assert raws_of("2026-07")["adv_a3"]["visits_logged"] == D(2)
-    assert (
-        db.session.scalar(
-            select(func.count())
-            .select_from(AssessmentMetric)
-            .where(AssessmentMetric.advisor_id == gone.id)
-        )
-        == 0
-    )
+    assert gone.username not in metrics_of("2026-07")
     inst = db.session.execute(
         select(AssessmentInstitution.org_id, AssessmentInstitution.advisors)
     ).all()
@@ -738,7 +767,7 @@ def test_two_compiles_at_once_produce_one_result(app, world, monkeypatch):
     a = db.session.execute(select(Assessment)).scalar_one()
     assert a.compile_count == 2
     assert db.session.scalar(select(func.count()).select_from(AssessmentRow)) == 4
-    assert db.session.scalar(select(func.count()).select_from(AssessmentMetric)) == 40
+    assert sum(len(m) for m in metrics_of("2026-07").values()) == 40
     assert db.session.scalar(select(func.count()).select_from(RubricVersion)) == 1
 
 

@@ -9,11 +9,14 @@ Every raw value comes from one grouped aggregate per source table over the perio
 Asia/Shanghai bounds (dates: the period's first and last day; timestamps: its UTC bounds), per
 advisor: visits, referrals (the cases), financing applications, risk reports and feedback
 ratings. Python only turns the per-advisor sums into exact ratios and averages and scores them
-with the rubric's pure rules (:mod:`advisors.scoring`). Results are written with upserts under
-the unique keys (period; assessment + advisor; assessment + advisor + metric; assessment +
-institution) that leave unchanged rows untouched, so recompiling the same data gives the same
-rows with the same ids. Ranks are window functions in SQL (``UPDATE … FROM (SELECT rank() OVER
-…)``), overall, within the institution, and for the institutions by their average.
+with the rubric's pure rules (:mod:`advisors.scoring`). Each advisor's metric results (raw
+value, points, rule) are stored on the advisor's row as JSON, their decimals as exact strings
+formatted once per distinct value. Results are written with upserts under the unique keys
+(period; assessment + advisor; assessment + institution) that leave unchanged rows untouched
+(compared with what is stored as stored, ``metrics`` as its text), so recompiling the same data
+gives the same rows with the same ids. Ranks are window functions in SQL (``UPDATE … FROM
+(SELECT rank() OVER …)``; on PostgreSQL new rows get theirs in the ``INSERT … SELECT`` that
+writes them), overall, within the institution, and for the institutions by their average.
 
 A compiled period is a draft: the finance office may add adjustments (each with its reason; the
 row's score is the computed points plus their sum) and recompile; central-bank users may
@@ -47,19 +50,16 @@ from sqlalchemy import (
     select,
     text,
     true,
-    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
-from sqlalchemy.types import TypeDecorator
 
 from models import (
     Assessment,
     AssessmentAdjustment,
     AssessmentComment,
     AssessmentInstitution,
-    AssessmentMetric,
     AssessmentRow,
     Enterprise,
     FeedbackLink,
@@ -457,35 +457,16 @@ def compile_period(period_key: str, actor: User | None = None) -> Assessment:
     work = _aggregates(period)
     advisors = _advisors(work)
     raws = {aid: raw_values(work.get(aid) or _Work()) for aid in advisors}
-    points = _score(spec, period.kind, raws)
+    points, metrics = _score(spec, period.kind, raws)
     adjustments = _adjustment_sums(assessment_id)
 
-    rows, metrics = [], []
+    rows = []
+    zero = Decimal("0.00")
     for aid, org_id in advisors.items():
-        computed = sum(points[aid].values(), Decimal("0.00")).quantize(CENT)
-        adjustment = adjustments.get(aid, Decimal("0.00"))
-        rows.append(
-            {
-                "assessment_id": assessment_id,
-                "advisor_id": aid,
-                "org_id": org_id,
-                "computed": computed,
-                "adjustment": adjustment,
-                "score": computed + adjustment,
-            }
-        )
-        for m in spec.metrics:
-            metrics.append(
-                {
-                    "assessment_id": assessment_id,
-                    "advisor_id": aid,
-                    "metric": m.key,
-                    "raw": raws[aid].get(m.key),
-                    "points": points[aid][m.key],
-                    "rule": m.rule,
-                }
-            )
-    _write(assessment_id, rows, metrics)
+        computed = sum(points[aid], zero).quantize(CENT)
+        adjustment = adjustments.get(aid, zero)
+        rows.append((aid, org_id, computed, adjustment, computed + adjustment, metrics[aid]))
+    _write(assessment_id, rows)
     _rank(assessment_id)
     db.session.flush()
     return _load(period)
@@ -553,26 +534,51 @@ def _advisors(work: dict[int, _Work]) -> dict[int, int | None]:
     return out
 
 
+def raw_text(raw: Decimal | None) -> str | None:
+    """A raw value as stored in a row's ``metrics``: exact to 1e-6, at least two decimals, no
+    trailing zeros beyond them ("12.00", "0.833333", "1234.50") — what a ``Money`` column reads."""
+    if raw is None:
+        return None
+    value = raw.quantize(RAW_QUANTUM, context=_CONTEXT).normalize(_CONTEXT) + Decimal("0.00")
+    return str(value)
+
+
+def points_text(points: Decimal) -> str:
+    """Points as stored in a row's ``metrics``: two decimals ("7.50"; never "-0.00")."""
+    value = points.quantize(CENT, context=_CONTEXT)
+    return "0.00" if not value else str(value)
+
+
 def _score(
     spec: RubricSpec, kind: str, raws: dict[int, dict[str, Decimal | None]]
-) -> dict[int, dict[str, Decimal]]:
-    """Points per advisor and metric: the rubric's rules (targets scaled to the period) with
-    the best raw values among the advisors assessed. Equal raw values score the same, so each
-    (metric, raw value) is scored once."""
+) -> tuple[dict[int, list[Decimal]], dict[int, str]]:
+    """(points per advisor in the rubric's metric order, each advisor's ``metrics`` as the JSON
+    text stored on the row). The rubric's rules (targets scaled to the period) with the best raw
+    values among the advisors assessed. Equal raw values score the same, so each (metric, raw
+    value) is scored — and its JSON member formatted — once."""
     scaled = scale_for_period(spec, kind)
     bests = best_values(spec, raws.values())
-    out: dict[int, dict[str, Decimal]] = {aid: {} for aid in raws}
+    points: dict[int, list[Decimal]] = {aid: [] for aid in raws}
+    members: dict[int, list[str]] = {aid: [] for aid in raws}
     for m in scaled.metrics:
         rule = rules.get(m.rule)
         ctx = rules.ScoreContext(weight=m.weight, cap=m.cap, best=bests.get(m.key))
-        seen: dict[Decimal | None, Decimal] = {}
+        head, tail = json.dumps(m.key) + ':{"raw":', ',"rule":' + json.dumps(m.rule) + "}"
+        seen: dict[Decimal | None, tuple[Decimal, str]] = {}
         for aid, values in raws.items():
             raw = values.get(m.key)
-            pts = seen.get(raw)
-            if pts is None:
-                pts = seen[raw] = rule(raw, m.params, ctx)
-            out[aid][m.key] = pts
-    return out
+            hit = seen.get(raw)
+            if hit is None:
+                pts = rule(raw, m.params, ctx).quantize(CENT, context=_CONTEXT)
+                text_raw = raw_text(raw)
+                member = (
+                    f"{head}{'null' if text_raw is None else chr(34) + text_raw + chr(34)}"
+                    f',"points":"{points_text(pts)}"{tail}'
+                )
+                hit = seen[raw] = (pts, member)
+            points[aid].append(hit[0])
+            members[aid].append(hit[1])
+    return points, {aid: "{" + ",".join(parts) + "}" for aid, parts in members.items()}
 
 
 def _adjustment_sums(assessment_id: int) -> dict[int, Decimal]:
@@ -586,123 +592,106 @@ def _adjustment_sums(assessment_id: int) -> dict[int, Decimal]:
     }
 
 
-def _write(assessment_id: int, rows: list[dict], metrics: list[dict]) -> None:
-    """Write the rows and metric values: what is new or changed is upserted, what is
-    unchanged is not touched (a recompilation on the same data writes nothing), and what no
-    longer belongs — advisors no longer assessed, metrics no longer in the rubric — is
-    deleted."""
-    row_table, metric_table = AssessmentRow.__table__, AssessmentMetric.__table__
-    row_key, row_values = ("advisor_id",), ("org_id", "computed", "adjustment", "score")
-    metric_key, metric_values = ("advisor_id", "metric"), ("raw", "points", "rule")
-    new_rows, stale_rows = _changes(row_table, assessment_id, rows, row_key, row_values)
-    new_metrics, stale_metrics = _changes(
-        metric_table, assessment_id, metrics, metric_key, metric_values
-    )
-    for part in chunks(stale_metrics, 500):
-        db.session.execute(
-            delete(AssessmentMetric).where(
-                AssessmentMetric.assessment_id == assessment_id,
-                tuple_(AssessmentMetric.advisor_id, AssessmentMetric.metric).in_(part),
-            )
-        )
-    for part in chunks([advisor for (advisor,) in stale_rows]):
+_ROW_COLUMNS = ("advisor_id", "org_id", "computed", "adjustment", "score", "metrics")
+
+
+def _write(assessment_id: int, rows: list[tuple]) -> None:
+    """Write the rows — (advisor_id, org_id, computed, adjustment, score, metrics JSON text) —:
+    what is new or changed is upserted, what is unchanged is not touched (a recompilation on
+    the same data writes nothing), and the rows of advisors no longer assessed are deleted."""
+    changed, stale = _changes(assessment_id, rows)
+    for part in chunks(stale):
         db.session.execute(
             delete(AssessmentRow).where(
                 AssessmentRow.assessment_id == assessment_id, AssessmentRow.advisor_id.in_(part)
             )
         )
-    _upsert(row_table, new_rows, row_key, row_values)
-    _upsert(metric_table, new_metrics, metric_key, metric_values)
+    _upsert(changed)
 
 
-def _storer(column_type):
-    """value -> what the column stores. Money and Points keep Decimals as integers of their
-    SCALE (a power of ten): the same integers as their bind processors, computed with
-    ``scaleb`` (exact) instead of a multiplication, since this runs for every metric value."""
-    scale = getattr(column_type, "SCALE", None)
-    exponent = scale.adjusted() if isinstance(scale, Decimal) else None
-    if exponent is not None and scale == Decimal(10) ** exponent:
-
-        def store(value):
-            if value is None:
-                return None
-            return int(Decimal(value).scaleb(exponent).to_integral_value())
-
-        return store
-    dialect = db.session.get_bind().dialect
-    bind = column_type.process_bind_param
-    return lambda value: bind(value, dialect)
+def _hundredths(value: Decimal) -> int:
+    """Points as their column stores them (an integer of hundredths), computed exactly."""
+    return int(value.scaleb(2).to_integral_value())
 
 
-def _changes(
-    table, assessment_id: int, rows: list[dict], key: tuple[str, ...], values: tuple[str, ...]
-) -> tuple[list[tuple], list[tuple]]:
-    """(the rows that are new or differ from what is stored, as stored — (assessment_id,
-    *key, *values) with Money and Points as their integers —, the stored keys no longer in
-    ``rows``). The stored values are read once, as stored, and compared without converting
-    them."""
-    binds = [
-        (i, _storer(table.c[name].type))
-        for i, name in enumerate(values)
-        if isinstance(table.c[name].type, TypeDecorator)
-    ]
-    columns = ", ".join((*key, *values))
+def _changes(assessment_id: int, rows: list[tuple]) -> tuple[list[tuple], list[int]]:
+    """(the rows that are new or differ from what is stored, in their stored form —
+    (assessment_id, advisor_id, org_id, computed, adjustment, score, metrics) with the points as
+    integers of hundredths and ``metrics`` as JSON text —, the advisors stored but no longer
+    assessed). The stored rows are read once as stored (``metrics`` as its text) and compared
+    without parsing them."""
     existing = {
-        tuple(r[: len(key)]): tuple(r[len(key) :])
+        r[0]: tuple(r[1:])
         for r in db.session.execute(
-            text(f"SELECT {columns} FROM {table.name} WHERE assessment_id = :a"),  # noqa: S608
+            text(
+                "SELECT advisor_id, org_id, computed, adjustment, score, "
+                "CAST(metrics AS TEXT) FROM assessment_row WHERE assessment_id = :a"
+            ),
             {"a": assessment_id},
         )
     }
     changed = []
-    for row in rows:
-        k = tuple([row[n] for n in key])
-        v = [row[n] for n in values]
-        for i, bind in binds:
-            v[i] = bind(v[i])
-        v = tuple(v)
-        if existing.pop(k, None) != v:
-            changed.append((assessment_id, *k, *v))
+    for aid, org_id, computed, adjustment, score, metrics in rows:
+        stored = (org_id, _hundredths(computed), _hundredths(adjustment), _hundredths(score))
+        stored += (metrics,)
+        if existing.pop(aid, None) != stored:
+            changed.append((assessment_id, aid, *stored))
     return changed, list(existing)
 
 
-def _upsert(table, rows: list[tuple], key: tuple[str, ...], values: tuple[str, ...]) -> None:
-    """INSERT … ON CONFLICT (assessment_id, *key) DO UPDATE the ``values`` where they differ,
+def _upsert(rows: list[tuple]) -> None:
+    """INSERT … ON CONFLICT (assessment_id, advisor_id) DO UPDATE the values where they differ,
     for rows already in their stored form (:func:`_changes`): on SQLite one executemany, on
-    PostgreSQL one statement reading the rows from a JSON array."""
+    PostgreSQL one statement reading the rows from JSON arrays."""
     if not rows:
         return
-    names = ("assessment_id", *key, *values)
+    names = ("assessment_id", *_ROW_COLUMNS)
+    values = _ROW_COLUMNS[1:]
     columns = ", ".join(names)
     updates = ", ".join(f"{c} = excluded.{c}" for c in values)
-    differs = " OR ".join(f"NOT ({table.name}.{c} IS excluded.{c})" for c in values)
-    conflict = f"ON CONFLICT (assessment_id, {', '.join(key)}) DO UPDATE SET {updates}"
+    conflict = f"ON CONFLICT (assessment_id, advisor_id) DO UPDATE SET {updates}"
     if not is_postgresql():
+        differs = " OR ".join(f"NOT (assessment_row.{c} IS excluded.{c})" for c in values)
         statement = (
-            f"INSERT INTO {table.name} ({columns}) "  # noqa: S608 (names are the model's)
+            f"INSERT INTO assessment_row ({columns}) "  # noqa: S608 (names are the model's)
             f"VALUES ({', '.join('?' for _ in names)}) {conflict} WHERE {differs}"
         )
         connection = db.session.connection()
         for part in chunks(rows, 5000):
             connection.exec_driver_sql(statement, list(part))
         return
-    dialect = db.session.get_bind().dialect
-    fields = []
-    for name in names:
-        column_type = table.c[name].type
-        if isinstance(column_type, TypeDecorator):
-            column_type = column_type.impl_instance
-        fields.append(f"{name} {column_type.compile(dialect=dialect)}")
-    differs = " OR ".join(f"{table.name}.{c} IS DISTINCT FROM excluded.{c}" for c in values)
-    payload = json.dumps([dict(zip(names, row, strict=True)) for row in rows])
-    # The rows travel as one JSON array of objects, typed by json_to_recordset's column list:
-    # one statement, much cheaper than binding 20,000 rows or one array per column.
+    differs = " OR ".join(f"assessment_row.{c} IS DISTINCT FROM excluded.{c}" for c in values[:-1])
+    differs += " OR CAST(assessment_row.metrics AS TEXT) <> CAST(excluded.metrics AS TEXT)"
+    # The rows travel as two JSON arrays read side by side (ROWS FROM): the scalars as arrays
+    # taken by position, and ``metrics`` spliced in as the JSON text it is (not a string
+    # holding it), so each comes back exactly as written. One statement, much cheaper than
+    # binding 2,000 rows; the small arrays keep ``->>`` from re-reading the metrics.
+    scalars = (
+        "["
+        + ",".join(
+            f"[{a},{aid},{'null' if org is None else org},{c},{adj},{sc}]"
+            for a, aid, org, c, adj, sc, _m in rows
+        )
+        + "]"
+    )
+    metrics = "[" + ",".join(row[-1] for row in rows) + "]"
+    # A new row gets its ranks among the rows written, by the same window functions as
+    # _RANK_ROWS: on a first compile (every row new) they are the final ranks, and _RANK_ROWS
+    # then changes nothing instead of rewriting every row. A row already stored keeps its ranks
+    # here; _RANK_ROWS settles them.
     statement = (
-        f"INSERT INTO {table.name} ({columns}) "  # noqa: S608 (names are the model's)
-        f"SELECT {columns} FROM json_to_recordset(CAST(:rows AS json)) AS t({', '.join(fields)}) "
+        f"INSERT INTO assessment_row ({columns}, rank, institution_rank) "  # noqa: S608
+        f"SELECT {columns}, rank() OVER (ORDER BY score DESC), "
+        "CASE WHEN org_id IS NULL THEN NULL "
+        "ELSE rank() OVER (PARTITION BY org_id ORDER BY score DESC) END "
+        "FROM (SELECT (r->>0)::integer AS assessment_id, (r->>1)::integer AS advisor_id, "
+        "(r->>2)::integer AS org_id, (r->>3)::bigint AS computed, "
+        "(r->>4)::bigint AS adjustment, (r->>5)::bigint AS score, m AS metrics "
+        "FROM ROWS FROM (json_array_elements(CAST(:scalars AS json)), "
+        "json_array_elements(CAST(:metrics AS json))) AS x(r, m)) AS t "
         f"{conflict} WHERE {differs}"
     )
-    db.session.execute(text(statement), {"rows": payload})
+    db.session.execute(text(statement), {"scalars": scalars, "metrics": metrics})
 
 
 _RANK_ROWS = text(
@@ -982,6 +971,17 @@ class MetricValue:
     rule: str
 
 
+def metric_values(stored: dict | None) -> dict[str, MetricValue]:
+    """A row's stored ``metrics`` (:func:`_score`'s JSON, parsed) as ``MetricValue``s."""
+    out = {}
+    for key, m in (stored or {}).items():
+        raw = m.get("raw")
+        out[key] = MetricValue(
+            raw=None if raw is None else Decimal(raw), points=Decimal(m["points"]), rule=m["rule"]
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class AdjustmentLine:
     id: int
@@ -1107,6 +1107,7 @@ def get_view(actor: User, period_key: str) -> AssessmentView:
             AssessmentRow.score,
             AssessmentRow.rank,
             AssessmentRow.institution_rank,
+            AssessmentRow.metrics,
             User.username,
             User.display_name,
             Organisation.code,
@@ -1129,29 +1130,12 @@ def get_view(actor: User, period_key: str) -> AssessmentView:
             score=r.score,
             rank=r.rank,
             institution_rank=r.institution_rank,
+            metrics=metric_values(r.metrics),
         )
         rows.append(row)
         by_advisor[row.advisor_id] = row
     if not sees_all and not rows:
         raise NotFound(_("The page or record was not found."))
-
-    metric_stmt = select(
-        AssessmentMetric.advisor_id,
-        AssessmentMetric.metric,
-        AssessmentMetric.raw,
-        AssessmentMetric.points,
-        AssessmentMetric.rule,
-    ).where(AssessmentMetric.assessment_id == aid)
-    if not sees_all:
-        metric_stmt = metric_stmt.where(
-            AssessmentMetric.advisor_id.in_(
-                select(AssessmentRow.advisor_id).where(AssessmentRow.assessment_id == aid, scope)
-            )
-        )
-    for advisor_id, key, raw, pts, rule in db.session.execute(metric_stmt):
-        row = by_advisor.get(advisor_id)
-        if row is not None:
-            row.metrics[key] = MetricValue(raw=raw, points=pts, rule=rule)
 
     author = aliased(User)
     adj_stmt = (
@@ -1292,7 +1276,7 @@ def breakdown(actor: User, period_key: str, advisor_id: int) -> list[dict]:
     if isinstance(advisor_id, bool) or not isinstance(advisor_id, int):
         raise NotFound(_("The page or record was not found."))
     row = db.session.execute(
-        select(AssessmentRow.id).where(
+        select(AssessmentRow.metrics).where(
             AssessmentRow.assessment_id == assessment.id,
             AssessmentRow.advisor_id == advisor_id,
             scope,
@@ -1301,20 +1285,7 @@ def breakdown(actor: User, period_key: str, advisor_id: int) -> list[dict]:
     if row is None:
         raise NotFound(_("The page or record was not found."))
     spec = _spec_of(rubric)
-    stored = {
-        key: MetricValue(raw=raw, points=pts, rule=rule)
-        for key, raw, pts, rule in db.session.execute(
-            select(
-                AssessmentMetric.metric,
-                AssessmentMetric.raw,
-                AssessmentMetric.points,
-                AssessmentMetric.rule,
-            ).where(
-                AssessmentMetric.assessment_id == assessment.id,
-                AssessmentMetric.advisor_id == advisor_id,
-            )
-        )
-    }
+    stored = metric_values(row.metrics)
     records = _Records(actor, period, advisor_id)
     out = []
     for m in scale_for_period(spec, period.kind).metrics:
@@ -1743,6 +1714,7 @@ __all__ = [
     "AdjustmentLine",
     "AssessmentView",
     "MetricValue",
+    "metric_values",
     "PeriodSummary",
     "ViewComment",
     "ViewInstitution",

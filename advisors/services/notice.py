@@ -22,7 +22,7 @@ from decimal import Decimal
 from xml.sax.saxutils import escape as xml_escape
 
 from flask_babel import gettext as _
-from sqlalchemy import BigInteger, case, false, func, select, true, type_coerce
+from sqlalchemy import BigInteger, and_, case, false, func, select, true, type_coerce
 from sqlalchemy.orm import aliased
 
 from models import (
@@ -30,7 +30,6 @@ from models import (
     AssessmentAdjustment,
     AssessmentComment,
     AssessmentInstitution,
-    AssessmentMetric,
     AssessmentRow,
     Organisation,
     RubricVersion,
@@ -229,8 +228,16 @@ def build_summary(actor, period_key: str, target: Decimal, limit: int | None = N
     the target (with how many there are in all), every institution, the trend. ``limit``
     defaults to :data:`NOTICE_ROWS`."""
     limit = NOTICE_ROWS if limit is None else limit
-    page = read(actor, period_key, limit=limit, with_metrics=False)
-    below, below_total = read_below(page.view, target, limit)
+    page = read(
+        actor,
+        period_key,
+        limit=limit,
+        with_metrics=False,
+        with_adjustments=False,
+        with_comments=False,  # the notice shows none
+    )
+    below, below_total = read_below(page.view, target, limit, with_adjustments=False)
+    _attach_adjustments(page.view.assessment.id, [*page.view.rows, *below])
     return from_view(
         page.view,
         target,
@@ -272,8 +279,10 @@ class RankingPage:
         return max(self.offset - self.limit, 0)
 
 
-def _row_columns():
+def _row_columns(with_metrics: bool = False):
+    metrics = (AssessmentRow.metrics,) if with_metrics else ()
     return (
+        *metrics,
         AssessmentRow.advisor_id,
         AssessmentRow.org_id,
         AssessmentRow.computed,
@@ -288,69 +297,75 @@ def _row_columns():
     )
 
 
-def _view_rows(assessment_id: int, stmt, *, with_metrics: bool = True) -> list[assessments.ViewRow]:
-    """The rows ``stmt`` selects (``_row_columns``), with their adjustments and (unless not
-    ``with_metrics``) their metrics: two more queries, for these advisors only."""
-    rows = [
-        assessments.ViewRow(
-            advisor_id=r.advisor_id,
-            username=r.username,
-            name=r.display_name,
-            org_id=r.org_id,
-            org_code=r.code,
-            org_name=r.name,
-            computed=r.computed,
-            adjustment=r.adjustment,
-            score=r.score,
-            rank=r.rank,
-            institution_rank=r.institution_rank,
-        )
-        for r in db.session.execute(stmt)
-    ]
-    by_advisor = {r.advisor_id: r for r in rows}
-    if not by_advisor:
-        return rows
-    ids = list(by_advisor)
-    if with_metrics:
-        for advisor_id, key, raw, pts, rule in db.session.execute(
-            select(
-                AssessmentMetric.advisor_id,
-                AssessmentMetric.metric,
-                AssessmentMetric.raw,
-                AssessmentMetric.points,
-                AssessmentMetric.rule,
-            ).where(
-                AssessmentMetric.assessment_id == assessment_id,
-                AssessmentMetric.advisor_id.in_(ids),
+def _view_rows(stmt, *, with_metrics: bool = True) -> tuple[list[assessments.ViewRow], int | None]:
+    """(the rows ``stmt`` selects — ``_row_columns(with_metrics)``, and a last column ``total``
+    when counted in the same statement (``count(*) OVER ()``) —, with their metrics unless not
+    ``with_metrics``: the row's stored ``metrics`` column; that total, None when not counted or
+    no row came back). The adjustments: :func:`_attach_adjustments`."""
+    rows, total = [], None
+    for r in db.session.execute(stmt):
+        rows.append(
+            assessments.ViewRow(
+                advisor_id=r.advisor_id,
+                username=r.username,
+                name=r.display_name,
+                org_id=r.org_id,
+                org_code=r.code,
+                org_name=r.name,
+                computed=r.computed,
+                adjustment=r.adjustment,
+                score=r.score,
+                rank=r.rank,
+                institution_rank=r.institution_rank,
+                metrics=assessments.metric_values(r.metrics) if with_metrics else {},
             )
-        ):
-            by_advisor[advisor_id].metrics[key] = assessments.MetricValue(raw, pts, rule)
+        )
+        if total is None and "total" in r._fields:
+            total = r.total
+    return rows, total
+
+
+def _attach_adjustments(assessment_id: int, rows: list[assessments.ViewRow]) -> None:
+    """Each row's adjustments (one query, for these advisors only; an advisor may appear in
+    more than one of the rows)."""
+    by_advisor: dict[int, list[assessments.ViewRow]] = {}
+    for r in rows:
+        by_advisor.setdefault(r.advisor_id, []).append(r)
+    if not by_advisor:
+        return
     author = _AUTHOR
     for adj, by in db.session.execute(
         select(AssessmentAdjustment, author.display_name)
         .join(author, author.id == AssessmentAdjustment.created_by_id)
         .where(
             AssessmentAdjustment.assessment_id == assessment_id,
-            AssessmentAdjustment.advisor_id.in_(ids),
+            AssessmentAdjustment.advisor_id.in_(list(by_advisor)),
         )
         .order_by(AssessmentAdjustment.created_at, AssessmentAdjustment.id)
     ):
-        by_advisor[adj.advisor_id].adjustments.append(
-            assessments.AdjustmentLine(
-                id=adj.id,
-                advisor_id=adj.advisor_id,
-                points=adj.points,
-                reason=adj.reason,
-                created_at=adj.created_at,
-                created_by=by,
-            )
+        line = assessments.AdjustmentLine(
+            id=adj.id,
+            advisor_id=adj.advisor_id,
+            points=adj.points,
+            reason=adj.reason,
+            created_at=adj.created_at,
+            created_by=by,
         )
-    return rows
+        for r in by_advisor[adj.advisor_id]:
+            r.adjustments.append(line)
 
 
-def _ranked(assessment_id: int, scope):
+def _counted(stmt, *where):
+    """``stmt`` with how many rows match ``where`` (its rows before LIMIT/OFFSET) as a last
+    column ``total``: an uncorrelated scalar subquery, evaluated once, so the page and the
+    count are one statement without a window over the whole (wide) result."""
+    count = select(func.count()).select_from(AssessmentRow).where(*where).correlate(None)
+    return stmt.add_columns(count.scalar_subquery().label("total"))
+
+
+def _ranked(assessment_id: int, scope, with_metrics: bool = False):
     return (
-        select(*_row_columns())
+        select(*_row_columns(with_metrics))
         .join(User, User.id == AssessmentRow.advisor_id)
         .outerjoin(Organisation, Organisation.id == AssessmentRow.org_id)
         .where(AssessmentRow.assessment_id == assessment_id, scope)
@@ -365,30 +380,38 @@ def read(
     limit: int | None = PAGE_SIZE,
     advisor_id: int | None = None,
     with_metrics: bool = True,
+    with_adjustments: bool = True,
+    with_comments: bool = True,
 ) -> RankingPage:
     """One page of the period's ranking as ``actor`` may see it (``limit`` None: every row;
     ``advisor_id``: that advisor's row only), with every institution line the caller may see
     and, for the office roles, the comments (all of them; ``advisor_id``: those on that
-    advisor). At most eight queries. NotFound, Forbidden as :func:`assessments.get_view`."""
+    advisor; not ``with_comments``: none). At most seven queries (the page's rows and how many
+    there are in all in one). NotFound, Forbidden as :func:`assessments.get_view`."""
     period, assessment, rubric = assessments.period_head(actor, period_key)
     scope = assessments.row_scope(actor, assessment)
     sees_all = actor.role in assessments.VIEW_ALL_ROLES
     aid = assessment.id
-    total = db.session.scalar(
-        select(func.count())
-        .select_from(AssessmentRow)
-        .where(AssessmentRow.assessment_id == aid, scope)
-    )
-    if not sees_all and not total:
-        raise NotFound(_("The page or record was not found."))
-    stmt = _ranked(aid, scope).order_by(AssessmentRow.rank, User.username, User.id)
+    offset = max(offset, 0)
+    stmt = _ranked(aid, scope, with_metrics).order_by(AssessmentRow.rank, User.username, User.id)
     if advisor_id is not None:
-        stmt = stmt.where(AssessmentRow.advisor_id == advisor_id)
+        total = _count(aid, scope)
+        if not sees_all and not total:
+            raise NotFound(_("The page or record was not found."))
+        rows, _n = _view_rows(
+            stmt.where(AssessmentRow.advisor_id == advisor_id), with_metrics=with_metrics
+        )
     else:
-        stmt = stmt.offset(max(offset, 0))
+        stmt = _counted(stmt, AssessmentRow.assessment_id == aid, scope).offset(offset)
         if limit is not None:
             stmt = stmt.limit(limit)
-    rows = _view_rows(aid, stmt, with_metrics=with_metrics)
+        rows, total = _view_rows(stmt, with_metrics=with_metrics)
+        if total is None:  # no row on this page: none at all, or an offset past the end
+            total = _count(aid, scope) if offset else 0
+        if not sees_all and not total:
+            raise NotFound(_("The page or record was not found."))
+    if with_adjustments:
+        _attach_adjustments(aid, rows)
 
     inst_stmt = (
         select(AssessmentInstitution, Organisation.code, Organisation.name)
@@ -414,7 +437,7 @@ def read(
     ]
 
     comments: list[assessments.ViewComment] = []
-    if sees_all:
+    if sees_all and with_comments:
         writer, subject = _WRITER, _SUBJECT
         cond = true() if advisor_id is None else AssessmentComment.advisor_id == advisor_id
         for c, author_name, author_role, advisor_name in db.session.execute(
@@ -445,7 +468,15 @@ def read(
         comments=comments,
         sees_all=sees_all,
     )
-    return RankingPage(view=view, total=total, offset=max(offset, 0), limit=limit)
+    return RankingPage(view=view, total=total, offset=offset, limit=limit)
+
+
+def _count(assessment_id: int, scope) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(AssessmentRow)
+        .where(AssessmentRow.assessment_id == assessment_id, scope)
+    )
 
 
 def _scope_of(view: assessments.AssessmentView, actor=None):
@@ -456,27 +487,27 @@ def _scope_of(view: assessments.AssessmentView, actor=None):
 
 
 def read_below(
-    view: assessments.AssessmentView, target: Decimal, limit: int, actor=None
+    view: assessments.AssessmentView,
+    target: Decimal,
+    limit: int,
+    actor=None,
+    *,
+    with_adjustments: bool = True,
 ) -> tuple[list[assessments.ViewRow], int]:
     """The ``limit`` lowest final scores under ``target`` (lowest first) and how many there
-    are in all (two queries, plus two for their metrics and adjustments)."""
+    are in all (one query, plus one for their adjustments unless not ``with_adjustments``)."""
     aid = view.assessment.id
-    scope = _scope_of(view, actor)
-    under = AssessmentRow.score < target
-    total = db.session.scalar(
-        select(func.count())
-        .select_from(AssessmentRow)
-        .where(AssessmentRow.assessment_id == aid, scope, under)
-    )
-    if not total:
-        return [], 0
+    scope, under = _scope_of(view, actor), AssessmentRow.score < target
     stmt = (
-        _ranked(aid, scope)
+        _counted(_ranked(aid, scope), AssessmentRow.assessment_id == aid, scope, under)
         .where(under)
         .order_by(AssessmentRow.score, User.display_name, User.id)
         .limit(limit)
     )
-    return _view_rows(aid, stmt, with_metrics=False), total
+    rows, total = _view_rows(stmt, with_metrics=False)
+    if with_adjustments:
+        _attach_adjustments(aid, rows)
+    return rows, total or 0
 
 
 def score_bands(view: assessments.AssessmentView, actor=None, bands: int = BANDS) -> list[int]:
@@ -527,27 +558,50 @@ def _recent_ids(assessment: Assessment, published_only: bool) -> list[tuple[int,
 
 def institution_trend(view: assessments.AssessmentView) -> Trend:
     """Each institution of the view: its average score over the recent periods of the same
-    kind (two queries)."""
-    recent = _recent_ids(view.assessment, published_only=not view.sees_all)
+    kind (one query: the recent periods, each joined to those institutions' lines)."""
+    assessment = view.assessment
     org_ids = [i.org_id for i in view.institutions]
-    if not recent or not org_ids:
-        return Trend(tuple(p for _i, p in recent), ())
-    index = {aid: n for n, (aid, _p) in enumerate(recent)}
-    values: dict[int, list[Decimal | None]] = {org: [None] * len(recent) for org in org_ids}
-    for aid, org_id, average in db.session.execute(
+    cond = Assessment.status == "published"
+    if view.sees_all:
+        cond = cond | (Assessment.id == assessment.id)
+    recent = (
+        select(Assessment.id, Assessment.period, Assessment.starts_on)
+        .where(
+            Assessment.kind == assessment.kind,
+            Assessment.starts_on <= assessment.starts_on,
+            cond,
+        )
+        .order_by(Assessment.starts_on.desc())
+        .limit(TREND_PERIODS)
+        .subquery()
+    )
+    on = AssessmentInstitution.assessment_id == recent.c.id
+    on = and_(on, AssessmentInstitution.org_id.in_(org_ids)) if org_ids else and_(on, false())
+    periods: dict[int, str] = {}
+    averages: dict[tuple[int, int], Decimal] = {}
+    for aid, period, org_id, average in db.session.execute(
         select(
-            AssessmentInstitution.assessment_id,
+            recent.c.id,
+            recent.c.period,
             AssessmentInstitution.org_id,
             AssessmentInstitution.average,
-        ).where(
-            AssessmentInstitution.assessment_id.in_(list(index)),
-            AssessmentInstitution.org_id.in_(org_ids),
         )
+        .select_from(recent)
+        .outerjoin(AssessmentInstitution, on)
+        .order_by(recent.c.starts_on)
     ):
-        values[org_id][index[aid]] = average
+        periods[aid] = period
+        if org_id is not None:
+            averages[(aid, org_id)] = average
+    labels = tuple(periods.values())
+    if not periods or not org_ids:
+        return Trend(labels, ())
     return Trend(
-        tuple(p for _i, p in recent),
-        tuple((i.name, tuple(values[i.org_id])) for i in view.institutions),
+        labels,
+        tuple(
+            (i.name, tuple(averages.get((aid, i.org_id)) for aid in periods))
+            for i in view.institutions
+        ),
     )
 
 
