@@ -807,6 +807,10 @@ def pdf_bytes(notice: Notice, title: str) -> bytes:
         )
         return t
 
+    # Its own message, so the extractor sees it (a call nested in another one is not read).
+    published = (
+        _("; published %(at)s", at=fmt_datetime(notice.published_at)) if notice.published_at else ""
+    )
     story = [
         _p(title, heading),
         _p(
@@ -825,11 +829,7 @@ def pdf_bytes(notice: Notice, title: str) -> bytes:
             _(
                 "Compiled %(compiled)s%(published)s. Target score: %(target)s points.",
                 compiled=fmt_datetime(notice.compiled_at),
-                published=(
-                    _("; published %(at)s", at=fmt_datetime(notice.published_at))
-                    if notice.published_at
-                    else ""
-                ),
+                published=published,
                 target=notice.target,
             ),
             body,
