@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from operator import itemgetter
@@ -44,6 +45,33 @@ def among(column, values: Sequence):
     if db.session.get_bind().dialect.name != "postgresql":
         return column.in_(values)
     return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+
+
+@contextmanager
+def custom_plans() -> Iterator[None]:
+    """PostgreSQL: the statements run inside are planned for their own parameter values.
+
+    psycopg prepares a statement once it has run five times, and the server then tries a
+    generic plan meant for any values. For an aggregate over a date range that plan guesses a
+    few thousand rows where a month holds 80,000, and drops the parallel scan (2.5x slower).
+    Only for the block: outside it, prepared statements keep their cached plans — among them
+    the foreign-key checks of every inserted row, which would otherwise be planned anew for
+    each row."""
+    if not is_postgresql():
+        yield
+        return
+    previous = db.session.execute(
+        text(
+            "SELECT current_setting('plan_cache_mode'), "
+            "set_config('plan_cache_mode', 'force_custom_plan', true)"
+        )
+    ).scalar_one()
+    try:
+        yield
+    finally:
+        db.session.execute(
+            text("SELECT set_config('plan_cache_mode', :previous, true)"), {"previous": previous}
+        )
 
 
 def is_postgresql() -> bool:
@@ -90,6 +118,30 @@ def append_rows(table: Table, rows: Sequence[dict]) -> None:
     else:
         for part in chunks(rows):
             db.session.execute(table.insert(), list(part))
+
+
+def copy_stored(table: Table, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """One COPY into ``table`` (PostgreSQL with psycopg 3 only) of rows already in the form
+    the database stores — the columns' types are not applied: integers for ``Money`` and
+    ``Points``, JSON columns as their JSON text —, in the session's transaction. Faster than
+    any INSERT for thousands of rows (the server writes them in batches). Constraints and
+    foreign keys are checked as for an INSERT."""
+    import psycopg
+
+    connection = db.session.connection()
+    if not _can_copy(connection):
+        raise RuntimeError("copy_stored needs PostgreSQL with psycopg 3")
+    preparer = connection.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(table.c[name].name) for name in columns)
+    statement = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
+    raw = connection.connection.driver_connection
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
 class BulkWriter:

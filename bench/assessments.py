@@ -1,14 +1,15 @@
 """Compiling a month's assessment against its SQL floor, at 10x the data, and its pages (issue 5).
 
 ``python -m bench assessments [--db sqlite|URL] [--scale 1.0] [--month 2026-10] [--repeats 7]
-[--requests 20] [--db-small URL]``
+[--requests 20] [--db-small URL] [--reuse]``
 
 Builds two synthetic cities through the migrations (the real schema and indexes): one at
 ``--scale`` (1.0: 2,000 advisors at 40 banks and insurers, 200,000 firms each with a referral,
 1,000,000 visits, 100,000 financing applications, a risk report per ~200 visits, 60,000
 feedback links) and one at a tenth of it. ``--db sqlite`` puts each in a temporary SQLite file;
 a PostgreSQL URL names a database that is dropped and created anew (the small city goes to the
-same name with ``10`` appended, or ``--db-small``); both are kept after the run.
+same name with ``10`` appended, or ``--db-small``); both are kept after the run, and
+``--reuse`` measures them again (the same day, at the same scale) without building them anew.
 
 The data spans the 14 months up to today, visits and applications the last 12 of them, so a
 month holds about a twelfth: referrals from five bureaus, most assigned (advisors' case loads
@@ -21,7 +22,9 @@ Firms and cases are inserted with Core inserts in chunks (one executemany per ch
 everything else with one ``INSERT … SELECT`` each over a generated series
 (``generate_series`` on PostgreSQL, a recursive CTE on SQLite).
 
-Then, alternately and ``--repeats`` times each, taking medians:
+Then, alternately and ``--repeats`` times each, taking medians (a ratio is the median of the
+ratios of the runs measured side by side — each compile against the floor measured right before
+it —, so that the machine's speed drifting during the run does not move it):
 
 * the floor: hand-written SQL reading the rows the compile must read — one grouped aggregate
   per source table (visits, referrals, financing applications, risk reports, feedback
@@ -30,7 +33,8 @@ Then, alternately and ``--repeats`` times each, taking medians:
   deleted beforehand, untimed) and a recompile of the draft — each against 1.5x the floor;
 * the same first compile in the small city: the big city's time against 11x it;
 * signed in as the finance office (test client), the assessment page and the notice page
-  against the trivial page ``/notifications/`` (3x), ``--requests`` times each.
+  against the trivial page ``/notifications/`` (3x), ``--requests`` times each — after the
+  statistics autovacuum gathers within a minute of a compile (:meth:`City.settle`).
 
 Checks that every raw value the compile stored equals the one computed from the floor's rows
 (so the floor reads what the compile reads), and prints where one first compile's time goes:
@@ -53,9 +57,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import Date, Integer, bindparam, event, insert, select, text
 from sqlalchemy.engine import make_url
 
-from .common import Figure, print_table, scratch_app, timed
-from .lists import BUREAUS, PASSWORD, _paired, _signed_in
-from .workbench import _body, _series, _utc_type
+from .common import (
+    BUREAUS,
+    PASSWORD,
+    Figure,
+    body_text,
+    paired,
+    print_table,
+    scratch_app,
+    series_sql,
+    signed_in,
+    timed,
+    utc_type,
+)
 
 COMPILE_TARGET = 1.5
 SCALING_TARGET = 11.0
@@ -161,7 +175,7 @@ def _token(dialect: str, i: str) -> str:
 
 def _params(stmt, **values):
     """``stmt`` with the usual binds typed (dates, UTC timestamps, integers) and ``values``."""
-    types = {"origin": Date(), "now": _utc_type()}
+    types = {"origin": Date(), "now": utc_type()}
     binds = [bindparam(k, type_=types.get(k, Integer())) for k in values if k in stmt._bindparams]
     return stmt.bindparams(*binds), values
 
@@ -279,7 +293,7 @@ def _cases(people, sizes: Sizes, today: date, rnd: random.Random) -> list[tuple]
         firms.append(
             {
                 "id": i,
-                "credit_code": make_code("9", "1", "330100", _body(i)),
+                "credit_code": make_code("9", "1", "330100", body_text(i)),
                 "name": f"江州{industry[:4]}企业{i}有限公司",
                 "industry": industry,
                 "employees": rnd.randint(1, 600),
@@ -474,7 +488,7 @@ def _visits(dialect: str, n: int, origin: date) -> None:
             {_VISIT_VALUES.format(summary="回访企业：跟进政策落实与融资进展")}
         FROM (SELECT g.i AS i, {lo} + (CAST(g.i AS BIGINT) * 37) % {WINDOW + 1} AS d,
                      {_hashes("g.i")}
-              FROM {_series(dialect)}) AS x
+              FROM {series_sql(dialect)}) AS x
         JOIN bench_day bd ON bd.day = x.d
         JOIN bench_case c ON c.n = 1 + (CAST(x.i AS BIGINT) * 7919) % NULLIF(bd.cases, 0)
         """,  # noqa: S608 (our own fragments)
@@ -559,7 +573,7 @@ def _applications(dialect: str, n: int, origin: date) -> None:
                     5 + (CAST(g.i AS BIGINT) * 13) % 11 AS la,
                     10 + (CAST(g.i AS BIGINT) * 13) % 11 + (CAST(g.i AS BIGINT) * 17) % 23 AS ld,
                     (CAST(g.i AS BIGINT) * 389) % 97 AS ha
-                FROM {_series(dialect)}
+                FROM {series_sql(dialect)}
             ) AS y
         ) AS x
         JOIN bench_day bd ON bd.day = x.d
@@ -621,7 +635,7 @@ def _feedback(dialect: str, n: int, origin: date) -> None:
         FROM (SELECT CAST(g.i AS BIGINT) AS i, {lo} + (CAST(g.i AS BIGINT) * 53) % {WINDOW} AS d,
                      (CAST(g.i AS BIGINT) * 7919) % 100 AS hr, g.i % 5 AS lag,
                      (CAST(g.i AS BIGINT) * 6007) % 100 AS hu
-              FROM {_series(dialect)}) AS x
+              FROM {series_sql(dialect)}) AS x
         JOIN bench_day bd ON bd.day = x.d
         JOIN bench_case c ON c.n = 1 + (x.i * 15485863) % NULLIF(bd.cases, 0)
         """,  # noqa: S608 (our own fragments)
@@ -681,6 +695,9 @@ def build(sizes: Sizes, seed: int = 5) -> dict:
     phase("analyze")
     people["phases"] = phases
     people["seconds"] = time.perf_counter() - began
+    people["built_on"] = today.isoformat()
+    people["scale"] = sizes.scale
+    people["seed"] = seed
     people["counts"] = {
         table: db.session.scalar(text(f"SELECT count(*) FROM {table}"))  # noqa: S608
         for table in (
@@ -694,6 +711,42 @@ def build(sizes: Sizes, seed: int = 5) -> dict:
             "feedback_link",
         )
     }
+    if dialect == "postgresql":  # what --reuse needs to measure this city again
+        kept = {k: people[k] for k in _KEPT}
+        db.session.execute(text("CREATE TABLE bench_city (meta text NOT NULL)"))
+        db.session.execute(text("INSERT INTO bench_city VALUES (:m)"), {"m": json.dumps(kept)})
+        db.session.commit()
+    return people
+
+
+_KEPT = ("office_id", "office_name", "counts", "phases", "seconds", "built_on", "scale", "seed")
+
+
+def _kept_city(url: str, sizes: Sizes) -> dict | None:
+    """The people of a city an earlier run built today at this scale in the database of
+    ``url`` (``--reuse``), or None when there is none to reuse."""
+    from sqlalchemy import create_engine
+
+    from advisors.services.referrals import today as shanghai_today
+
+    target = make_url(url)
+    if target.drivername == "postgresql":
+        target = target.set(drivername="postgresql+psycopg")
+    engine = create_engine(target)
+    try:
+        with engine.connect() as conn:
+            meta = conn.scalar(text("SELECT meta FROM bench_city"))
+    except Exception:  # noqa: BLE001 (no such database or table: nothing to reuse)
+        return None
+    finally:
+        engine.dispose()
+    people = json.loads(meta) if meta else None
+    if (
+        people is None
+        or people.get("scale") != sizes.scale
+        or people.get("built_on") != shanghai_today().isoformat()
+    ):
+        return None
     return people
 
 
@@ -761,20 +814,23 @@ def _floor_statements():
                 binds.append(bindparam(key, type_=Date()))
         for key in ("start", "end"):
             if key in stmt._bindparams:
-                binds.append(bindparam(key, type_=_utc_type()))
+                binds.append(bindparam(key, type_=utc_type()))
         out[name] = stmt.bindparams(*binds)
     return out
 
 
 def run_floor(period) -> dict[str, list]:
     """The floor's five statements, results fetched."""
+    from advisors.dbutil import custom_plans
     from models import db
 
     start, end = period.utc_bounds()
     values = {"first": period.first_day, "last": period.last_day, "start": start, "end": end}
-    return {
-        name: db.session.execute(stmt, values).all() for name, stmt in _floor_statements().items()
-    }
+    with custom_plans():  # planned for these bounds every time, as the compile's aggregates
+        return {
+            name: db.session.execute(stmt, values).all()
+            for name, stmt in _floor_statements().items()
+        }
 
 
 def _share(part: int, whole: int) -> int | None:
@@ -832,8 +888,8 @@ def _stored_raws(key: str) -> dict[int, dict[str, int | None]]:
         ),
         {"period": key},
     ):
-        for metric, value in json.loads(metrics).items():
-            raw = value["raw"]  # a decimal string exact to 1e-6: as millionths, like the floor's
+        for metric, (raw, _points) in json.loads(metrics).items():
+            # raw: a decimal string exact to 1e-6 — as millionths, like the floor's
             out[aid][metric] = None if raw is None else int(Decimal(raw).scaleb(6))
     return out
 
@@ -892,6 +948,17 @@ class City:
             if db.engine.dialect.name == "postgresql":  # no dead rows left by the bench itself
                 with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     conn.execute(text("VACUUM assessment, assessment_row, assessment_institution"))
+
+    def settle(self) -> None:
+        """The statistics autovacuum gathers within a minute of a compile (the migrations have
+        it analyze ``assessment_row`` after every 1,000 changed rows), before the pages are
+        measured: every compile above made a new assessment id the planner does not know yet."""
+        from models import db
+
+        with self.app.app_context():
+            if db.engine.dialect.name == "postgresql":
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(text("ANALYZE assessment_row, assessment_institution"))
 
     def check(self, period) -> list[str]:
         """Every raw value the compile stored against the same value computed from the
@@ -996,12 +1063,13 @@ class City:
 
     def floor_by_statement(self, period, repeats: int) -> list[tuple[str, float]]:
         """Median seconds of each of the floor's statements (executed and fetched)."""
+        from advisors.dbutil import custom_plans
         from models import db
 
         start, end = period.utc_bounds()
         values = {"first": period.first_day, "last": period.last_day, "start": start, "end": end}
         out = []
-        with self.app.app_context():
+        with self.app.app_context(), custom_plans():
             for name, stmt in _floor_statements().items():
                 times = [
                     timed(lambda s=stmt: db.session.execute(s, values).all())
@@ -1014,6 +1082,11 @@ class City:
 
 def _median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def _paired_ratio(values: list[float], floors: list[float]) -> float:
+    """The median of ``values[i] / floors[i]``: runs measured side by side."""
+    return statistics.median(v / f for v, f in zip(values, floors, strict=True))
 
 
 def _route(app, url: str) -> bool:
@@ -1050,9 +1123,10 @@ def _parse_month(value: str):
 
 def _describe(city: City) -> str:
     c = city.people["counts"]
+    reused = " (reused)" if "office" not in city.people else ""
     return (
-        f"{city.name}: built in {city.people['seconds']:.1f} s — {c['user_account']:,} users, "
-        f"{c['referral']:,} firms/referrals, {c['visit']:,} visits "
+        f"{city.name}{reused}: built in {city.people['seconds']:.1f} s — "
+        f"{c['user_account']:,} users, {c['referral']:,} firms/referrals, {c['visit']:,} visits "
         f"({c['visit_policy']:,} policy links), {c['financing_application']:,} applications, "
         f"{c['risk_report']:,} risk reports, {c['feedback_link']:,} feedback links ("
         + ", ".join(f"{k} {v:.1f} s" for k, v in city.people["phases"].items())
@@ -1102,8 +1176,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--db-small", default=None, help="URL for the city at a tenth")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--month", type=_parse_month, default="2026-10")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="PostgreSQL: measure the cities an earlier run built today at the same scale "
+        "(their databases kept) instead of building them again",
+    )
     args = parser.parse_args(argv)
     if not 0.001 <= args.scale <= 10:
         parser.error("--scale must be between 0.001 and 10")
@@ -1120,13 +1200,22 @@ def main(argv: list[str]) -> int:
     recreate = args.db not in ("", "sqlite")
     big_sizes, small_sizes = Sizes(args.scale), Sizes(args.scale / 10)
 
-    with scratch_app(args.db, recreate=recreate) as big_app:
-        big = City(f"scale {args.scale:g}", big_app, build(big_sizes), big_sizes)
+    small_db = _small_url(args.db, args.db_small)
+    kept_big = _kept_city(args.db, big_sizes) if recreate and args.reuse else None
+    kept_small = _kept_city(small_db, small_sizes) if recreate and args.reuse else None
+    with scratch_app(args.db, recreate=recreate, reuse=kept_big is not None) as big_app:
+        big = City(f"scale {args.scale:g}", big_app, kept_big or build(big_sizes), big_sizes)
         dialect = big_app.config["SQLALCHEMY_DATABASE_URI"].split(":")[0]
         print(_describe(big), flush=True)
-        small_db = _small_url(args.db, args.db_small)
-        with scratch_app(small_db, recreate=small_db != "sqlite") as small_app:
-            small = City(f"scale {args.scale / 10:g}", small_app, build(small_sizes), small_sizes)
+        with scratch_app(
+            small_db, recreate=small_db != "sqlite", reuse=kept_small is not None
+        ) as small_app:
+            small = City(
+                f"scale {args.scale / 10:g}",
+                small_app,
+                kept_small or build(small_sizes),
+                small_sizes,
+            )
             print(_describe(small), flush=True)
             return _measure(args, period, dialect, big, small)
 
@@ -1145,20 +1234,47 @@ def _measure(args, period, dialect: str, big: City, small: City) -> int:
     print(_month_counts(big, period))
     print(_month_counts(small, period))
     problems = big.check(period) + small.check(period)
-    floor = _median(big.floors)
+    # Each repeat measures the floor, then the compiles, side by side: the ratios are the
+    # medians of those pairs (floors[0] of each city is the warm-up's: left out).
+    floors, small_floors = big.floors[1:], small.floors[1:]
+    floor = _median(floors)
     first, again = _median(big.firsts), _median(big.recompiles)
     small_first = _median(small.firsts)
     figures = [
         Figure(f"floor: 5 grouped aggregates, {period.key}", floor),
-        Figure("compile_period, first compile (+commit)", first, floor, COMPILE_TARGET),
-        Figure("compile_period, recompile of draft (+commit)", again, floor, COMPILE_TARGET),
-        Figure(f"  floor at scale {small.sizes.scale:g}", _median(small.floors)),
+        Figure(
+            "compile_period, first compile (+commit)",
+            first,
+            floor,
+            COMPILE_TARGET,
+            paired=_paired_ratio(big.firsts, floors),
+        ),
+        Figure(
+            "compile_period, recompile of draft (+commit)",
+            again,
+            floor,
+            COMPILE_TARGET,
+            paired=_paired_ratio(big.recompiles, floors),
+        ),
+        Figure(f"  floor at scale {small.sizes.scale:g}", _median(small_floors)),
         Figure(f"  first compile at scale {small.sizes.scale:g}", small_first),
-        Figure("compile at 10x the data vs a tenth", first, small_first, SCALING_TARGET),
-        Figure("(info) floor at 10x the data vs a tenth", floor, _median(small.floors)),
+        Figure(
+            "compile at 10x the data vs a tenth",
+            first,
+            small_first,
+            SCALING_TARGET,
+            paired=_paired_ratio(big.firsts, small.firsts),
+        ),
+        Figure(
+            "(info) floor at 10x the data vs a tenth",
+            floor,
+            _median(small_floors),
+            paired=_paired_ratio(floors, small_floors),
+        ),
     ]
     print(f"compiles measured in {time.perf_counter() - began:.1f} s", flush=True)
 
+    big.settle()
     pages = [
         ("assessment page (finance office)", f"/assessments/{period.key}"),
         ("notice page (finance office)", f"/assessments/{period.key}/notice"),
@@ -1166,18 +1282,20 @@ def _measure(args, period, dialect: str, big: City, small: City) -> int:
     missing = [url for _name, url in pages if not _route(big.app, url)]
     broken: list[str] = []
     if len(missing) < len(pages):
-        office = _signed_in(big.app, big.people["office_name"])
+        office = signed_in(big.app, big.people["office_name"])
         trivial = "/notifications/"
         for name, url in pages:
             if url in missing:
                 continue
             try:
-                seconds, floor_page = _paired(office, url, trivial, args.requests)
+                measured = paired(office, url, trivial, args.requests)
             except SystemExit as exc:  # a page that answers with an error
                 broken.append(str(exc))
                 continue
-            figures.append(Figure(f"  trivial {trivial} (finance office)", floor_page))
-            figures.append(Figure(name, seconds, floor_page, PAGE_TARGET))
+            figures.append(Figure(f"  trivial {trivial} (finance office)", measured.floor))
+            figures.append(
+                Figure(name, measured.seconds, measured.floor, PAGE_TARGET, paired=measured.ratio)
+            )
     ok = print_table(
         f"Assessments on {dialect}, scale {args.scale:g} ({big.sizes.advisors:,} advisors, "
         f"{big.people['counts']['visit']:,} visits): median of {args.repeats} compiles, "

@@ -15,26 +15,25 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from flask.testing import FlaskClient
-from sqlalchemy import event, insert, text
+from sqlalchemy import insert, text
 
-from .common import Figure, print_table, scratch_app, timed
+from .common import (
+    BUREAUS,
+    PASSWORD,
+    Figure,
+    paired,
+    print_table,
+    query_count,
+    scratch_app,
+    signed_in,
+)
 
 TARGET = 3.0
-PASSWORD = "Bench-Lists-2026"  # noqa: S105 (scratch accounts in a throwaway database)
 CHUNK = 5000
-BUREAUS = [
-    ("GXJ", "工业和信息化局"),
-    ("SWJ", "商务局"),
-    ("NYJ", "农业农村局"),
-    ("SJJ", "市场监督管理局"),
-    ("CYL", "产业链办公室"),
-]
 INSTITUTIONS = [
     ("ABC", "江州农商银行", "bank"),
     ("ICB", "工商银行江州分行", "bank"),
@@ -261,70 +260,6 @@ def _fill(people, n: int, seed: int = 11) -> None:
     db.session.commit()
 
 
-class _OwnContextClient(FlaskClient):
-    """Each request in its own app context, as under a WSGI server: its own ``g`` and database
-    session (the bench keeps an app context pushed, which requests would otherwise share)."""
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
-def _signed_in(app, username: str):
-    import re
-
-    client = _OwnContextClient(app, app.response_class, use_cookies=True)
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    r = client.post(
-        "/login", data={"username": username, "password": PASSWORD, "csrf_token": token}
-    )
-    if r.status_code != 302:
-        raise SystemExit(f"sign-in of {username} failed: {r.status_code}")
-    return client
-
-
-def _paired(client, url: str, floor_url: str, requests: int) -> tuple[float, float]:
-    """Medians of ``requests`` GETs of ``url`` and of ``floor_url``, taken alternately so that
-    any load on the machine weighs on both alike."""
-
-    def getter(target):
-        def one():
-            r = client.get(target)
-            if r.status_code != 200:
-                raise SystemExit(f"GET {target}: {r.status_code}")
-            r.get_data()
-
-        return one
-
-    page, floor = getter(url), getter(floor_url)
-    for _ in range(3):  # warm up: template compilation, statement caches
-        page()
-        floor()
-    pages, floors = [], []
-    for _ in range(requests):
-        floors.append(timed(floor))
-        pages.append(timed(page))
-    return statistics.median(pages), statistics.median(floors)
-
-
-def _query_count(app, client, url: str) -> int:
-    from models import db
-
-    count = 0
-
-    def before(*_args):
-        nonlocal count
-        count += 1
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        client.get(url)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    return count
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench lists", description=__doc__)
     parser.add_argument("--referrals", type=int, default=200_000)
@@ -341,8 +276,8 @@ def main(argv: list[str]) -> int:
             f"built {args.referrals:,} referrals on {dialect} in "
             f"{time.perf_counter() - began:.1f} s"
         )
-        office = _signed_in(app, people["office"].username)
-        bureau = _signed_in(app, people["bureaus"][0].username)
+        office = signed_in(app, people["office"].username)
+        bureau = signed_in(app, people["bureaus"][0].username)
         trivial = "/notifications/"
         pages = [
             ("inbox /referrals/ (finance office)", office, "/referrals/"),
@@ -362,12 +297,21 @@ def main(argv: list[str]) -> int:
         ]
         figures = []
         for name, client, url in pages:
-            seconds, floor = _paired(client, url, trivial, args.requests)
+            measured = paired(client, url, trivial, args.requests)
             who = "finance office" if client is office else "bureau"
-            figures.append(Figure(f"  trivial {trivial} ({who})", floor))
-            figures.append(Figure(name, seconds, floor, TARGET))
-        seconds, floor = _paired(office, "/referrals/?status=&limit=200", trivial, args.requests)
-        figures.append(Figure("(info) 200 a page, all statuses", seconds, floor))
+            figures.append(Figure(f"  trivial {trivial} ({who})", measured.floor))
+            figures.append(
+                Figure(name, measured.seconds, measured.floor, TARGET, paired=measured.ratio)
+            )
+        measured = paired(office, "/referrals/?status=&limit=200", trivial, args.requests)
+        figures.append(
+            Figure(
+                "(info) 200 a page, all statuses",
+                measured.seconds,
+                measured.floor,
+                paired=measured.ratio,
+            )
+        )
         ok = print_table(
             f"Lists at {args.referrals:,} referrals: median of {args.requests} requests, "
             f"ratio against the trivial page of the same user",
@@ -376,8 +320,8 @@ def main(argv: list[str]) -> int:
         print("SQL statements per request (limit 5 / limit 50):")
         for name, client, url in pages:
             sep = "&" if "?" in url else "?"
-            few = _query_count(app, client, f"{url}{sep}limit=5")
-            many = _query_count(app, client, f"{url}{sep}limit=50")
+            few = query_count(app, client, f"{url}{sep}limit=5")
+            many = query_count(app, client, f"{url}{sep}limit=50")
             same = "fixed" if few == many else "VARIES"
             print(f"  {name:<44} {few:>3} / {many:<3} {same}")
             ok = ok and few == many

@@ -27,8 +27,19 @@ from decimal import Decimal
 
 from sqlalchemy import Date, Integer, bindparam, func, insert, select, text
 
-from .common import Figure, print_table, scratch_app, timed
-from .lists import PASSWORD, _paired, _query_count, _signed_in
+from .common import (
+    PASSWORD,
+    Figure,
+    body_text,
+    paired,
+    print_table,
+    query_count,
+    scratch_app,
+    series_sql,
+    signed_in,
+    timed,
+    utc_type,
+)
 
 TARGET = 3.0
 CHUNK = 5000
@@ -44,7 +55,6 @@ INSTITUTIONS = [
     ("CCB", "建设银行江州分行", "bank"),
     ("PIC", "人保财险江州分公司", "insurer"),
 ]
-BODY_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
 def _setup_people():
@@ -113,14 +123,6 @@ def _setup_people():
     return people
 
 
-def _body(i: int) -> str:
-    out = []
-    for _ in range(8):
-        i, r = divmod(i, len(BODY_CHARS))
-        out.append(BODY_CHARS[r])
-    return "".join(reversed(out))
-
-
 def _fill_cases(people, today: date, seed: int = 7) -> dict:
     """Firms and cases, in bulk: the other advisors' first (ids 1..n), then the measured
     advisor's (the next ``MY_OPEN + MY_CLOSED`` ids). Returns the id ranges."""
@@ -154,7 +156,7 @@ def _fill_cases(people, today: date, seed: int = 7) -> dict:
         firms.append(
             {
                 "id": i,
-                "credit_code": make_code("9", "1", "330100", _body(i)),
+                "credit_code": make_code("9", "1", "330100", body_text(i)),
                 "name": f"江州{industry[:4]}企业{i}有限公司",
                 "industry": industry,
                 "employees": rnd.randint(1, 900),
@@ -238,16 +240,6 @@ def _fill_cases(people, today: date, seed: int = 7) -> dict:
     return {"others": (1, n_others), "mine": (n_others + 1, total)}
 
 
-def _series(dialect: str) -> str:
-    """A FROM item ``g(i)`` of the integers 1..:n."""
-    if dialect == "postgresql":
-        return "generate_series(1, :n) AS g(i)"
-    return (
-        "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) "
-        "SELECT i FROM s) AS g"
-    )
-
-
 def _days_before(dialect: str, offset: str) -> str:
     """SQL for the date ``:today`` minus ``offset`` (an integer expression) days."""
     if dialect == "postgresql":
@@ -272,13 +264,13 @@ def _insert_visits(dialect: str, n: int, first: int, count: int, days: int, toda
             g.i % 2 = 0, g.i % 3 = 0, g.i % 5 = 0,
             (g.i % 2 <> 0 AND g.i % 3 <> 0 AND g.i % 5 <> 0) OR g.i % 7 = 0,
             '走访企业，了解经营与融资需求', 1, :now, :now
-        FROM {_series(dialect)}
+        FROM {series_sql(dialect)}
         JOIN referral r ON r.id = :first + (CAST(g.i AS BIGINT) * 7919) % :count
         JOIN user_account u ON u.id = r.advisor_id
         """  # noqa: S608 (our own fragments)
     ).bindparams(
         bindparam("today", type_=Date()),
-        bindparam("now", type_=_utc_type()),
+        bindparam("now", type_=utc_type()),
         bindparam("n", type_=Integer()),
         bindparam("first", type_=Integer()),
         bindparam("count", type_=Integer()),
@@ -323,13 +315,13 @@ def _insert_applications(
             CASE WHEN g.i % 20 >= 17 THEN {approved} END,
             CASE WHEN g.i % 20 >= 17 THEN '资质不足' END,
             1, :now, :now
-        FROM {_series(dialect)}
+        FROM {series_sql(dialect)}
         JOIN referral r ON r.id = :first + (CAST(g.i AS BIGINT) * 104729) % :count
         JOIN user_account u ON u.id = r.advisor_id
         """  # noqa: S608 (our own fragments)
     ).bindparams(
         bindparam("today", type_=Date()),
-        bindparam("now", type_=_utc_type()),
+        bindparam("now", type_=utc_type()),
         bindparam("n", type_=Integer()),
         bindparam("first", type_=Integer()),
         bindparam("count", type_=Integer()),
@@ -338,12 +330,6 @@ def _insert_applications(
         stmt,
         {"n": n, "first": first, "count": count, "today": today, "now": datetime.now(UTC)},
     )
-
-
-def _utc_type():
-    from models import UTCDateTime
-
-    return UTCDateTime()
 
 
 def _fill(people, visits: int) -> dict:
@@ -437,12 +423,18 @@ def main(argv: list[str]) -> int:
             f"{sizes['cases']:,} cases; the measured advisor: {sizes['my_open']} open cases, "
             f"{sizes['my_visits']:,} visits, {sizes['my_applications']} applications"
         )
-        me = _signed_in(app, people["me_name"])
+        me = signed_in(app, people["me_name"])
         trivial = "/notifications/"
-        seconds, floor = _paired(me, "/", trivial, args.requests)
+        measured = paired(me, "/", trivial, args.requests)
         figures = [
-            Figure(f"  trivial {trivial} (advisor)", floor),
-            Figure("workbench / (advisor, 300 firms)", seconds, floor, TARGET),
+            Figure(f"  trivial {trivial} (advisor)", measured.floor),
+            Figure(
+                "workbench / (advisor, 300 firms)",
+                measured.seconds,
+                measured.floor,
+                TARGET,
+                paired=measured.ratio,
+            ),
             Figure("(info) workbench service alone", _service_time(app, people, args.requests)),
         ]
         ok = print_table(
@@ -450,9 +442,9 @@ def main(argv: list[str]) -> int:
             f"ratio against the trivial page of the same user",
             figures,
         )
-        newcomer = _signed_in(app, people["newcomer_name"])
-        full = _query_count(app, me, "/")
-        empty = _query_count(app, newcomer, "/")
+        newcomer = signed_in(app, people["newcomer_name"])
+        full = query_count(app, me, "/")
+        empty = query_count(app, newcomer, "/")
         same = "fixed" if full == empty else "VARIES"
         print("SQL statements per request (300 firms / no firm):")
         print(f"  {'workbench /':<44} {full:>3} / {empty:<3} {same}")

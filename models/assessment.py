@@ -64,23 +64,29 @@ class Assessment(db.Model):
 
 
 class AssessmentRow(db.Model):
-    """An advisor's result in a period: computed score, adjustments, final score and ranks."""
+    """An advisor's result in a period: computed score, adjustments, final score and ranks.
+
+    A snapshot of what the compile found: ``advisor_id`` and ``org_id`` are the advisor's and
+    institution's ids as they were, deliberately without foreign keys — users and organisations
+    are never deleted (only deactivated), and a key check on each of 2,000 rows per compile
+    took a share lock on every advisor's user row. The unique (assessment_id, advisor_id)
+    serves look-ups by period; an institution's periods are read from
+    :class:`AssessmentInstitution`."""
 
     __tablename__ = "assessment_row"
 
     id = db.Column(db.Integer, primary_key=True)
-    assessment_id = db.Column(
-        db.ForeignKey("assessment.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    advisor_id = db.Column(db.ForeignKey("user_account.id"), nullable=False, index=True)
-    org_id = db.Column(db.ForeignKey("organisation.id"), index=True)
+    assessment_id = db.Column(db.ForeignKey("assessment.id", ondelete="CASCADE"), nullable=False)
+    advisor_id = db.Column(db.Integer, nullable=False, index=True)
+    org_id = db.Column(db.Integer)
     computed = db.Column(Points, nullable=False)  # the rubric's points
     adjustment = db.Column(Points, nullable=False, default=0)  # sum of the adjustments
     score = db.Column(Points, nullable=False)  # computed + adjustment
     rank = db.Column(db.Integer)
     institution_rank = db.Column(db.Integer)
-    # Each metric's result: {metric key: {"raw": "<decimal>" or null, "points": "<2 decimals>",
-    # "rule": "<rule name>"}}, the decimals as exact strings (raw to 1e-6, as ``Money`` reads).
+    # Each metric's result: {metric key: ["<raw decimal>" or null, "<points, 2 decimals>"]},
+    # the decimals as exact strings (raw to 1e-6, as ``Money`` reads); the rule that scored it
+    # is the metric's in the period's rubric version.
     metrics = db.Column(JSON, nullable=False, server_default="{}")
 
     __table_args__ = (

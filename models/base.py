@@ -15,6 +15,7 @@ NAMING_CONVENTION = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+_TWO_PLACES = Decimal("0.00")
 
 
 def utcnow() -> datetime:
@@ -65,7 +66,8 @@ class Money(types.TypeDecorator):
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return (Decimal(int(value)) / self.SCALE).normalize() + Decimal("0.00")
+        # Exact: a shift of the decimal point, then at least two decimals ("12.50", "0.833333").
+        return Decimal(int(value)).scaleb(-6).normalize() + _TWO_PLACES
 
     @property
     def python_type(self):
@@ -90,7 +92,7 @@ class Points(types.TypeDecorator):
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return (Decimal(int(value)) / self.SCALE).quantize(Decimal("0.01"))
+        return Decimal(int(value)).scaleb(-2)  # exact: "12.50"
 
     @property
     def python_type(self):

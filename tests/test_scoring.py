@@ -16,6 +16,7 @@ from advisors.scoring.rubric import (
     MetricSpec,
     RubricFormatError,
     RubricSpec,
+    best_value,
     best_values,
     load_rubric,
     period_factor,
@@ -567,6 +568,28 @@ def test_best_values():
     assert bests["amount_disbursed"] == D(90)
     assert bests["visits_logged"] == D(0)
     assert set(bests) == set(METRIC_KEYS)
+
+
+def test_best_value_of_one_metric():
+    assert best_value([D(3), None, D("7.5"), D(-9)]) == D("7.5")
+    assert best_value([]) == D(0) and best_value([None, D(-1)]) == D(0)
+
+
+@pytest.mark.parametrize("name", ["target_v1", "ratio_target_v1", "tiers_v1", "relative_best_v1"])
+def test_score_many_scores_as_one_call_per_value(name):
+    params = {
+        "target_v1": {"target": 16, "floor": 2},
+        "ratio_target_v1": {"target": "0.9", "floor": "0.5"},
+        "tiers_v1": {"tiers": [[1, 4], [3, 8]]},
+        "relative_best_v1": {},
+    }[name]
+    rule = rules.get(name)
+    ctx = ScoreContext(weight=D(10), cap=D(9), best=D(40))
+    raws = [None, D(-1), D(0), D("0.7"), D(1), D(3), D("12.345678"), D(16), D(40), D(99)]
+    assert rule.score_many(raws, params, ctx) == [rule(raw, params, ctx) for raw in raws]
+    assert rule.score_many([], params, ctx) == []
+    with pytest.raises(ParamsError):
+        rules.get("target_v1").score_many([D(1)], {"target": -1}, ctx)
 
 
 def test_period_factor():

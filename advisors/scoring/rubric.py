@@ -362,16 +362,21 @@ def total(points: Mapping[str, Decimal] | Iterable[Decimal]) -> Decimal:
     return sum((to_decimal(v) for v in values), Decimal("0.00")).quantize(rules.CENT)
 
 
+def best_value(values: Iterable[Any]) -> Decimal:
+    """The best (highest) of one metric's raw values, negatives and missing values read as 0."""
+    best = Decimal(0)
+    for raw in values:
+        value = rules.normalize_raw(raw)
+        if value is not None and value > best:
+            best = value
+    return best
+
+
 def best_values(spec: RubricSpec, rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
-    """The best (highest) raw value per metric among ``rows`` (one mapping of raws per advisor),
-    negatives and missing values read as 0 — the ``bests`` of :func:`score_row`."""
-    bests = {m.key: Decimal(0) for m in spec.metrics}
-    for raws in rows:
-        for key in bests:
-            value = rules.normalize_raw(raws.get(key))
-            if value is not None and value > bests[key]:
-                bests[key] = value
-    return bests
+    """The best raw value per metric among ``rows`` (one mapping of raws per advisor), as
+    :func:`best_value` — the ``bests`` of :func:`score_row`."""
+    rows = list(rows)
+    return {m.key: best_value(raws.get(m.key) for raws in rows) for m in spec.metrics}
 
 
 # --- the default rubric ------------------------------------------------------------------------

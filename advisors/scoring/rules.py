@@ -273,14 +273,25 @@ class Rule:
     description: str = ""
 
     def __call__(self, raw: Any, params: Mapping | None, ctx: ScoreContext) -> Decimal:
+        return self.score_many((raw,), params, ctx)[0]
+
+    def score_many(
+        self, raws: Iterable[Any], params: Mapping | None, ctx: ScoreContext
+    ) -> list[Decimal]:
+        """Each raw value's points on one metric (as calling the rule on each): the parameters
+        validated once and the decimal context set once, for scoring many advisors."""
         parsed = self.parse(params)
+        compute, ceiling = self.compute, ctx.ceiling
+        out = []
         with localcontext() as dc:
             dc.prec = 28
             dc.rounding = ROUND_HALF_EVEN
-            value = normalize_raw(raw)
-            points = self.compute(value, parsed, ctx) if value is not None else ZERO
-            points = min(max(points, ZERO), ctx.ceiling)
-            return points.quantize(CENT, rounding=ROUND_HALF_UP)
+            for raw in raws:
+                value = normalize_raw(raw)
+                points = compute(value, parsed, ctx) if value is not None else ZERO
+                points = min(max(points, ZERO), ceiling)
+                out.append(points.quantize(CENT, rounding=ROUND_HALF_UP))
+        return out
 
     def scale(self, params: Mapping, factor: int) -> dict:
         """The parameters for a period ``factor`` months long, from the monthly ones (only

@@ -37,6 +37,7 @@ from models import (
     db,
 )
 
+from ..dbutil import among
 from ..errors import NotFound
 from ..i18n import fmt_datetime
 from ..xlsx import workbook_bytes
@@ -303,25 +304,34 @@ def _view_rows(stmt, *, with_metrics: bool = True) -> tuple[list[assessments.Vie
     ``with_metrics``: the row's stored ``metrics`` column; that total, None when not counted or
     no row came back). The adjustments: :func:`_attach_adjustments`."""
     rows, total = [], None
-    for r in db.session.execute(stmt):
+    # Plain columns, in _row_columns' order: executed on the session's connection without the
+    # ORM's row handling, and unpacked by position (a page reads hundreds of rows).
+    result = db.session.connection().execute(stmt)
+    counted = "total" in result.keys()
+    for values in result:
+        metrics = assessments.metric_values(values[0]) if with_metrics else {}
+        (aid, org_id, computed, adjustment, score, rank, institution_rank) = values[
+            with_metrics : with_metrics + 7
+        ]
+        username, display_name, org_code, org_name = values[with_metrics + 7 : with_metrics + 11]
         rows.append(
             assessments.ViewRow(
-                advisor_id=r.advisor_id,
-                username=r.username,
-                name=r.display_name,
-                org_id=r.org_id,
-                org_code=r.code,
-                org_name=r.name,
-                computed=r.computed,
-                adjustment=r.adjustment,
-                score=r.score,
-                rank=r.rank,
-                institution_rank=r.institution_rank,
-                metrics=assessments.metric_values(r.metrics) if with_metrics else {},
+                advisor_id=aid,
+                username=username,
+                name=display_name,
+                org_id=org_id,
+                org_code=org_code,
+                org_name=org_name,
+                computed=computed,
+                adjustment=adjustment,
+                score=score,
+                rank=rank,
+                institution_rank=institution_rank,
+                metrics=metrics,
             )
         )
-        if total is None and "total" in r._fields:
-            total = r.total
+        if counted and total is None:
+            total = values[-1]
     return rows, total
 
 
@@ -339,7 +349,7 @@ def _attach_adjustments(assessment_id: int, rows: list[assessments.ViewRow]) -> 
         .join(author, author.id == AssessmentAdjustment.created_by_id)
         .where(
             AssessmentAdjustment.assessment_id == assessment_id,
-            AssessmentAdjustment.advisor_id.in_(list(by_advisor)),
+            among(AssessmentAdjustment.advisor_id, list(by_advisor)),
         )
         .order_by(AssessmentAdjustment.created_at, AssessmentAdjustment.id)
     ):

@@ -1,0 +1,119 @@
+"""Migrations that move data: stored results survive the upgrade and the downgrade.
+
+Each test runs on a database of its own (a SQLite file, or with ``TEST_DATABASE_URL`` a
+scratch PostgreSQL database next to the suite's), migrated step by step."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, date, datetime
+
+import pytest
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from advisors import create_app
+from advisors.audit import acting_as
+from advisors.scoring import DEFAULT_RUBRIC
+from advisors.services.orgs import create_org
+from advisors.services.users import create_user
+from models import db
+
+from .conftest import PASSWORD
+
+
+@pytest.fixture
+def bare_url(tmp_path):
+    suite = os.environ.get("TEST_DATABASE_URL")
+    if not suite:
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    base = make_url(suite)
+    name = f"{base.database}_migrations"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def bare_app(bare_url):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": bare_url})
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _stored(assessment_id: int) -> dict[int, dict]:
+    return {
+        advisor: json.loads(metrics)
+        for advisor, metrics in db.session.execute(
+            text(
+                "SELECT advisor_id, CAST(metrics AS TEXT) FROM assessment_row "
+                "WHERE assessment_id = :a ORDER BY advisor_id"
+            ),
+            {"a": assessment_id},
+        )
+    }
+
+
+def test_assessment_rows_become_snapshots_and_back(bare_app):
+    upgrade(revision="4b264d4eaa73")
+    with acting_as(label="test"):
+        org = create_org("B01", "工商银行江州分行", "bank")
+        advisor = create_user(username="adv1", password=PASSWORD, role="advisor", org=org)
+    db.session.commit()
+    rubric = db.session.execute(
+        text(
+            "INSERT INTO rubric_version (number, spec, created_at) VALUES (1, :spec, :at) "
+            "RETURNING id"
+        ),
+        {"spec": json.dumps(DEFAULT_RUBRIC.to_dict()), "at": datetime.now(UTC)},
+    ).scalar_one()
+    assessment = db.session.execute(
+        text(
+            "INSERT INTO assessment (period, kind, starts_on, ends_on, status, rubric_id, "
+            "compiled_at, compile_count, version) VALUES ('2026-07', 'month', :a, :b, "
+            "'published', :r, :at, 1, 1) RETURNING id"
+        ),
+        {"a": date(2026, 7, 1), "b": date(2026, 7, 31), "r": rubric, "at": datetime.now(UTC)},
+    ).scalar_one()
+    old = {
+        "visit_coverage": {"raw": "0.833333", "points": "12.50", "rule": "ratio_target_v1"},
+        "satisfaction": {"raw": None, "points": "0.00", "rule": "target_v1"},
+    }
+    db.session.execute(
+        text(
+            "INSERT INTO assessment_row (assessment_id, advisor_id, org_id, computed, "
+            "adjustment, score, rank, metrics) VALUES (:a, :u, :o, 1250, 0, 1250, 1, :m)"
+        ),
+        {"a": assessment, "u": advisor.id, "o": org.id, "m": json.dumps(old)},
+    )
+    db.session.commit()
+
+    upgrade()
+    assert _stored(assessment) == {
+        advisor.id: {"visit_coverage": ["0.833333", "12.50"], "satisfaction": [None, "0.00"]}
+    }
+    # A row may now name an advisor and an institution the database does not hold.
+    db.session.execute(
+        text(
+            "INSERT INTO assessment_row (assessment_id, advisor_id, org_id, computed, "
+            "adjustment, score, metrics) VALUES (:a, 999999, 999999, 0, 0, 0, '{}')"
+        ),
+        {"a": assessment},
+    )
+    db.session.rollback()
+
+    downgrade(revision="4b264d4eaa73")
+    assert _stored(assessment) == {advisor.id: old}
+    db.session.commit()
