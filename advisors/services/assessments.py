@@ -43,8 +43,10 @@ from typing import Any, NamedTuple
 from flask_babel import gettext as _
 from sqlalchemy import (
     BigInteger,
+    Integer,
     and_,
     case,
+    cast,
     delete,
     distinct,
     exists,
@@ -333,8 +335,9 @@ def _aggregates(period: periods_module.Period) -> list[tuple[int, int | None, _W
     # is cumulative, so this reads every case assigned by the period's end: a plain scan
     # grouped in memory, not a walk of the (advisor_id, status) index with a table lookup per
     # row — ``advisor_id + 0`` keeps SQLite's planner off that index (PostgreSQL plans by its
-    # statistics either way).
-    advisor = (Referral.advisor_id + _ZERO).label("aid")
+    # statistics either way). Cast back to an integer: a bare expression has no type affinity
+    # in SQLite, which could then not index it to join it to the advisors.
+    advisor = cast(Referral.advisor_id + _ZERO, Integer).label("aid")
     due = and_(Referral.first_contact_due >= first, Referral.first_contact_due <= last)
     rated = and_(
         Referral.closed_at >= start,

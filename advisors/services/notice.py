@@ -46,7 +46,9 @@ from . import assessments
 DEFAULT_TARGET = Decimal(60)
 TREND_PERIODS = 12  # periods of the same kind shown in a trend, the notice's included
 PAGE_SIZE = 25  # ranking rows per page (the page stays light whatever the city's size)
-NOTICE_ROWS = 100  # advisors listed on the printable notice (the downloads have them all)
+# Advisors listed on the printable notice, at the top of the ranking and among the lowest below
+# target: a notice of a few A4 pages (the Excel and PDF downloads list every advisor).
+NOTICE_ROWS = 50
 BANDS = 10  # score bands of 10 points for the distribution
 CJK_FONT = "STSong-Light"
 
@@ -508,10 +510,12 @@ def read_below(
     are in all (one query, plus one for their adjustments unless not ``with_adjustments``)."""
     aid = view.assessment.id
     scope, under = _scope_of(view, actor), AssessmentRow.score < target
+    # Lowest score first is the ranking read from its end: the rank grows as the score falls
+    # (equal scores share one), so the (assessment, rank) index gives the order.
     stmt = (
         _counted(_ranked(aid, scope), AssessmentRow.assessment_id == aid, scope, under)
         .where(under)
-        .order_by(AssessmentRow.score, User.display_name, User.id)
+        .order_by(AssessmentRow.rank.desc(), User.display_name, User.id)
         .limit(limit)
     )
     rows, total = _view_rows(stmt, with_metrics=False)
