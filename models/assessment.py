@@ -66,17 +66,19 @@ class Assessment(db.Model):
 class AssessmentRow(db.Model):
     """An advisor's result in a period: computed score, adjustments, final score and ranks.
 
-    A snapshot of what the compile found: ``advisor_id`` and ``org_id`` are the advisor's and
-    institution's ids as they were, deliberately without foreign keys — users and organisations
-    are never deleted (only deactivated), and a key check on each of 2,000 rows per compile
-    took a share lock on every advisor's user row. The unique (assessment_id, advisor_id)
-    serves look-ups by period; an institution's periods are read from
-    :class:`AssessmentInstitution`."""
+    A snapshot of what the compile found, deliberately without foreign keys: ``advisor_id``
+    and ``org_id`` are the advisor's and institution's ids as they were (users and
+    organisations are never deleted, only deactivated; a key check on each of 2,000 rows per
+    compile took a share lock on every advisor's user row), and ``assessment_id`` is the
+    assessment the compile created just before writing them under the period's lock (an
+    assessment is never deleted; checking it row by row cost a tenth of a first compile). The
+    unique (assessment_id, advisor_id) serves look-ups by period; an institution's periods are
+    read from :class:`AssessmentInstitution`."""
 
     __tablename__ = "assessment_row"
 
     id = db.Column(db.Integer, primary_key=True)
-    assessment_id = db.Column(db.ForeignKey("assessment.id", ondelete="CASCADE"), nullable=False)
+    assessment_id = db.Column(db.Integer, nullable=False)
     advisor_id = db.Column(db.Integer, nullable=False, index=True)
     org_id = db.Column(db.Integer)
     computed = db.Column(Points, nullable=False)  # the rubric's points
