@@ -1,4 +1,4 @@
-"""assessment rows as snapshots: compact metrics, no user/organisation foreign keys
+"""assessment rows as snapshots: compact metrics, no foreign keys
 
 An ``assessment_row`` is what a compile found for an advisor: the advisor's and institution's
 ids as they were, the points and each metric's result. Three changes make writing the 2,000
