@@ -304,10 +304,13 @@ def test_upload_reports_every_kind_of_invalid_row(login, bureau, make, town):
     client = login(bureau)
     good, other = make.credit_code(), make.credit_code()
     bad_check = other[:17] + ("A" if other[17] != "A" else "B")
+    # A code with a letter in it (a check character may be a digit: then lower case is no
+    # change at all, and the row would be valid).
+    lettered = next(c for c in iter(make.credit_code, None) if c != c.lower())
     rows = [
         _row(good),  # 2: fine
         _row(bad_check),  # 3: bad check character
-        _row(make.credit_code().lower()),  # 4: lower case
+        _row(lettered.lower()),  # 4: lower case
         _row(make.credit_code(), name=""),  # 5: missing name
         _row(make.credit_code(), industry="宇宙航行业"),  # 6: unknown industry
         _row(make.credit_code(), employees=-5),  # 7: negative employees
