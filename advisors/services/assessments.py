@@ -1245,6 +1245,60 @@ def period_head(
     return period, found[0], found[1]
 
 
+# Built once: an alias is costly to construct, and a statement using the same one caches.
+_WRITER, _SUBJECT = aliased(User), aliased(User)
+
+
+def view_institutions(assessment_id: int, actor: User, sees_all: bool) -> list[ViewInstitution]:
+    """The institutions' lines of an assessment in rank order: all of them for the office
+    roles (``sees_all``), else the caller's institution's only."""
+    stmt = (
+        select(AssessmentInstitution, Organisation.code, Organisation.name)
+        .join(Organisation, Organisation.id == AssessmentInstitution.org_id)
+        .where(AssessmentInstitution.assessment_id == assessment_id)
+        .order_by(AssessmentInstitution.rank, Organisation.code)
+    )
+    if not sees_all:
+        stmt = stmt.where(AssessmentInstitution.org_id == actor.org_id if actor.org_id else false())
+    return [
+        ViewInstitution(
+            org_id=i.org_id,
+            code=code,
+            name=name,
+            advisors=i.advisors,
+            total=i.total,
+            average=i.average,
+            rank=i.rank,
+        )
+        for i, code, name in db.session.execute(stmt)
+    ]
+
+
+def view_comments(assessment_id: int, advisor_id: int | None = None) -> list[ViewComment]:
+    """The comments on an assessment (``advisor_id``: those on that advisor), oldest first —
+    for the office roles only: the caller checks."""
+    cond = true() if advisor_id is None else AssessmentComment.advisor_id == advisor_id
+    writer, subject = _WRITER, _SUBJECT
+    return [
+        ViewComment(
+            id=c.id,
+            advisor_id=c.advisor_id,
+            advisor_name=advisor_name,
+            author_name=author_name,
+            author_role=author_role,
+            body=c.body,
+            created_at=c.created_at,
+        )
+        for c, author_name, author_role, advisor_name in db.session.execute(
+            select(AssessmentComment, writer.display_name, writer.role, subject.display_name)
+            .join(writer, writer.id == AssessmentComment.author_id)
+            .outerjoin(subject, subject.id == AssessmentComment.advisor_id)
+            .where(AssessmentComment.assessment_id == assessment_id, cond)
+            .order_by(AssessmentComment.created_at, AssessmentComment.id)
+        )
+    ]
+
+
 def get_view(actor: User, period_key: str) -> AssessmentView:
     """The period's assessment as ``actor`` may see it, in a fixed number of queries (six)
     whatever the number of rows. Rows are in rank order."""
@@ -1321,50 +1375,8 @@ def get_view(actor: User, period_key: str) -> AssessmentView:
                 )
             )
 
-    inst_stmt = (
-        select(AssessmentInstitution, Organisation.code, Organisation.name)
-        .join(Organisation, Organisation.id == AssessmentInstitution.org_id)
-        .where(AssessmentInstitution.assessment_id == aid)
-        .order_by(AssessmentInstitution.rank, Organisation.code)
-    )
-    if not sees_all:
-        inst_stmt = inst_stmt.where(
-            AssessmentInstitution.org_id == actor.org_id if actor.org_id else false()
-        )
-    institutions = [
-        ViewInstitution(
-            org_id=i.org_id,
-            code=code,
-            name=name,
-            advisors=i.advisors,
-            total=i.total,
-            average=i.average,
-            rank=i.rank,
-        )
-        for i, code, name in db.session.execute(inst_stmt)
-    ]
-
-    comments: list[ViewComment] = []
-    if sees_all:
-        writer, subject = aliased(User), aliased(User)
-        for c, author_name, author_role, advisor_name in db.session.execute(
-            select(AssessmentComment, writer.display_name, writer.role, subject.display_name)
-            .join(writer, writer.id == AssessmentComment.author_id)
-            .outerjoin(subject, subject.id == AssessmentComment.advisor_id)
-            .where(AssessmentComment.assessment_id == aid)
-            .order_by(AssessmentComment.created_at, AssessmentComment.id)
-        ):
-            comments.append(
-                ViewComment(
-                    id=c.id,
-                    advisor_id=c.advisor_id,
-                    advisor_name=advisor_name,
-                    author_name=author_name,
-                    author_role=author_role,
-                    body=c.body,
-                    created_at=c.created_at,
-                )
-            )
+    institutions = view_institutions(aid, actor, sees_all)
+    comments = view_comments(aid) if sees_all else []
     return AssessmentView(
         assessment=assessment,
         period=period,
@@ -1876,6 +1888,8 @@ __all__ = [
     "AssessmentView",
     "MetricValue",
     "metric_values",
+    "view_comments",
+    "view_institutions",
     "PeriodSummary",
     "ViewComment",
     "ViewInstitution",

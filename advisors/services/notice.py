@@ -28,7 +28,6 @@ from sqlalchemy.orm import aliased
 from models import (
     Assessment,
     AssessmentAdjustment,
-    AssessmentComment,
     AssessmentInstitution,
     AssessmentRow,
     Organisation,
@@ -259,7 +258,7 @@ def build_summary(actor, period_key: str, target: Decimal, limit: int | None = N
 
 
 # Built once: an alias is costly to construct, and a statement using the same one caches.
-_AUTHOR, _WRITER, _SUBJECT = aliased(User), aliased(User), aliased(User)
+_AUTHOR = aliased(User)
 
 
 @dataclass
@@ -425,51 +424,9 @@ def read(
     if with_adjustments:
         _attach_adjustments(aid, rows)
 
-    inst_stmt = (
-        select(AssessmentInstitution, Organisation.code, Organisation.name)
-        .join(Organisation, Organisation.id == AssessmentInstitution.org_id)
-        .where(AssessmentInstitution.assessment_id == aid)
-        .order_by(AssessmentInstitution.rank, Organisation.code)
-    )
-    if not sees_all:
-        inst_stmt = inst_stmt.where(
-            AssessmentInstitution.org_id == actor.org_id if actor.org_id else false()
-        )
-    institutions = [
-        assessments.ViewInstitution(
-            org_id=i.org_id,
-            code=code,
-            name=name,
-            advisors=i.advisors,
-            total=i.total,
-            average=i.average,
-            rank=i.rank,
-        )
-        for i, code, name in db.session.execute(inst_stmt)
-    ]
-
-    comments: list[assessments.ViewComment] = []
-    if sees_all and with_comments:
-        writer, subject = _WRITER, _SUBJECT
-        cond = true() if advisor_id is None else AssessmentComment.advisor_id == advisor_id
-        for c, author_name, author_role, advisor_name in db.session.execute(
-            select(AssessmentComment, writer.display_name, writer.role, subject.display_name)
-            .join(writer, writer.id == AssessmentComment.author_id)
-            .outerjoin(subject, subject.id == AssessmentComment.advisor_id)
-            .where(AssessmentComment.assessment_id == aid, cond)
-            .order_by(AssessmentComment.created_at, AssessmentComment.id)
-        ):
-            comments.append(
-                assessments.ViewComment(
-                    id=c.id,
-                    advisor_id=c.advisor_id,
-                    advisor_name=advisor_name,
-                    author_name=author_name,
-                    author_role=author_role,
-                    body=c.body,
-                    created_at=c.created_at,
-                )
-            )
+    institutions = assessments.view_institutions(aid, actor, sees_all)
+    with_comments = sees_all and with_comments
+    comments = assessments.view_comments(aid, advisor_id) if with_comments else []
     view = assessments.AssessmentView(
         assessment=assessment,
         period=period,

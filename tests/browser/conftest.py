@@ -27,6 +27,18 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
+PASSWORD = "Browser-Pass-1"  # of the users the browser tests create
+
+
+def sign_in(page, username: str) -> None:
+    """Sign in through the form and wait for the home page."""
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    page.locator("#username").fill(username)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("form:has(#password) [type=submit]").click()
+    expect(page.locator("[data-testid=home-heading]")).to_be_visible()
 
 
 def _no_browser(reason: str):

@@ -17,20 +17,10 @@ from advisors.services import referrals as referral_service
 from advisors.services import visits as visit_service
 from advisors.services.referrals import today
 from models import Assessment, AssessmentAdjustment, db
-from tests.browser.conftest import DESKTOP, PHONE, _new_page
+from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, _new_page, sign_in
 from tests.test_assessment_compile import compile_
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "Browser-Pass-1"
-
-
-def _sign_in(page, username: str) -> None:
-    page.goto("/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("form:has(#password) [type=submit]").click()
-    expect(page.locator("[data-testid=home-heading]")).to_be_visible()
 
 
 def _city(make) -> dict:
@@ -111,7 +101,7 @@ def test_compile_review_adjust_publish_and_download_the_notice(
     period = periods_module.month_of(today()).key
     context, page = _new_page(browser, live_server, viewport=DESKTOP)
     try:
-        _sign_in(page, "jrb_assess")
+        sign_in(page, "jrb_assess")
         page.goto("/assessments/")
         expect(page.locator("[data-testid=assessments-heading]")).to_be_visible()
         page.locator("[data-testid=compile-form] input[name=period]").fill(period)
@@ -210,7 +200,7 @@ def test_ranking_page_fits_a_phone(app, browser, live_server, make):
     compile_(period)  # as the scheduler would
     context, page = _new_page(browser, live_server, viewport=PHONE, is_mobile=True)
     try:
-        _sign_in(page, "jrb_assess")
+        sign_in(page, "jrb_assess")
         page.goto(f"/assessments/{period}")
         expect(page.locator("[data-testid=ranking-heading]")).to_be_visible()
         width = page.evaluate("document.documentElement.scrollWidth")

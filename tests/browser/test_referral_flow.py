@@ -10,11 +10,10 @@ from openpyxl import Workbook, load_workbook
 from playwright.sync_api import expect
 
 from advisors.credit_code import make_code
-from tests.browser.conftest import DESKTOP, _new_page
+from tests.browser.conftest import DESKTOP, PASSWORD, _new_page, sign_in
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "Browser-Pass-1"
 HEADERS = [
     "统一社会信用代码*",
     "企业名称*",
@@ -24,14 +23,6 @@ HEADERS = [
     "需求*",
     "融资金额（万元）",
 ]
-
-
-def _sign_in(page, username: str) -> None:
-    page.goto("/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("form:has(#password) [type=submit]").click()
-    expect(page.locator("[data-testid=home-heading]")).to_be_visible()
 
 
 def _write(path: Path, rows: list[list]) -> Path:
@@ -87,7 +78,7 @@ def test_upload_fix_reupload_assign_and_follow(app, browser, live_server, make, 
 
     context, page = _new_page(browser, live_server, viewport=DESKTOP)
     try:
-        _sign_in(page, "gxj_flow")
+        sign_in(page, "gxj_flow")
         _upload(page, first)
         expect(page.locator("[data-testid=count-created]")).to_contain_text("3")
         expect(page.locator("[data-testid=count-rejected]")).to_contain_text("2")
@@ -114,7 +105,7 @@ def test_upload_fix_reupload_assign_and_follow(app, browser, live_server, make, 
 
     office_context, office = _new_page(browser, live_server, viewport=DESKTOP)
     try:
-        _sign_in(office, "jrb_flow")
+        sign_in(office, "jrb_flow")
         office.goto("/referrals/")
         office.locator("[data-testid=referral-list] a:has-text('良品0号')").first.click()
         expect(office.locator("[data-testid=case-firm]")).to_contain_text("良品0号")
@@ -127,7 +118,7 @@ def test_upload_fix_reupload_assign_and_follow(app, browser, live_server, make, 
 
     bureau_context, mine = _new_page(browser, live_server, viewport=DESKTOP)
     try:
-        _sign_in(mine, "gxj_flow")
+        sign_in(mine, "gxj_flow")
         mine.goto(case_url)
         expect(mine.locator("[data-testid=case-advisor]")).to_contain_text(advisor.display_name)
         expect(mine.locator("[data-testid=case-advisor]")).to_contain_text("农业银行江州分行")

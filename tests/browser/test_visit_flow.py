@@ -10,18 +10,9 @@ from playwright.sync_api import expect
 from advisors.audit import acting_as
 from advisors.services import referrals as referral_service
 from models import FinancingApplication, PolicyTool, Referral, db
+from tests.browser.conftest import PASSWORD, sign_in
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "Browser-Pass-1"
-
-
-def _sign_in(page, username: str) -> None:
-    page.goto("/login")
-    page.locator("#username").fill(username)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("form:has(#password) [type=submit]").click()
-    expect(page.locator("[data-testid=home-heading]")).to_be_visible()
 
 
 def _no_sideways_scroll(page) -> None:
@@ -53,7 +44,7 @@ def test_advisor_logs_a_visit_with_financing_and_records_disbursement(app, phone
         referral_service.assign(office, [result.referral_id], advisor.username)
     db.session.commit()
 
-    _sign_in(page, advisor.username)
+    sign_in(page, advisor.username)
     # The workbench lists the firm with a one-tap "log a visit".
     expect(page.get_by_text("江州市手机走访有限公司").first).to_be_visible()
     _no_sideways_scroll(page)
