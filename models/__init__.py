@@ -17,7 +17,7 @@ from .base import Money, Points, UTCDateTime, db, utcnow
 from .calendar import WorkdayOverride
 from .firm import SIZE_CLASSES, Enterprise
 from .notification import Notification
-from .org import ORG_TYPES, Organisation, Township
+from .org import ORG_TYPES, Organisation, Township, TownshipAlias
 from .policy import FIRM_TYPES, PolicyTool
 from .referral import (
     NEEDS,
@@ -109,6 +109,7 @@ __all__ = [
     "Organisation",
     "PolicyTool",
     "Township",
+    "TownshipAlias",
     "UTCDateTime",
     "User",
     "UserSession",

@@ -14,6 +14,9 @@ class Enterprise(TimestampMixin, db.Model):
     name = db.Column(db.String(200), nullable=False, index=True)
     industry = db.Column(db.String(40), nullable=False, index=True)
     township_id = db.Column(db.ForeignKey("township.id"), index=True)
+    # The township as the referring bureau wrote it, when it matches no listed township (then
+    # township_id is empty): kept, shown as "not matched", and mapped once by the office.
+    township_text = db.Column(db.String(60), index=True)
     address = db.Column(db.String(200))
     contact_name = db.Column(db.String(60))
     contact_phone = db.Column(db.String(30))

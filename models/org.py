@@ -2,7 +2,7 @@
 
 from sqlalchemy import func
 
-from .base import TimestampMixin, db
+from .base import TimestampMixin, UTCDateTime, db, utcnow
 
 ORG_TYPES = ("finance_office", "pboc", "bureau", "bank", "insurer")
 
@@ -45,9 +45,30 @@ class Township(db.Model):
     code = db.Column(db.String(20), nullable=False, unique=True)
     name = db.Column(db.String(60), nullable=False, unique=True)
     active = db.Column(db.Boolean, nullable=False, default=True)
+    # Set when the township was merged into another (it is then inactive, and its name is an
+    # alias of the other).
+    merged_into_id = db.Column(db.ForeignKey("township.id"))
 
     def __str__(self):
         return self.name
 
     def __repr__(self):
         return f"<Township {self.name}>"
+
+
+class TownshipAlias(db.Model):
+    """A township name as bureaus write it (exactly as written) that the finance office mapped to
+    a listed township once: later firms sent with the same text are matched to it."""
+
+    __tablename__ = "township_alias"
+    __audited__ = True
+
+    id = db.Column(db.Integer, primary_key=True)
+    text = db.Column(db.String(60), nullable=False, unique=True)
+    township_id = db.Column(
+        db.ForeignKey("township.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
+    created_by_id = db.Column(db.ForeignKey("user_account.id"))
+
+    township = db.relationship("Township", lazy="joined")

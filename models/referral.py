@@ -107,6 +107,10 @@ class ReferralBureau(db.Model):
     needs = db.Column(JSON)
     amount_wan = db.Column(Money)
     note = db.Column(db.Text)
+    # Firm details this bureau sent that differ from what another organisation registered:
+    # {field: value as text}, kept for the finance office to accept or dismiss (a push never
+    # overwrites another organisation's registration).
+    proposed = db.Column(JSON)
 
     __table_args__ = (db.Index("ix_referral_bureau_org_referral", "org_id", "referral_id"),)
 
@@ -144,8 +148,21 @@ class ReferralUpload(db.Model):
     counts = db.Column(JSON, nullable=False, default=dict)
     rejected = db.Column(JSON, nullable=False, default=list)  # [{row, values, errors}]
     headers = db.Column(JSON, nullable=False, default=list)
+    # Large lists are imported outside the request: queued (the file kept in ``payload``) ->
+    # running (``progress`` rows read so far) -> done, or failed with ``error`` (nothing saved).
+    status = db.Column(db.String(10), nullable=False, default="done", server_default="done")
+    payload = db.Column(db.LargeBinary)
+    progress = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    error = db.Column(db.String(1000))
+    locale = db.Column(db.String(10))
+    started_at = db.Column(UTCDateTime)
+    finished_at = db.Column(UTCDateTime)
 
-    __table_args__ = (db.UniqueConstraint("org_id", "sha256", name="uq_referral_upload_org_sha"),)
+    __table_args__ = (
+        db.UniqueConstraint("org_id", "sha256", name="uq_referral_upload_org_sha"),
+        db.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+        db.Index("ix_referral_upload_status", "status", "id"),
+    )
 
 
 class ReferralRead(db.Model):

@@ -49,6 +49,10 @@ class User(TimestampMixin, db.Model):
     locale = db.Column(db.String(10))
     active = db.Column(db.Boolean, nullable=False, default=True)
     password_changed_at = db.Column(UTCDateTime)
+    # Set for a password an administrator gave: the user must choose their own at next sign-in.
+    must_change_password = db.Column(
+        db.Boolean, nullable=False, default=False, server_default=db.false()
+    )
     version = db.Column(db.Integer, nullable=False, default=1)
 
     org = db.relationship("Organisation", lazy="joined", innerjoin=False)
@@ -172,6 +176,10 @@ class LoginAttempt(db.Model):
     ip = db.Column(db.String(64), nullable=False)
     at = db.Column(UTCDateTime, nullable=False, default=utcnow)
     success = db.Column(db.Boolean, nullable=False)
+    # sign_in (the sign-in form) | password (the current-password check of a password change)
+    kind = db.Column(db.String(10), nullable=False, default="sign_in", server_default="sign_in")
+    # Set when an administrator cleared the throttle: the failure no longer counts.
+    cleared_at = db.Column(UTCDateTime)
 
     __table_args__ = (
         db.Index("ix_login_attempt_username_at", "username", "at"),

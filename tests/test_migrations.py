@@ -15,13 +15,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from advisors import create_app
-from advisors.audit import acting_as
 from advisors.scoring import DEFAULT_RUBRIC
-from advisors.services.orgs import create_org
-from advisors.services.users import create_user
 from models import db
-
-from .conftest import PASSWORD
 
 
 @pytest.fixture
@@ -68,10 +63,23 @@ def _stored(assessment_id: int) -> dict[int, dict]:
 
 def test_assessment_rows_become_snapshots_and_back(bare_app):
     upgrade(revision="4b264d4eaa73")
-    with acting_as(label="test"):
-        org = create_org("B01", "工商银行江州分行", "bank")
-        advisor = create_user(username="adv1", password=PASSWORD, role="advisor", org=org)
-    db.session.commit()
+    # Rows as that revision's schema has them (the services write today's columns).
+    now = datetime.now(UTC)
+    org_id = db.session.execute(
+        text(
+            "INSERT INTO organisation (code, name, type, active, version, created_at, updated_at) "
+            "VALUES ('B01', '工商银行江州分行', 'bank', :t, 1, :at, :at) RETURNING id"
+        ),
+        {"t": True, "at": now},
+    ).scalar_one()
+    advisor_id = db.session.execute(
+        text(
+            "INSERT INTO user_account (username, display_name, password_hash, role, org_id, "
+            "active, version, created_at, updated_at) "
+            "VALUES ('adv1', 'adv1', 'x', 'advisor', :o, :t, 1, :at, :at) RETURNING id"
+        ),
+        {"o": org_id, "t": True, "at": now},
+    ).scalar_one()
     rubric = db.session.execute(
         text(
             "INSERT INTO rubric_version (number, spec, created_at) VALUES (1, :spec, :at) "
@@ -96,13 +104,13 @@ def test_assessment_rows_become_snapshots_and_back(bare_app):
             "INSERT INTO assessment_row (assessment_id, advisor_id, org_id, computed, "
             "adjustment, score, rank, metrics) VALUES (:a, :u, :o, 1250, 0, 1250, 1, :m)"
         ),
-        {"a": assessment, "u": advisor.id, "o": org.id, "m": json.dumps(old)},
+        {"a": assessment, "u": advisor_id, "o": org_id, "m": json.dumps(old)},
     )
     db.session.commit()
 
     upgrade()
     assert _stored(assessment) == {
-        advisor.id: {"visit_coverage": ["0.833333", "12.50"], "satisfaction": [None, "0.00"]}
+        advisor_id: {"visit_coverage": ["0.833333", "12.50"], "satisfaction": [None, "0.00"]}
     }
     # A row may now name an advisor and an institution the database does not hold.
     db.session.execute(
@@ -115,5 +123,5 @@ def test_assessment_rows_become_snapshots_and_back(bare_app):
     db.session.rollback()
 
     downgrade(revision="4b264d4eaa73")
-    assert _stored(assessment) == {advisor.id: old}
+    assert _stored(assessment) == {advisor_id: old}
     db.session.commit()
