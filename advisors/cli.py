@@ -19,6 +19,7 @@ users_cli = AppGroup("users", help="Users and API tokens.")
 demo_cli = AppGroup("demo", help="The demo data set.")
 scheduler_cli = AppGroup("scheduler", help="The scheduler process.")
 assessments_cli = AppGroup("assessments", help="Advisor assessments.")
+townships_cli = AppGroup("townships", help="The city's townships and streets (乡镇/街道).")
 
 
 def _one_line(message: str, fields: dict | None = None) -> str:
@@ -201,6 +202,61 @@ def assessments_publish(period, username):
     click.echo(_assessment_line(assessment))
 
 
+@townships_cli.command("create")
+@click.option("--code", required=True, help="1-20 letters or digits (the 9-digit township code).")
+@click.option("--name", required=True)
+@cli_command
+def townships_create(code, name):
+    """Add a township or street to the city's list."""
+    from .services import townships as township_service
+
+    township = township_service.create(None, code, name)
+    click.echo(f"{township.code}\t{township.name}")
+
+
+@townships_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+def townships_import(ctx, path):
+    """Import townships from an .xlsx or .csv (columns code and name, or 代码/编码 and 名称).
+    Bad rows go to stderr as "row N: FIELD: reason" while the good rows are saved; the last line
+    is the summary. Exit 1 when a row was rejected."""
+    from pathlib import Path
+
+    from .services import townships as township_service
+
+    file = Path(path)
+    limit = 10 * 1024 * 1024
+    if file.stat().st_size > limit:
+        raise click.ClickException(f"{file.name}: larger than 10 MB")
+    report = _townships_import(township_service, file.name, file.read_bytes())
+    for problem in report.problems:
+        click.echo(f"row {problem.row}: {problem.field}: {problem.message}", err=True)
+    click.echo(report.summary())
+    if report.rejected:
+        ctx.exit(1)
+
+
+@cli_command
+def _townships_import(township_service, filename, data):
+    return township_service.import_file(None, filename, data)
+
+
+@click.command("setup")
+@cli_command
+def setup():
+    """Add the reference data every city needs (policy catalogue, default rubric) where it is
+    missing; `db upgrade` does this too. Safe to run again: nothing is duplicated or undone."""
+    from .reference import ensure_reference_data
+
+    added = ensure_reference_data()
+    click.echo(
+        f"policy tools added {added['policy_tools']}, rubric versions added "
+        f"{added['rubric_versions']}"
+    )
+
+
 def register_commands(app: Flask) -> None:
-    for group in (orgs_cli, users_cli, demo_cli, scheduler_cli, assessments_cli):
+    for group in (orgs_cli, users_cli, demo_cli, scheduler_cli, assessments_cli, townships_cli):
         app.cli.add_command(group)
+    app.cli.add_command(setup)

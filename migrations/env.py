@@ -108,6 +108,18 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+        at_head = set(context.get_context().get_current_heads()) == set(
+            context.script.get_heads()
+        )
+
+    # Once the schema is at head, the reference data every database needs (policy catalogue,
+    # default rubric) is topped up in a transaction of its own: advisors/reference.py.
+    if at_head and not getattr(config.cmd_opts, "autogenerate", False):
+        from advisors.reference import ensure_after_upgrade
+
+        added = ensure_after_upgrade()
+        if any(added.values()):
+            logger.info("Reference data added: %s", added)
 
 
 if context.is_offline_mode():

@@ -13,7 +13,8 @@ from decimal import Decimal
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
 
 from advisors import create_app
 from advisors.audit import acting_as
@@ -60,6 +61,7 @@ def _app(tmp_path_factory):
                 db.metadata.drop_all(conn)
                 conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         upgrade()
+        _empty_tables()  # the reference data the upgrade added: every test starts empty
     return app
 
 
@@ -249,3 +251,37 @@ def count_queries(app):
             event.remove(db.engine, "before_cursor_execute", before)
 
     return counter
+
+
+# ----------------------------------------------------------------------------- bare databases
+@pytest.fixture
+def bare_url(tmp_path):
+    """A database of its own, empty (no schema): a SQLite file, or with ``TEST_DATABASE_URL`` a
+    scratch PostgreSQL database next to the suite's, dropped afterwards."""
+    suite = os.environ.get("TEST_DATABASE_URL")
+    if not suite:
+        yield f"sqlite:///{tmp_path / 'bare.db'}"
+        return
+    base = make_url(suite)
+    name = f"{base.database}_bare"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def bare_app(bare_url):
+    """An app on a bare database, its context pushed; nothing migrated yet."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": bare_url})
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()

@@ -64,6 +64,12 @@ def world(make):
     db.session.add(upload)
     db.session.commit()
     work = _work_records(users, result.referral_id)
+    from models import TownshipAlias
+
+    town = make.township(name="矩阵镇")
+    alias = TownshipAlias(text="矩阵乡", township_id=town.id)
+    db.session.add(alias)
+    db.session.commit()
     tokens = {role: make.token(u) for role, u in users.items()}
     own_token_id = {}
     from models import ApiToken
@@ -83,6 +89,8 @@ def world(make):
             "note_id": note_id,
             "referral_id": result.referral_id,
             "upload_id": upload.id,
+            "township_id": town.id,
+            "alias_id": alias.id,
             **work,
         },
         "own_token_id": own_token_id,

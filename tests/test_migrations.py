@@ -6,46 +6,13 @@ scratch PostgreSQL database next to the suite's), migrated step by step."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, date, datetime
 
-import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
-from advisors import create_app
 from advisors.scoring import DEFAULT_RUBRIC
 from models import db
-
-
-@pytest.fixture
-def bare_url(tmp_path):
-    suite = os.environ.get("TEST_DATABASE_URL")
-    if not suite:
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    base = make_url(suite)
-    name = f"{base.database}_migrations"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def bare_app(bare_url):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": bare_url})
-    with app.app_context():
-        yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def _stored(assessment_id: int) -> dict[int, dict]:

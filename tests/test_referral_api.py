@@ -204,16 +204,22 @@ def test_garbage_items_are_rejected_never_500(client, make, tokens):
     results = r.get_json()["results"]
     assert len(results) == len(items)
     assert [x["index"] for x in results] == list(range(len(items)))
-    assert all(x["status"] == "rejected" and x["errors"] for x in results[:-1])
-    assert results[-1]["status"] == "created"
+    assert all(x["status"] == "rejected" and x["errors"] for x in results[:-2])
+    # A township the city has not listed never rejects the firm: kept as written, with a warning.
+    assert results[-2]["status"] == "created"
+    assert "no such township" in results[-2]["warnings"]["township"]
+    assert results[-1]["status"] == "created" and results[-1]["warnings"] == {}
 
 
 @pytest.mark.parametrize("township", [10**30, 2**63, -(2**63) - 1, 2**31])
-def test_huge_township_ids_are_rejected(client, make, tokens, township):
+def test_numbers_as_townships_are_kept_as_text(client, make, tokens, township):
+    """A number is read as the text of a code: no township has it, so it is kept as written
+    (or refused when longer than a township name can be), never a 500."""
     r = push(client, tokens["bureau"], [item(make, township=township)])
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
-    assert r.get_json()["results"][0]["status"] == "rejected"
-    assert "township" in r.get_json()["results"][0]["errors"]
+    result = r.get_json()["results"][0]
+    assert result["status"] == "created"
+    assert str(township) in result["warnings"]["township"]
 
 
 def test_garbage_in_nested_values_of_an_otherwise_good_item(client, make, tokens):

@@ -234,9 +234,12 @@ def test_form_co_referral_from_another_bureau(login, bureau, make):
     assert r.headers["Location"].endswith(f"/referrals/{ref_id}")
     assert _count(Referral) == 1
     assert _bureaus_of(ref_id) == {bureau.org_id, other.org_id}
-    # Firm details sent later update the registry, never fork it.
+    # Firm details sent later never fork the registry, nor overwrite what the first bureau
+    # registered: they wait on the case for the finance office.
     db.session.expire_all()
-    assert db.session.scalar(select(Enterprise.name)) == "新名称有限公司"
+    assert db.session.scalar(select(Enterprise.name)) != "新名称有限公司"
+    link = db.session.get(ReferralBureau, (ref_id, other.org_id))
+    assert link.proposed["name"] == "新名称有限公司"
 
 
 def test_form_merged_flash(login, bureau, make):
@@ -316,13 +319,13 @@ def test_upload_reports_every_kind_of_invalid_row(login, bureau, make, town):
         _row(make.credit_code(), employees=-5),  # 7: negative employees
         _row(make.credit_code(), amount=None),  # 8: financing without amount
         _row(make.credit_code(), needs="融资、算命"),  # 9: unknown need
-        _row(make.credit_code(), township="不存在镇"),  # 10: bad township
-        _row(make.credit_code(), township=town.id),  # 11: digits that are only an id
+        _row(make.credit_code(), township="不存在镇"),  # 10: township not listed: kept
+        _row(make.credit_code(), township=town.id),  # 11: digits that are only an id: kept
     ]
     r = _upload(client, "bad.xlsx", _xlsx(rows))
     assert r.status_code == 302
     upload = _last_upload()
-    assert upload.counts == {"created": 1, "merged": 0, "duplicate": 0, "rejected": 9}
+    assert upload.counts == {"created": 3, "merged": 0, "duplicate": 0, "rejected": 7}
     by_row = {e["row"]: e for e in upload.rejected}
     expected = {
         3: ("统一社会信用代码*", "Check character"),
@@ -332,20 +335,20 @@ def test_upload_reports_every_kind_of_invalid_row(login, bureau, make, town):
         7: ("从业人员（人）", "Employees cannot be negative."),
         8: ("融资金额（万元）", "required when financing is needed"),
         9: ("需求*", "must be from: financing, policy, guidance, insurance"),
-        10: ("乡镇（街道）", "Unknown township: 不存在镇."),
-        11: ("乡镇（街道）", f"Unknown township: {town.id}"),
+        10: ("乡镇（街道）", "Township 不存在镇 is not on the city's list"),
+        11: ("乡镇（街道）", f"Township {town.id} is not on the city's list"),
     }
     assert set(by_row) == set(expected)
     for row, (column, message) in expected.items():
         entry = by_row[row]
-        assert entry["status"] == "rejected"
+        assert entry["status"] == ("warning" if row >= 10 else "rejected")
         assert any(e["column"] == column and message in e["message"] for e in entry["errors"]), (
             row,
             entry["errors"],
         )
         assert entry["values"]["企业名称*"] == ("" if row == 5 else "测试科技有限公司")
     page = _text(client.get(f"/referrals/uploads/{upload.id}"))
-    assert 'id="row-9"' in page and "Unknown township: 不存在镇." in page
+    assert 'id="row-9"' in page and "Township 不存在镇 is not on the city" in page
     assert "/rejected.xlsx" in page
 
 
@@ -898,30 +901,29 @@ def test_a_case_opened_meanwhile_stops_the_bulk_write(login, bureau, make, town,
     assert _count(ReferralUpload) == _count(Referral) == 0 and _count(Enterprise) == 1
 
 
-def test_township_cells_resolved_by_the_import_need_no_query(
+def test_township_cells_are_matched_with_one_read_of_the_list(
     app, bureau, make, town, count_queries
 ):
-    """Known townships go as the loaded row and unknown ones as text already looked up, so
-    checking rows runs no query per row (the chunk of rows before may still be being written)."""
+    """Cells go to the service as written; it reads the city's list once per call and matches
+    every row against it (no query per row), keeping what is not listed as written."""
     from advisors.audit import acting_as
     from advisors.services import referrals as referral_service
-    from advisors.services.firms import UnknownTownship
 
     mapper = referral_import._RowMapper(["credit_code", "township"])
-    assert mapper.item(("x", "城关镇"))["township"] is town
-    unknown = mapper.item(("x", "不存在镇"))["township"]
-    assert isinstance(unknown, UnknownTownship) and unknown == "不存在镇"
+    assert mapper.item(("x", "城关镇"))["township"] == "城关镇"
     assert mapper.item(("x", "²"))["township"] == "²"  # a digit int() cannot read: no 500
     items = [
         {"credit_code": make.credit_code(), "name": "甲", "industry": "industry", "needs": "政策"}
         | {"township": mapper.item(("x", t))["township"]}
-        for t in ("城关镇", "不存在镇", str(town.id), "²", None)
+        for t in ("城关镇", "不存在镇", str(town.id), "²", None, town.code)
     ]
     with count_queries() as q, acting_as(bureau):
         results = referral_service.submit(bureau, items, source="upload", notify_office=False)
-    assert [r.status for r in results] == ["created", "rejected", "rejected", "rejected", "created"]
-    assert "不存在镇" in results[1].errors["township"] and "²" in results[3].errors["township"]
-    assert not [s for s in q.statements if "FROM township" in s]
+    assert [r.status for r in results] == ["created"] * 6
+    assert [bool(r.warnings) for r in results] == [False, True, True, True, False, False]
+    assert "不存在镇" in results[1].warnings["township"] and "²" in results[3].warnings["township"]
+    # The list and its mapped names, read once for the whole call.
+    assert len([s for s in q.statements if "FROM township" in s]) == 2
     db.session.rollback()
 
 

@@ -454,7 +454,7 @@ def spread(make, people):
         make,
         people["bureau"],
         industry="retail",
-        township=t1.id,
+        township=t1,
         amount_wan="50",
         name="零售甲有限公司",
         employees=5,
@@ -464,7 +464,7 @@ def spread(make, people):
         make,
         people["bureau"],
         industry="industry",
-        township=t2.id,
+        township=t2,
         amount_wan="5000",
         employees=2000,
         revenue_wan="50000",
@@ -626,7 +626,7 @@ def _many_cases(make, people, n=60):
     t = make.township("城东街道")
     ids = submit(
         people["bureau"],
-        [item(make, township=t.id, industry=("retail" if i % 2 else "industry")) for i in range(n)],
+        [item(make, township=t, industry=("retail" if i % 2 else "industry")) for i in range(n)],
     )
     shared = [item(make) for _ in range(8)]
     ids += submit(people["bureau2"], shared)
@@ -804,7 +804,7 @@ def test_suggestions_rank_fit_and_show_reasons(client, login, make, people):
                 township_ids=towns,
             )
     db.session.commit()
-    rid = refer(make, people["bureau"], industry="industry", township=town.id)
+    rid = refer(make, people["bureau"], industry="industry", township=town)
     login(people["office"])
     page = text_of(client.get(f"/referrals/{rid}"))
     block = page.split('data-testid="suggestions"')[1].split("</ol>")[0]

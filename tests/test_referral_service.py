@@ -71,10 +71,20 @@ def test_created_merged_duplicate_rejected(make, people):
         .all()
     )
     assert sorted(orgs) == sorted([people["bureau"].org_id, people["bureau2"].org_id])
-    # The registry is updated (audited), never forked.
+    # The registry is never forked, and another bureau's push does not overwrite what the
+    # first bureau registered: the differing values wait for the finance office.
     assert db.session.scalar(select(func.count()).select_from(Enterprise)) == 1
     firm = db.session.execute(select(Enterprise)).scalar_one()
-    assert firm.name == "新名称有限公司" and firm.employees == 40
+    assert firm.name == first["name"] and firm.employees == 30
+    link = db.session.get(ReferralBureau, (case_id, people["bureau2"].org_id))
+    assert link.proposed == {"name": "新名称有限公司", "employees": 40}
+    with acting_as(people["office"]):
+        svc.settle_proposal(people["office"], case_id, "SWJ", "name", accept=True)
+        svc.settle_proposal(people["office"], case_id, "SWJ", "employees", accept=False)
+    db.session.commit()
+    db.session.refresh(firm)
+    assert firm.name == "新名称有限公司" and firm.employees == 30
+    assert db.session.get(ReferralBureau, (case_id, people["bureau2"].org_id)).proposed is None
     assert db.session.execute(
         select(AuditLog).where(AuditLog.table_name == "enterprise", AuditLog.action == "update")
     ).first()

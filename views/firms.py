@@ -81,8 +81,14 @@ class FirmForm(FlaskForm):
     )
     version = HiddenField()
 
+    # The township choices' records by choice value (filled by _prepare): the service takes the
+    # chosen township itself, or the text kept for a firm whose township is not matched yet.
+    township_values: dict = {}
+
     def service_data(self) -> dict:
-        return {key: self[key].data for key in firm_service.FIRM_FIELDS}
+        data = {key: self[key].data for key in firm_service.FIRM_FIELDS}
+        data["township"] = self.township_values.get(data["township"])
+        return data
 
     def override_text(self) -> str | None:
         field = getattr(self, "override_reason", None)
@@ -95,9 +101,14 @@ def _prepare(form: FirmForm, user, firm: Enterprise | None = None) -> FirmForm:
         (key, _(label)) for key, label in INDUSTRIES.items()
     ]
     current_township = firm.township_id if firm is not None else None
-    form.township.choices = [("", "—")] + [
-        (str(t.id), t.name) for t in firm_queries.townships(current_township)
-    ]
+    townships = firm_queries.townships(current_township)
+    form.township.choices = [("", "—")] + [(str(t.id), t.name) for t in townships]
+    form.township_values = {str(t.id): t for t in townships}
+    if firm is not None and firm.township_text:
+        key = "text:" + firm.township_text
+        label = _("%(name)s (not matched)", name=firm.township_text)
+        form.township.choices.insert(1, (key, label))
+        form.township_values[key] = firm.township_text
     if user.role not in firm_service.OVERRIDE_ROLES:
         del form.override_reason
     return form
@@ -111,7 +122,9 @@ def _initial(firm: Enterprise) -> dict:
         "credit_code": firm.credit_code,
         "name": firm.name,
         "industry": firm.industry,
-        "township": text(firm.township_id),
+        "township": text(firm.township_id)
+        if firm.township_id or not firm.township_text
+        else "text:" + firm.township_text,
         "address": text(firm.address),
         "contact_name": text(firm.contact_name),
         "contact_phone": text(firm.contact_phone),

@@ -64,6 +64,12 @@ class WithdrawForm(FlaskForm):
     version = HiddenField()
 
 
+class ProposalForm(FlaskForm):
+    bureau = HiddenField()
+    field = HiddenField()
+    decision = HiddenField()  # accept | dismiss
+
+
 class ConfirmForm(FlaskForm):
     satisfaction = SelectField(_l("The firm's satisfaction (1-5)"), validate_choice=False)
     comment = TextAreaField(_l("Comment"), render_kw={"rows": 2, "maxlength": 500})
@@ -276,6 +282,7 @@ def _render_detail(
     reject_form: RejectForm | None = None,
     withdraw_form: WithdrawForm | None = None,
     confirm_form: ConfirmForm | None = None,
+    proposal_form: ProposalForm | None = None,  # each proposal has its own buttons
     errors: list[str] | None = None,
     status: int = 200,
 ):
@@ -313,6 +320,7 @@ def _render_detail(
         reject_form=reject_form if may_reject else None,
         withdraw_form=withdraw_form if may_withdraw else None,
         confirm_form=confirm_form if may_confirm else None,
+        may_settle=user.role == "finance_office",
         action_errors=errors or [],
         status_labels=queries.labels("status"),
         need_labels=queries.labels("need"),
@@ -465,6 +473,29 @@ def withdraw(referral_id: int):
     if not queries.in_scope(_me(), referral_id):
         return redirect(url_for("referrals.index"))
     return redirect(url_for("referrals.detail", referral_id=referral_id))
+
+
+@bp.route("/<int:referral_id>/proposals", methods=["POST"])
+@allow("finance_office")
+def settle_proposal(referral_id: int):
+    form = ProposalForm()
+    accept = form.decision.data == "accept"
+    failed = _run_action(
+        referral_id,
+        form,
+        "proposal_form",
+        lambda: svc.settle_proposal(
+            _me(), referral_id, form.bureau.data or "", form.field.data or "", accept
+        ),
+        field_errors=False,
+    )
+    if failed is not None:
+        return failed
+    flash(
+        _("The firm's registry was updated.") if accept else _("The proposed value was dismissed."),
+        "success",
+    )
+    return redirect(url_for("referrals.detail", referral_id=referral_id, _anchor="case-bureaus"))
 
 
 def _satisfaction(raw) -> int | None:

@@ -14,6 +14,7 @@ from .. import credit_code
 from ..errors import Conflict, ValidationFailed
 from ..permissions import get_scoped, scoped
 from ..sizing import INDUSTRIES
+from . import townships as township_service
 
 # Problems an authorised user may override with a reason: the code is well-formed but a
 # check character or a prefix does not match (some real registered firms carry such codes).
@@ -134,8 +135,7 @@ def _screen_types(data: dict, labels: dict) -> tuple[dict, dict]:
         if value is None or isinstance(value, Township):
             continue
         if isinstance(value, int) and not isinstance(value, bool) and key not in _CODED_FIELDS:
-            if key != "township":
-                data[key] = value = str(value)
+            data[key] = value = str(value)
             continue
         if not isinstance(value, str):
             errors[key] = _("%(field)s must be text.", field=labels[key])
@@ -151,31 +151,32 @@ def _screen_types(data: dict, labels: dict) -> tuple[dict, dict]:
     return data, errors
 
 
-class UnknownTownship(str):
-    """A township as typed that is already known to match no township's name or code (a list
-    upload looks every row up in one read of the table): :func:`find_township` answers None
-    without a query, and the error names the text as typed."""
-
-    __slots__ = ()
-
-
-def find_township(value) -> Township | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, Township):
-        return value
-    if isinstance(value, UnknownTownship):
-        return None
-    if isinstance(value, int) and not 0 < value < 2**31:
-        return None
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit() and len(value) < 10):
-        found = db.session.get(Township, int(value))
-        if found is not None:
-            return found
-    text = clean_text(value)
-    return db.session.execute(
-        select(Township).where(or_(Township.name == text, Township.code == text))
-    ).scalar_one_or_none()
+def _township_fields(raw, matcher, labels: dict, errors: dict, warnings: dict) -> dict:
+    """The firm's township: a listed one (a :class:`Township` chosen on a form, or text that is
+    a listed name, code or mapped text), or text kept as written with a warning."""
+    if raw is None or isinstance(raw, Township):
+        return {"township_id": raw.id if raw is not None else None, "township_text": None}
+    text = raw if isinstance(raw, str) else ""
+    if not text.strip():
+        return {"township_id": None, "township_text": None}
+    if not text.isprintable():
+        errors["township"] = _(
+            "%(field)s contains characters that are not allowed.", field=labels["township"]
+        )
+        return {"township_id": None, "township_text": None}
+    matcher = matcher or township_service.Matcher.load()
+    found = matcher.match(text)
+    if found is not None:
+        return {"township_id": found.id, "township_text": None}
+    if len(text) > township_service.MAX_NAME:
+        errors["township"] = _(
+            "%(field)s must be at most %(n)s characters.",
+            field=labels["township"],
+            n=township_service.MAX_NAME,
+        )
+        return {"township_id": None, "township_text": None}
+    warnings["township"] = township_service.unmatched_warning(text, matcher.suggest(text))
+    return {"township_id": None, "township_text": text}
 
 
 def clean_firm_fields(
@@ -184,13 +185,17 @@ def clean_firm_fields(
     override_reason: str | None = None,
     may_override: bool = False,
     labels: dict[str, str] | None = None,
-) -> tuple[dict, dict, list[str]]:
-    """Validate raw firm fields (strings or JSON values). Returns (values, errors, overridden)
-    where ``errors`` maps field -> translated message and ``overridden`` lists the check
-    problems accepted because of a valid override reason."""
+    townships: township_service.Matcher | None = None,
+) -> tuple[dict, dict, list[str], dict]:
+    """Validate raw firm fields (strings or JSON values). Returns (values, errors, overridden,
+    warnings) where ``errors`` maps field -> translated message, ``overridden`` lists the check
+    problems accepted because of a valid override reason, and ``warnings`` maps a field to what
+    was accepted but needs the office's eye (a township not on the list). ``townships``: the
+    listed townships read once, for a caller checking many firms."""
     labels = labels or field_labels()
     values: dict = {}
     errors: dict[str, str] = {}
+    warnings: dict[str, str] = {}
     data, screen_errors = _screen_types(data, labels)
     overridden: list[str] = []
 
@@ -225,11 +230,7 @@ def clean_firm_fields(
         )
     values["industry"] = industry
 
-    township_raw = data.get("township")
-    township = find_township(township_raw)
-    if township_raw not in (None, "") and township is None:
-        errors["township"] = _("Unknown township: %(name)s.", name=township_raw)
-    values["township_id"] = township.id if township else None
+    values.update(_township_fields(data.get("township"), townships, labels, errors, warnings))
 
     for key, limit in (("address", 200), ("contact_name", 60)):
         text = clean_text(data.get(key) or "")
@@ -256,7 +257,9 @@ def clean_firm_fields(
         except ValueError as exc:
             errors[key] = str(exc)
     errors.update(screen_errors)  # the type problem is the one to report
-    return values, errors, overridden
+    if "township" in errors:
+        warnings.pop("township", None)
+    return values, errors, overridden, warnings
 
 
 def _check_unique(code: str, existing: Enterprise | None) -> None:
@@ -275,7 +278,7 @@ def _check_unique(code: str, existing: Enterprise | None) -> None:
 
 
 def register_firm(actor: User, data: dict, override_reason: str | None = None) -> Enterprise:
-    values, errors, overridden = clean_firm_fields(
+    values, errors, overridden, _warnings = clean_firm_fields(
         data, override_reason=override_reason, may_override=actor.role in OVERRIDE_ROLES
     )
     if errors:
@@ -300,7 +303,7 @@ def update_firm(
 ) -> Enterprise:
     if expected_version is not None and expected_version != firm.version:
         raise Conflict(_("This firm was changed by someone else since you opened it."))
-    values, errors, overridden = clean_firm_fields(
+    values, errors, overridden, _warnings = clean_firm_fields(
         data,
         override_reason=override_reason or firm.code_override_reason,
         may_override=actor.role in OVERRIDE_ROLES

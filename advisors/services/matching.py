@@ -52,6 +52,11 @@ def suggest(referral: Referral, firm: Enterprise, limit: int = 8) -> list[Sugges
         ).scalars()
     )
     loads = open_loads()
+    unknown_township = (
+        _("Township unknown (%(name)s is not on the city's list)", name=firm.township_text)
+        if firm.township_id is None and firm.township_text
+        else None
+    )
     out = []
     for profile in profiles:
         user = profile.user
@@ -68,6 +73,9 @@ def suggest(referral: Referral, firm: Enterprise, limit: int = 8) -> list[Sugges
         if firm.township_id and firm.township_id in {t.id for t in profile.townships}:
             score += WEIGHTS["township"]
             reasons.append(_("Serves %(township)s", township=firm.township.name))
+        elif unknown_township:
+            # Not a mismatch: nobody can be said to serve a township the city has not listed.
+            reasons.append(unknown_township)
         load = loads.get(user.id, 0)
         capacity = profile.capacity or 0
         if capacity and load < capacity:

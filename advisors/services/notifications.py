@@ -16,6 +16,7 @@ def _messages() -> dict[str, str]:
     return {
         "referrals_submitted": _("%(bureau)s submitted %(count)s firm(s) for the advisor team."),
         "co_referred": _("%(bureau)s also recommended %(firm)s."),
+        "co_referred_many": _("%(bureau)s also recommended %(count)s firms already referred."),
         "assigned": _("%(firm)s was assigned to %(advisor)s."),
         "unassigned": _("%(firm)s was reassigned from %(advisor)s to someone else."),
         "rejected": _("The referral of %(firm)s was rejected: %(reason)s"),

@@ -120,11 +120,14 @@ def labels(kind: str) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ filters
+UNMATCHED = "unmatched"  # the township filter's value for firms whose township is not listed
+
+
 @dataclass(frozen=True)
 class ReferralFilters:
     bureau: str = ""
     industry: str = ""
-    township: int | None = None
+    township: int | str | None = None  # a township id, or UNMATCHED
     size: str = ""
     need: str = ""
     amount_min: Decimal | None = None
@@ -231,7 +234,9 @@ def parse_filters(raw: Mapping, default: str = "") -> tuple[ReferralFilters, dic
 
     township = _text(raw, "township")
     if township:
-        if township.isascii() and township.isdigit() and 0 < int(township) <= MAX_ID:
+        if township == UNMATCHED:
+            values["township"] = UNMATCHED
+        elif township.isascii() and township.isdigit() and 0 < int(township) <= MAX_ID:
             values["township"] = int(township)
         else:
             errors["township"] = _("Choose a value from the list.")
@@ -338,7 +343,7 @@ class ListRow:
     credit_code: str
     industry: str
     size_class: str
-    township: str | None
+    township: str | None  # the listed township's name, or the text kept when not matched
     advisor_name: str | None
     advisor_username: str | None
     institution: str | None
@@ -352,6 +357,7 @@ class ListRow:
     unread: bool = False
     bureaus: list[str] = field(default_factory=list)
     flag: str | None = None
+    township_unmatched: bool = False
 
 
 def _day_start_utc(day: date) -> datetime:
@@ -388,6 +394,7 @@ def _select(actor: User, filters: ReferralFilters):
             Enterprise.industry,
             Enterprise.size_class,
             Enterprise.township_id,
+            Enterprise.township_text,
         )
         .select_from(Referral)
         # An outer join (the firm always exists) keeps the case the driving table, so the
@@ -457,7 +464,9 @@ def _apply_filters(stmt, f: ReferralFilters):
         )
     if f.industry:
         stmt = stmt.where(Enterprise.industry == bindparam("f_industry"))
-    if f.township:
+    if f.township == UNMATCHED:
+        stmt = stmt.where(Enterprise.township_id.is_(None), Enterprise.township_text.is_not(None))
+    elif f.township:
         stmt = stmt.where(Enterprise.township_id == bindparam("f_township"))
     if f.size:
         stmt = stmt.where(Enterprise.size_class == bindparam("f_size"))
@@ -490,7 +499,7 @@ def _values(f: ReferralFilters, cursor: Cursor | None = None) -> dict:
         values["f_bureau"] = f.bureau.lower()
     if f.industry:
         values["f_industry"] = f.industry
-    if f.township:
+    if f.township and f.township != UNMATCHED:
         values["f_township"] = f.township
     if f.size:
         values["f_size"] = f.size
@@ -569,7 +578,8 @@ def _row(d: dict, office: bool) -> ListRow:
         credit_code=d["credit_code"],
         industry=d["industry"],
         size_class=d["size_class"],
-        township=d["township"],
+        township=d["township"] or d["township_text"],
+        township_unmatched=d["township"] is None and d["township_text"] is not None,
         advisor_name=d["advisor_name"],
         advisor_username=d["advisor_username"],
         institution=d["institution"],
@@ -692,6 +702,17 @@ class BureauLine:
     needs: list[str]
     amount_wan: Decimal | None
     note: str | None
+    proposed: list[ProposalLine] = field(default_factory=list)
+
+
+@dataclass
+class ProposalLine:
+    """One firm field a referring bureau sent that differs from the registry."""
+
+    key: str
+    label: str
+    current: str
+    proposed: str
 
 
 @dataclass
@@ -716,6 +737,31 @@ class CaseView:
     my_bureau_refers: bool
 
 
+def _proposal_lines(firm: Enterprise, proposed: dict) -> list[ProposalLine]:
+    labels = firm_service.field_labels()
+    ids = [
+        v["id"]
+        for v in (proposed.get("township"), svc.current_firm_value(firm, "township"))
+        if isinstance(v, dict) and v.get("id") is not None
+    ]
+    names = (
+        dict(
+            db.session.execute(select(Township.id, Township.name).where(Township.id.in_(ids))).all()
+        )
+        if ids
+        else {}
+    )
+    return [
+        ProposalLine(
+            key,
+            labels.get(key, key),
+            svc.proposal_value(key, svc.current_firm_value(firm, key), names),
+            svc.proposal_value(key, value, names),
+        )
+        for key, value in proposed.items()
+    ]
+
+
 def case_view(actor: User, referral_id: int) -> CaseView:
     """A case in the actor's scope (NotFound otherwise) with everything its page shows."""
     referral = svc.get_for(actor, referral_id)
@@ -723,6 +769,7 @@ def case_view(actor: User, referral_id: int) -> CaseView:
         select(Enterprise).where(Enterprise.id == referral.enterprise_id)
     ).scalar_one()
     creator = aliased(User)
+    show_proposals = actor.role in OFFICE_ROLES or actor.role == "admin"
     bureaus = [
         BureauLine(
             code=org.code,
@@ -732,6 +779,9 @@ def case_view(actor: User, referral_id: int) -> CaseView:
             needs=[n for n in (rb.needs or []) if n in NEEDS],
             amount_wan=rb.amount_wan,
             note=rb.note,
+            proposed=_proposal_lines(firm, rb.proposed)
+            if rb.proposed and (show_proposals or org.id == actor.org_id)
+            else [],
         )
         for rb, org, by in db.session.execute(
             select(ReferralBureau, Organisation, creator.display_name)
@@ -951,6 +1001,8 @@ def iter_filter_notes(
             yield labels[key], size_labels().get(value, value)
         elif key == "bureau":
             yield labels[key], bureau_names.get(value.lower(), value)
+        elif key == "township" and filters.township == UNMATCHED:
+            yield labels[key], _("Not on the city's list")
         elif key == "township":
             yield labels[key], township_names.get(filters.township, value)
         else:

@@ -30,6 +30,7 @@ from models import (
     Referral,
     ReferralBureau,
     ReferralEvent,
+    Township,
     User,
     WorkdayOverride,
     db,
@@ -44,6 +45,7 @@ from ..permissions import get_scoped
 from ..sizing import classify
 from ..workdays import WorkdayCalendar
 from . import firms as firm_service
+from . import townships as township_service
 from .notifications import notify, users_with_role
 
 MAX_ITEMS = 1000  # per API call; uploads are chunked by the caller
@@ -115,6 +117,7 @@ class CleanItem:
     amount_wan: Decimal | None
     purpose: str | None
     note: str | None
+    warnings: dict[str, str] = field(default_factory=dict)
 
 
 def _parse_needs(raw, label_keys: dict[str, str] | None = None) -> list[str] | None:
@@ -168,13 +171,19 @@ def clean_item(
     override_reason: str | None = None,
     labels: dict[str, str] | None = None,
     need_keys: dict[str, str] | None = None,
+    townships: township_service.Matcher | None = None,
 ) -> tuple[CleanItem | None, dict[str, str]]:
-    """Validate one referral item (the contract's ITEM). Returns (item, errors)."""
+    """Validate one referral item (the contract's ITEM). Returns (item, errors); the item
+    carries its warnings (a township not on the city's list)."""
     labels = labels or item_labels()
     if not isinstance(data, dict):
         return None, {"item": _("Each item must be an object.")}
-    firm_values, errors, _overridden = firm_service.clean_firm_fields(
-        data, override_reason=override_reason, may_override=may_override, labels=labels
+    firm_values, errors, _overridden, warnings = firm_service.clean_firm_fields(
+        data,
+        override_reason=override_reason,
+        may_override=may_override,
+        labels=labels,
+        townships=townships,
     )
     needs = _parse_needs(data.get("needs"), need_keys)
     if needs is None:
@@ -205,7 +214,7 @@ def clean_item(
         texts[key] = text or None
     if errors:
         return None, errors
-    return CleanItem(firm_values, needs, amount, texts["purpose"], texts["note"]), {}
+    return CleanItem(firm_values, needs, amount, texts["purpose"], texts["note"], warnings), {}
 
 
 # ----------------------------------------------------------------------------- submission
@@ -216,6 +225,7 @@ class ItemResult:
     referral_id: int | None = None
     errors: dict[str, str] = field(default_factory=dict)
     credit_code: str | None = None
+    warnings: dict[str, str] = field(default_factory=dict)
 
 
 def _need_flags(needs: list[str]) -> dict[str, bool]:
@@ -226,6 +236,7 @@ _FIRM_UPDATE_FIELDS = (
     "name",
     "industry",
     "township_id",
+    "township_text",
     "address",
     "contact_name",
     "contact_phone",
@@ -261,8 +272,9 @@ def submit(
     first_row_of_code: dict[str, int] = {}
     labels = item_labels()  # once per call, not per item
     need_keys = {v: k for k, v in need_labels().items()}
+    townships = township_service.Matcher.load()
     for index, data in enumerate(items):
-        item, errors = clean_item(data, labels=labels, need_keys=need_keys)
+        item, errors = clean_item(data, labels=labels, need_keys=need_keys, townships=townships)
         code = item.firm["credit_code"] if item else None
         if item and code in first_row_of_code:
             results.append(
@@ -286,7 +298,7 @@ def submit(
             continue
         first_row_of_code[code] = index
         clean.append((index, item))
-        results.append(ItemResult(index, "pending", None, {}, code))
+        results.append(ItemResult(index, "pending", None, {}, code, item.warnings))
     by_index = {r.index: r for r in results}
     if not clean:
         return results
@@ -319,16 +331,19 @@ def submit(
         ):
             referrers.setdefault(rid, set()).add(org_id)
 
-    # 1. Firms: update known ones (ORM, audited by the listener), insert new ones in bulk.
+    # 1. Firms: known ones get what they lack (ORM, audited by the listener) and what differs
+    # from another organisation's registration becomes a proposal; new ones go in in bulk.
     new_firm_rows = []
-    for _i, item in clean:
+    proposals: dict[int, dict] = {}  # item index -> {field: proposed value}
+    for index, item in clean:
         values = item.firm
         firm = firms.get(values["credit_code"])
         if firm is not None:
-            for key in _FIRM_UPDATE_FIELDS:
-                value = values.get(key)
-                if value is not None and getattr(firm, key) != value:
-                    setattr(firm, key, value)
+            proposed = _update_known_firm(
+                firm, values, own=firm.registered_by_org_id == actor.org_id
+            )
+            if proposed:
+                proposals[index] = proposed
         else:
             row = {k: values.get(k) for k in ("credit_code", *_FIRM_UPDATE_FIELDS)}
             row["size_class"] = classify(
@@ -351,6 +366,8 @@ def submit(
     # 2. Cases: new referral, co-referral, or duplicate.
     new_cases = []
     merged = []
+    repeated = []  # (case, proposal) of this bureau's own open cases
+    co_referred_from: dict[int, list[int]] = {}  # bureau org -> its cases co-referred now
     for index, item in clean:
         code = item.firm["credit_code"]
         enterprise_id = firm_ids_by_code[code]
@@ -362,6 +379,8 @@ def submit(
         if actor.org_id in referrers.get(case.id, set()):
             result.status = "duplicate"
             result.referral_id = case.id
+            if index in proposals:
+                repeated.append((case, proposals[index]))
             result.errors = {
                 "credit_code": _(
                     "Your bureau already referred this firm (case %(id)s, %(status)s).",
@@ -372,8 +391,11 @@ def submit(
             continue
         result.status = "merged"
         result.referral_id = case.id
-        referrers.setdefault(case.id, set()).add(actor.org_id)
-        merged.append((item, case))
+        others = referrers.setdefault(case.id, set())
+        for org_id in others:
+            co_referred_from.setdefault(org_id, []).append(case.id)
+        others.add(actor.org_id)
+        merged.append((item, case, proposals.get(index)))
 
     if new_cases:
         rows = [
@@ -410,8 +432,9 @@ def submit(
                 "needs": [n for n in NEEDS if r[f"need_{n}"]],
                 "amount_wan": r["amount_wan"],
                 "note": r["note"],
+                "proposed": proposals.get(index),
             }
-            for r in rows
+            for r, (index, _item, _enterprise_id) in zip(rows, new_cases, strict=True)
         ]
         actor_label = actor.display_name[:80]
         event_rows = [
@@ -435,12 +458,19 @@ def submit(
             (AuditLog.__table__, audit.bulk_insert_entries("referral_bureau", links, id_key="key"))
         )
     writes.start(batches)
-    if not (merged or notify_office or db.session.new or db.session.dirty or db.session.deleted):
+    if not (
+        merged
+        or repeated
+        or notify_office
+        or db.session.new
+        or db.session.dirty
+        or db.session.deleted
+    ):
         return results  # nothing else to write: the caller waits for the writer
     writes.wait()
 
     bureau_label = actor.org.short_name or actor.org.name
-    for item, case in merged:
+    for item, case, proposed in merged:
         db.session.add(
             ReferralBureau(
                 referral_id=case.id,
@@ -449,24 +479,187 @@ def submit(
                 needs=item.needs,
                 amount_wan=item.amount_wan,
                 note=item.note,
+                proposed=proposed,
             )
         )
         _event(case, "co_referred", actor, note=bureau_label)
-        watchers = users_with_role("finance_office")
         if case.advisor_id:
-            watchers.append(case.advisor_id)
-        notify(
-            watchers,
-            "co_referred",
-            referral_id=case.id,
-            params={"bureau": bureau_label, "firm": firm_names[item.firm["credit_code"]]},
-        )
+            notify(
+                [case.advisor_id],
+                "co_referred",
+                referral_id=case.id,
+                params={"bureau": bureau_label, "firm": firm_names[item.firm["credit_code"]]},
+            )
+    _keep_repeated_proposals(actor, repeated)
+    _notify_co_referrals(actor, merged, co_referred_from, firm_names)
     db.session.flush()
 
-    created = sum(1 for r in results if r.status == "created")
     if notify_office:
-        notify_submitted(actor, created)
+        notify_submitted(actor, sum(1 for r in results if r.status == "created"))
     return results
+
+
+# A firm's fields a push may fill when empty, or propose when another organisation registered
+# something else. ``township`` stands for the pair township_id / township_text.
+_PROPOSABLE = (
+    "name",
+    "industry",
+    "township",
+    "address",
+    "contact_name",
+    "contact_phone",
+    "employees",
+    "revenue_wan",
+    "assets_wan",
+)
+
+
+def _update_known_firm(firm: Enterprise, values: dict, *, own: bool) -> dict:
+    """Apply a push's firm details to a registered firm: the registering organisation's own
+    push updates it; anyone else's fills only empty fields, and a value that differs from the
+    registration is returned as a proposal ``{field: value}`` (JSON-ready) for the finance
+    office, never written over it."""
+    proposed = {}
+    for key in _PROPOSABLE:
+        if key == "township":
+            new_id, new_text = values.get("township_id"), values.get("township_text")
+            if new_id is None and new_text is None:
+                continue
+            if (firm.township_id, firm.township_text) == (new_id, new_text):
+                continue
+            # Empty, or only text the office has not matched yet, may be filled by a listed one.
+            if own or firm.township_id is None and (firm.township_text is None or new_id):
+                firm.township_id, firm.township_text = new_id, new_text
+            elif firm.township_id != new_id or new_text is not None:
+                proposed["township"] = {"id": new_id, "text": new_text}
+            continue
+        value = values.get(key)
+        current = getattr(firm, key)
+        if value is None or current == value:
+            continue
+        if own or current is None or current == "":
+            setattr(firm, key, value)
+        else:
+            proposed[key] = str(value) if isinstance(value, Decimal) else value
+    return proposed
+
+
+def proposal_value(key: str, value, townships: dict[int, str] | None = None) -> str:
+    """A proposed (or current) firm value as the office reads it."""
+    if value is None or value == "":
+        return "—"
+    if key == "township":
+        if isinstance(value, dict):
+            if value.get("id") is not None:
+                return (townships or {}).get(value["id"], str(value["id"]))
+            return value.get("text") or "—"
+        return str(value)
+    if key == "industry":
+        from ..sizing import INDUSTRIES
+
+        return _(INDUSTRIES[value]) if value in INDUSTRIES else str(value)
+    return str(value)
+
+
+def current_firm_value(firm: Enterprise, key: str):
+    """The registry's value of a proposable field, shaped like a proposal's."""
+    if key == "township":
+        return {"id": firm.township_id, "text": firm.township_text}
+    return getattr(firm, key)
+
+
+def settle_proposal(
+    actor: User, referral_id: int, org_code: str, key: str, accept: bool
+) -> Enterprise:
+    """The finance office accepts (writes to the registry, audited) or dismisses one field a
+    bureau proposed for the firm of a case. Either way the proposal is gone."""
+    if actor.role != "finance_office":
+        raise Conflict(_("Only the finance office accepts proposed firm details."))
+    referral = get_for(actor, referral_id)
+    link = db.session.execute(
+        select(ReferralBureau)
+        .join(Organisation, Organisation.id == ReferralBureau.org_id)
+        .where(
+            ReferralBureau.referral_id == referral.id,
+            func.lower(Organisation.code) == (org_code or "").lower(),
+        )
+    ).scalar_one_or_none()
+    proposed = dict(link.proposed or {}) if link is not None else {}
+    if key not in proposed:
+        raise Conflict(_("This proposal was already settled."))
+    value = proposed.pop(key)
+    firm = db.session.get(Enterprise, referral.enterprise_id)
+    if accept:
+        _apply_proposal(firm, key, value)
+    link.proposed = proposed or None
+    db.session.flush()
+    return firm
+
+
+def _apply_proposal(firm: Enterprise, key: str, value) -> None:
+    if key == "township":
+        township_id = value.get("id") if isinstance(value, dict) else None
+        if township_id is not None:
+            township = db.session.get(Township, township_id)
+            if township is None or not township.active:
+                raise ValidationFailed(
+                    _("That township is no longer on the list; match it on the townships page.")
+                )
+            firm.township_id, firm.township_text = township_id, None
+        else:
+            firm.township_id, firm.township_text = None, value.get("text")
+        return
+    if key in ("revenue_wan", "assets_wan"):
+        value = Decimal(str(value))
+    elif key == "employees":
+        value = int(value)
+    if key not in _PROPOSABLE:
+        raise ValidationFailed(_("Please correct the marked fields."))
+    setattr(firm, key, value)
+
+
+def _keep_repeated_proposals(actor: User, repeated: list[tuple[Referral, dict]]) -> None:
+    """A bureau sending its own open case again with other details: its proposal is updated."""
+    for case, proposed in repeated:
+        link = db.session.get(ReferralBureau, (case.id, actor.org_id))
+        if link is not None:
+            link.proposed = {**(link.proposed or {}), **proposed}
+
+
+def _notify_co_referrals(
+    actor: User,
+    merged: list[tuple],
+    co_referred_from: dict[int, list[int]],
+    firm_names: dict[str, str],
+) -> None:
+    """The finance office hears of co-referrals once per call, and each bureau that referred
+    the firms first once per call too (who co-referred, how many, which when it is one)."""
+    if not merged:
+        return
+    label = actor.org.short_name or actor.org.name
+    item, case, _proposed = merged[0]
+    first_firm = firm_names[item.firm["credit_code"]]
+    office = users_with_role("finance_office")
+    if len(merged) == 1:
+        notify(
+            office, "co_referred", referral_id=case.id, params={"bureau": label, "firm": first_firm}
+        )
+    else:
+        notify(office, "co_referred_many", params={"bureau": label, "count": len(merged)})
+    names = {c.id: firm_names[i.firm["credit_code"]] for i, c, _p in merged}
+    for org_id, case_ids in co_referred_from.items():
+        bureau_users = users_with_role("bureau", org_id)
+        if len(case_ids) == 1:
+            notify(
+                bureau_users,
+                "co_referred",
+                referral_id=case_ids[0],
+                params={"bureau": label, "firm": names.get(case_ids[0]) or first_firm},
+            )
+        else:
+            notify(
+                bureau_users, "co_referred_many", params={"bureau": label, "count": len(case_ids)}
+            )
 
 
 def _insert_new_rows(table, rows: list[dict], key: str, *where) -> list[tuple]:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from advisors.permissions import SIGNED_IN, allow
 from advisors.services import firms as firm_service
+from advisors.services import townships as township_service
 from models import Enterprise, PolicyTool, db
 
 from .._http import api_error
@@ -21,7 +22,8 @@ def enterprise_json(firm: Enterprise) -> dict:
         "credit_code": firm.credit_code,
         "name": firm.name,
         "industry": firm.industry,
-        "township": firm.township.name if firm.township else None,
+        "township": firm.township.name if firm.township else firm.township_text,
+        "township_matched": firm.township is not None if firm.township_text is None else False,
         "employees": firm.employees,
         "revenue_wan": str(firm.revenue_wan) if firm.revenue_wan is not None else None,
         "assets_wan": str(firm.assets_wan) if firm.assets_wan is not None else None,
@@ -88,6 +90,20 @@ def policy_tools():
                     "active": p.active,
                 }
                 for p in rows
+            ]
+        }
+    )
+
+
+@bp.route("/townships")
+@allow(SIGNED_IN)
+def townships():
+    """The city's townships and streets (active first, by code)."""
+    return jsonify(
+        {
+            "items": [
+                {"code": t.code, "name": t.name, "active": t.active}
+                for t in township_service.all_townships()
             ]
         }
     )

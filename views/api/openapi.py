@@ -95,7 +95,12 @@ REFERRAL_SCHEMAS: dict = {
             },
             "name": {"type": "string", "maxLength": 200},
             "industry": {"type": "string", "enum": _INDUSTRIES},
-            "township": {"type": "string", "description": "Township name or code"},
+            "township": {
+                "type": ["string", "integer"],
+                "maxLength": 60,
+                "description": "A listed township's name or code, or any other text (kept as "
+                "written, with a warning in the result)",
+            },
             "address": {"type": "string", "maxLength": 200},
             "employees": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]},
             "revenue_wan": _MONEY_IN,
@@ -127,6 +132,12 @@ REFERRAL_SCHEMAS: dict = {
                 "type": "object",
                 "additionalProperties": {"type": "string"},
                 "description": "Field -> message; empty for created items",
+            },
+            "warnings": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "Field -> message for what was accepted but needs attention "
+                "(`township`: not on the city's list, kept as written)",
             },
         },
     },
@@ -198,6 +209,15 @@ REFERRAL_SCHEMAS: dict = {
                     "size_class": {
                         "type": "string",
                         "enum": ["micro", "small", "medium", "large", "unknown"],
+                    },
+                    "township": {
+                        "type": ["object", "null"],
+                        "required": ["code", "name", "matched"],
+                        "properties": {
+                            "code": {"type": ["string", "null"]},
+                            "name": {"type": "string"},
+                            "matched": {"type": "boolean"},
+                        },
                     },
                 },
             },
@@ -785,6 +805,7 @@ SPEC: dict = {
                     "name": {"type": "string"},
                     "industry": {"type": "string"},
                     "township": {"type": ["string", "null"]},
+                    "township_matched": {"type": "boolean"},
                     "employees": {"type": ["integer", "null"]},
                     "revenue_wan": {"type": ["string", "null"]},
                     "assets_wan": {"type": ["string", "null"]},
@@ -887,6 +908,34 @@ SPEC: dict = {
                                 "items": {
                                     "type": "array",
                                     "items": {"$ref": "#/components/schemas/PolicyTool"},
+                                }
+                            },
+                        }
+                    ),
+                    **_errors(401),
+                },
+            }
+        },
+        "/api/v1/townships": {
+            "get": {
+                "summary": "The city's townships and streets",
+                "responses": {
+                    **_ok(
+                        {
+                            "type": "object",
+                            "required": ["items"],
+                            "properties": {
+                                "items": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["code", "name", "active"],
+                                        "properties": {
+                                            "code": {"type": "string"},
+                                            "name": {"type": "string"},
+                                            "active": {"type": "boolean"},
+                                        },
+                                    },
                                 }
                             },
                         }

@@ -154,6 +154,7 @@ def _serialise(referrals: list[Referral]) -> list[dict]:
                     "name": firm.name,
                     "industry": firm.industry,
                     "size_class": firm.size_class,
+                    "township": _township(firm),
                 },
                 "referrers": bureaus.get(r.id, []),
                 "advisor": username,
@@ -175,6 +176,14 @@ def _serialise(referrals: list[Referral]) -> list[dict]:
             }
         )
     return out
+
+
+def _township(firm) -> dict | None:
+    if firm.township is not None:
+        return {"code": firm.township.code, "name": firm.township.name, "matched": True}
+    if firm.township_text:
+        return {"code": None, "name": firm.township_text, "matched": False}
+    return None
 
 
 def _one(user: User, referral_id: int) -> dict | None:
@@ -206,7 +215,7 @@ def _shape_errors(item) -> dict[str, str]:
     """Values the rule set cannot read, caught before it runs: it expects text for the credit
     code and the industry, text (or a number, e.g. a phone) for the other text fields — never
     a list, object or boolean, which it would store as their Python spelling — and a name,
-    code or (32-bit) id for the township."""
+    code, any other text, or a number (a code sent as one) for the township."""
     if not isinstance(item, dict):
         return {}
     labels = service.item_labels()
@@ -224,9 +233,7 @@ def _shape_errors(item) -> dict[str, str]:
             errors[key] = _("%(field)s must be text.", field=labels[key])
     township = item.get("township")
     if "township" not in errors and not (
-        township is None
-        or isinstance(township, str)
-        or (type(township) is int and 0 < township <= MAX_ID)
+        township is None or isinstance(township, str) or type(township) is int
     ):
         errors["township"] = _(
             "%(field)s must be a township name or code.", field=labels["township"]
@@ -279,6 +286,7 @@ def submit_referrals():
                     "status": r.status,
                     "referral_id": r.referral_id,
                     "errors": r.errors if r.status != "created" else {},
+                    "warnings": r.warnings,
                 }
                 for r in results
             ],
