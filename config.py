@@ -1,7 +1,9 @@
 """Configuration classes. Select with ``create_app(config)``; the environment fills in the rest."""
 
+import contextlib
 import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,17 +11,62 @@ BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 
 
-def _secret_key() -> str:
-    """SECRET_KEY from the environment; for development, generated once and kept under instance/."""
-    key = os.environ.get("SECRET_KEY")
+class ConfigurationError(RuntimeError):
+    """A setting the app cannot start without. ``create_app`` turns it into a one-line message
+    on stderr and a non-zero exit (python run.py, flask --app run …, gunicorn run:app)."""
+
+
+def _secret_key(production: bool = False) -> str:
+    """SECRET_KEY from the environment. Production refuses to start without it; development
+    generates one once and keeps it in instance/secret_key."""
+    key = os.environ.get("SECRET_KEY", "").strip()
     if key:
         return key
+    if production:
+        raise ConfigurationError(
+            "SECRET_KEY is not set: APP_CONFIG=production needs a long random key that stays the "
+            "same across restarts (make one with: python -c 'import secrets; "
+            "print(secrets.token_hex(32))')"
+        )
     INSTANCE_DIR.mkdir(exist_ok=True)
     path = INSTANCE_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    with contextlib.suppress(FileNotFoundError):
+        key = path.read_text().strip()
+    if not key:
+        _write_key_once(path)
+        key = path.read_text().strip()
+    return key
+
+
+def _write_key_once(path: Path) -> None:
+    """Create ``path`` with a new key, race-free: the key is written in full to a private
+    temporary file (mode 0600) that is then hard-linked into place, which fails if the file
+    exists. Of several processes starting at once, the first one's key is the one all read."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_hex(32))
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if not path.read_text().strip():  # left empty by an older, interrupted write
+                os.replace(tmp, path)
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _demo_data(production: bool) -> bool:
+    """DEMO_DATA: in development on unless 0; in production off unless 1, set explicitly."""
+    value = os.environ.get("DEMO_DATA", "").strip().lower()
+    if production:
+        return value in ("1", "true", "yes", "on")
+    return value not in ("0", "false", "no", "off")
 
 
 def _database_url() -> str:
@@ -64,10 +111,29 @@ class Config:
     # Uploads: 10 MB is ample for a 10,000-row spreadsheet.
     MAX_CONTENT_LENGTH = 10 * 1024 * 1024
 
-    # Login throttling: failures allowed within the window before a lock-out.
-    LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
-    LOGIN_MAX_FAILURES_PER_IP = 20
-    LOGIN_THROTTLE_WINDOW = timedelta(minutes=15)
+    # How many reverse proxies in front of the app set X-Forwarded-For (and -Proto): the client
+    # address (sign-in throttling, audit trail, sessions) is read through that many hops and no
+    # further. 0: the direct peer is the client and forwarded headers are ignored.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
+    # Sign-in throttling (advisors/throttling.py explains the rules): growing delays, never a
+    # hard lock of the right password. Failures count within the window.
+    LOGIN_THROTTLE_WINDOW = timedelta(hours=1)
+    # Per (address, account): free failures, then 15 s, 30 s, 1 min … up to 15 min.
+    LOGIN_FREE_FAILURES = 5
+    LOGIN_DELAY_FIRST = timedelta(seconds=15)
+    LOGIN_DELAY_MAX = timedelta(minutes=15)
+    # Per account, from any address: then 5 s, 10 s … up to a minute.
+    LOGIN_ACCOUNT_FREE_FAILURES = 10
+    LOGIN_ACCOUNT_DELAY_FIRST = timedelta(seconds=5)
+    LOGIN_ACCOUNT_DELAY_MAX = timedelta(minutes=1)
+    # Per address, for any account: then 15 s … up to 15 min.
+    LOGIN_ADDRESS_FREE_FAILURES = 30
+    LOGIN_ADDRESS_DELAY_FIRST = timedelta(seconds=15)
+    LOGIN_ADDRESS_DELAY_MAX = timedelta(minutes=15)
+    # An address the account signed in from within this many days is exempt from the account
+    # and address delays.
+    LOGIN_KNOWN_ADDRESS_DAYS = 30
 
     # Referrals: first contact is due this many working days after assignment.
     FIRST_CONTACT_WORKING_DAYS = int(os.environ.get("FIRST_CONTACT_WORKING_DAYS", "5"))
@@ -79,12 +145,22 @@ class Config:
     # The score below which the ranking notice names an advisor (or an institution, by its
     # average) with the gap in points.
     ASSESSMENT_TARGET_SCORE = int(os.environ.get("ASSESSMENT_TARGET_SCORE", "60"))
+    # The notice (通报) as an official document: its issuer (发文机关; unset: the name of the
+    # finance-office organisation), the prefix of its document number (江金办 gives
+    # 江金办〔2026〕12号) and the CJK TrueType font its PDF embeds (unset: Debian's
+    # fonts-wqy-zenhei or fonts-wqy-microhei, or AR PL UMing).
+    NOTICE_ISSUER = os.environ.get("NOTICE_ISSUER", "").strip()
+    NOTICE_DOC_PREFIX = os.environ.get("NOTICE_DOC_PREFIX", "").strip()
+    NOTICE_FONT_PATH = os.environ.get("NOTICE_FONT_PATH", "").strip()
     # Uploads of referral lists: rows per file.
     MAX_UPLOAD_ROWS = 20000
 
     # Scheduler: python run.py turns it on; the WSGI app leaves it off.
     SCHEDULER = os.environ.get("SCHEDULER", "off")
-    DEMO_DATA = os.environ.get("DEMO_DATA", "1") != "0"
+    # Whether the demo data set may be loaded: filled by resolve() from DEMO_DATA (see
+    # _demo_data). PRODUCTION: refuse to start without SECRET_KEY, no demo unless asked for.
+    DEMO_DATA = None
+    PRODUCTION = False
 
 
 class DevelopmentConfig(Config):
@@ -92,6 +168,7 @@ class DevelopmentConfig(Config):
 
 
 class ProductionConfig(Config):
+    PRODUCTION = True
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
@@ -115,7 +192,12 @@ def resolve(config) -> dict:
         "testing": TestingConfig,
     }
     if config is None:
-        config = names.get(os.environ.get("APP_CONFIG", "development"), DevelopmentConfig)
+        config = os.environ.get("APP_CONFIG", "").strip().lower() or "development"
+        if config not in names:
+            # Never fall back to development (a generated key, demo data) on a typo.
+            raise ConfigurationError(
+                f"APP_CONFIG must be one of {', '.join(names)}, not {config!r}"
+            )
     if isinstance(config, str):
         config = names[config]
     if isinstance(config, dict):
@@ -124,8 +206,11 @@ def resolve(config) -> dict:
         values = base
     else:
         values = {k: getattr(config, k) for k in dir(config) if k.isupper()}
+    production = bool(values.get("PRODUCTION"))
     if not values.get("SECRET_KEY"):
-        values["SECRET_KEY"] = _secret_key()
+        values["SECRET_KEY"] = _secret_key(production)
+    if values.get("DEMO_DATA") is None:
+        values["DEMO_DATA"] = _demo_data(production)
     if not values.get("SQLALCHEMY_DATABASE_URI"):
         values["SQLALCHEMY_DATABASE_URI"] = _database_url()
     return values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from flask import Flask
@@ -22,16 +23,40 @@ def create_app(config=None) -> Flask:
         static_folder=str(BASE_DIR / "static"),
         instance_path=str(BASE_DIR / "instance"),
     )
-    app.config.from_mapping(config_module.resolve(config))
+    try:
+        settings = config_module.resolve(config)
+    except config_module.ConfigurationError as exc:
+        # One line on stderr, then exit status 4: gunicorn's "app failed to load", so its
+        # master stops instead of restarting workers that cannot start either.
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(4) from None
+    app.config.from_mapping(settings)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic announces each of its plugins at INFO on every command: noise on the CLI's stderr.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
+    trust_proxies(app)
     register_extensions(app)
     register_i18n(app)
     register_web(app)
     register_cli(app)
     return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, take the client address and scheme from the
+    X-Forwarded-For / -Proto entries those proxies appended (the last N), so
+    ``request.remote_addr`` is the client everywhere. Entries further left are the client's own
+    claims and are ignored; with 0 the headers are ignored altogether."""
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops < 0:
+        raise ValueError(f"TRUSTED_PROXIES must be 0 or more, not {hops}")
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def register_extensions(app: Flask) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
@@ -23,6 +24,7 @@ from models import AdvisorProfile, Enterprise, Organisation, Township, User, db
 
 from . import security
 from .credit_code import ALPHABET, make_code
+from .errors import DomainError
 from .i18n import SHANGHAI
 
 #: One password for every demo account. It is printed on start-up, so it is no secret at all:
@@ -566,7 +568,8 @@ def _demo_visit(rng: random.Random, advisor: User, case, day, *, first: bool, la
             data["financing"] = {
                 "stage": "applied",
                 "amount_wan": str(case.amount_wan or _amount(rng, 20, 500)),
-                "institution": advisor.org.code,
+                # Insurers' advisors arrange loans with a bank (the local one here).
+                "institution": advisor.org.code if advisor.org.type == "bank" else "JZRCB",
                 "product": rng.choice(["科创贷", "税易贷", "惠农e贷", "流动资金贷款"]),
                 "term_months": rng.choice([6, 12, 24, 36]),
                 "first_loan": rng.random() < 0.3,
@@ -704,7 +707,13 @@ def seed_demo() -> str:
     Rows that already exist (same township or organisation code, username, credit code) are
     kept as they are and not created again, so ``demo seed --force`` on a database that has
     some of them adds only what is missing. The random choices do not depend on what exists.
+
+    Under APP_CONFIG=production it refuses (DomainError) unless DEMO_DATA=1 was set.
     """
+    if current_app.config.get("PRODUCTION") and not current_app.config.get("DEMO_DATA"):
+        raise DomainError(
+            _("Under APP_CONFIG=production the demo data set is loaded only with DEMO_DATA=1.")
+        )
     from .services.firms import register_firm
     from .services.orgs import create_org, find_org
     from .services.policies import seed_catalogue
@@ -777,8 +786,11 @@ def seed_demo() -> str:
         register_firm(users[bureau], data)
         created["firms"] += 1
 
-    created["tools"] = seed_catalogue()
+    seed_catalogue()  # `db upgrade` normally added it already (advisors/reference.py)
     db.session.flush()
+    from models import PolicyTool
+
+    created["tools"] = db.session.scalar(select(func.count()).select_from(PolicyTool))
     if created["firms"]:
         created.update(_seed_referrals(rng, users))
         created.update(_seed_assessments())

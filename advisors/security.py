@@ -8,14 +8,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from models import ApiToken, LoginAttempt, User, UserSession, db, utcnow
+from models import ApiToken, User, UserSession, db, utcnow
+
+from . import throttling
 
 _hashers: dict[bool, PasswordHasher] = {}
 
@@ -120,12 +122,14 @@ def revoke_all_sessions(user: User, reason: str, keep_token: str | None = None) 
     db.session.execute(stmt.values(revoked_at=utcnow(), revoked_reason=reason))
 
 
-def revoke_all_tokens(user: User) -> None:
-    db.session.execute(
+def revoke_all_tokens(user: User) -> int:
+    """Revoke every live API token of the user; returns how many there were."""
+    result = db.session.execute(
         update(ApiToken)
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    return result.rowcount or 0
 
 
 def change_password(user: User, new_password: str, keep_token: str | None = None) -> None:
@@ -135,52 +139,61 @@ def change_password(user: User, new_password: str, keep_token: str | None = None
 
 
 # ---------------------------------------------------------------- throttling
+# The rules (growing delays per address and account, per account, per address) are in
+# advisors/throttling.py. ``now`` may be given (tests); otherwise this module's ``utcnow``.
 @dataclass
 class LoginResult:
     user: User | None = None
-    locked: bool = False
-    retry_after_minutes: int = 0
+    locked: bool = False  # refused because a delay is running; the attempt still counted
+    # Whole seconds before the next attempt will be checked (after a refusal or a failure;
+    # this attempt included). 0: no wait.
+    retry_after: int = 0
 
 
-def _recent_failures(column, value, since) -> tuple[int, object]:
-    count, last = db.session.execute(
-        select(func.count(), func.max(LoginAttempt.at)).where(
-            column == value, LoginAttempt.success.is_(False), LoginAttempt.at >= since
-        )
-    ).one()
-    return count, last
-
-
-def authenticate(username: str, password: str, ip: str) -> LoginResult:
-    """Check a sign-in. Too many recent failures for the account or the IP lock it for a while."""
-    cfg = current_app.config
-    window: timedelta = cfg["LOGIN_THROTTLE_WINDOW"]
-    now = utcnow()
-    since = now - window
-    username = (username or "").strip()
-
-    for column, value, limit in (
-        (LoginAttempt.username, username.lower(), cfg["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
-        (LoginAttempt.ip, ip, cfg["LOGIN_MAX_FAILURES_PER_IP"]),
-    ):
-        count, last = _recent_failures(column, value, since)
-        if count >= limit:
-            if last is not None and last.tzinfo is None:  # SQLite's MAX() may lose the type
-                last = last.replace(tzinfo=UTC)
-            remaining = (last + window - now) if last else window
-            minutes = max(1, int(remaining.total_seconds() // 60) + 1)
-            return LoginResult(locked=True, retry_after_minutes=minutes)
-
+def authenticate(username: str, password: str, ip: str, now=None) -> LoginResult:
+    """Check a sign-in. While a delay runs the attempt is refused before the password is
+    checked, and recorded as a failure like any other attempt."""
+    now = now or utcnow()
+    name, address = throttling.normalise(username, ip)
+    gate = throttling.gate(name, address, throttling.SIGN_IN, now)
+    if not gate.verdict().allowed:
+        throttling.record(name, address, throttling.SIGN_IN, False, now)
+        return LoginResult(locked=True, retry_after=gate.verdict(failing=True).retry_after)
     user = db.session.execute(
-        select(User).where(func.lower(User.username) == username.lower())
+        select(User).where(func.lower(User.username) == name)
     ).scalar_one_or_none()
     if user is None:
         _dummy_verify(password)
         ok = False
     else:
         ok = verify_password(user, password) and user.active
-    db.session.add(LoginAttempt(username=username.lower()[:60], ip=ip[:64], success=ok))
-    return LoginResult(user=user if ok else None)
+    throttling.record(name, address, throttling.SIGN_IN, ok, now)
+    if ok:
+        return LoginResult(user=user)
+    return LoginResult(retry_after=gate.verdict(failing=True).retry_after)
+
+
+@dataclass
+class PasswordCheck:
+    ok: bool = False
+    locked: bool = False
+    retry_after: int = 0  # as in LoginResult
+
+
+def check_current_password(user: User, password: str, ip: str, now=None) -> PasswordCheck:
+    """The current-password check of a password change, throttled like sign-in (kind
+    ``password``, keyed on the signed-in account and the address)."""
+    now = now or utcnow()
+    name, address = throttling.normalise(user.username, ip)
+    gate = throttling.gate(name, address, throttling.PASSWORD, now)
+    if not gate.verdict().allowed:
+        throttling.record(name, address, throttling.PASSWORD, False, now)
+        return PasswordCheck(locked=True, retry_after=gate.verdict(failing=True).retry_after)
+    ok = verify_password(user, password)
+    throttling.record(name, address, throttling.PASSWORD, ok, now)
+    if ok:
+        return PasswordCheck(ok=True)
+    return PasswordCheck(retry_after=gate.verdict(failing=True).retry_after)
 
 
 # ---------------------------------------------------------------- API tokens

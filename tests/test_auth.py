@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from advisors import create_app
 from models import LoginAttempt, User, UserSession, db, utcnow
@@ -38,19 +38,26 @@ def test_password_is_argon2id(app, make):
 
 
 def test_login_throttled_per_account(app, client, auth, make):
+    """After the free failures from one address the next attempt there must wait; an attempt
+    during the wait is refused (even with the right password) and counted."""
     user = make.user("bureau")
-    limit = app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]
-    for _ in range(limit):
-        auth.login(user.username, "nope-nope")
-    r = auth.login(user.username, PASSWORD)  # even the right password is refused while locked
+    free = app.config["LOGIN_FREE_FAILURES"]
+    for _ in range(free):
+        assert auth.login(user.username, "nope-nope").status_code == 200
+    r = auth.login(user.username, PASSWORD)  # the right password, but within the wait
     assert r.status_code == 429
-    assert "分钟" in r.get_data(as_text=True)
+    assert r.headers["Retry-After"] == "30"  # the refused attempt counted: 30 s from it
+    assert "秒" in r.get_data(as_text=True)  # the wait, in the user's language
     assert client.get("/").status_code == 302
+    failures = db.session.scalar(
+        select(func.count()).select_from(LoginAttempt).where(LoginAttempt.success.is_(False))
+    )
+    assert failures == free + 1  # the refused attempt counts
 
 
 def test_login_throttle_window_passes(app, client, auth, make):
     user = make.user("bureau")
-    for _ in range(app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]):
+    for _ in range(app.config["LOGIN_FREE_FAILURES"] + 3):
         auth.login(user.username, "nope-nope")
     old = utcnow() - app.config["LOGIN_THROTTLE_WINDOW"] - timedelta(minutes=1)
     db.session.execute(update(LoginAttempt).values(at=old))
@@ -58,13 +65,17 @@ def test_login_throttle_window_passes(app, client, auth, make):
     assert auth.login(user.username).status_code == 302
 
 
-def test_login_throttled_per_ip(app, client, auth, make):
-    limit = app.config["LOGIN_MAX_FAILURES_PER_IP"]
-    for i in range(limit):
+def test_login_throttled_per_ip_spares_other_known_users(app, client, auth, make):
+    """Many failures from one address slow down new accounts there, never an account that
+    signed in from that address before."""
+    regular = make.user("bureau")
+    assert auth.login(regular.username).status_code == 302
+    auth.logout()
+    for i in range(app.config["LOGIN_ADDRESS_FREE_FAILURES"]):
         auth.login(f"nobody{i}", "nope-nope")
-    user = make.user("bureau")
-    r = auth.login(user.username)
-    assert r.status_code == 429
+    newcomer = make.user("bureau")
+    assert auth.login(newcomer.username).status_code == 429
+    assert auth.login(regular.username).status_code == 302
 
 
 def test_inactive_user_cannot_sign_in(client, auth, make):
@@ -176,6 +187,7 @@ def test_no_inline_script_or_external_assets(client, auth, make):
 def test_cookie_flags_in_production(tmp_path, monkeypatch):
     from config import ProductionConfig
 
+    monkeypatch.setenv("SECRET_KEY", "a-production-secret-key-for-the-test")  # required there
     app = create_app(ProductionConfig)
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True

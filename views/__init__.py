@@ -31,6 +31,8 @@ def register_views(app: Flask) -> None:
         policies,
         referrals,
         risks,
+        throttling,
+        townships,
         visits,
         work,
     )
@@ -54,6 +56,8 @@ def register_views(app: Flask) -> None:
         work,
         jobs,
         assessments,
+        townships,
+        throttling,
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)

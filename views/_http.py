@@ -42,6 +42,8 @@ def _gate():
     if may_access(roles, current_user):
         if current_user.is_authenticated:
             g._audit_token = set_actor(current_user.id, current_user.username, request.remote_addr)
+        if not is_api_request() and _must_change_password(endpoint):
+            return redirect(url_for("auth.change_password"))
         if not is_api_request() and request.method not in ("GET", "HEAD", "OPTIONS"):
             # CSRF is checked here, after access, for every state-changing browser request
             # (WTF_CSRF_CHECK_DEFAULT is off so Flask-WTF does not check before the gate).
@@ -55,6 +57,21 @@ def _gate():
     if is_api_request():
         return api_error(403, "forbidden", _("Your role may not use this resource."))
     return render_template("errors/403.html"), 403
+
+
+# What a signed-in user whose password an administrator set may still reach: the page to choose
+# their own, signing out, the language switch, the health check and static files.
+_OPEN_BEFORE_PASSWORD_CHANGE = frozenset(
+    {"auth.change_password", "auth.logout", "main.set_language", "main.healthz", "static"}
+)
+
+
+def _must_change_password(endpoint: str) -> bool:
+    """A browser user with a password given by an administrator is sent to choose their own
+    before anything else (the API, with its bearer tokens, is not affected)."""
+    if not current_user.is_authenticated or not current_user.must_change_password:
+        return False
+    return endpoint not in _OPEN_BEFORE_PASSWORD_CHANGE and not endpoint.endswith(".static")
 
 
 def _reset_actor(exc=None):

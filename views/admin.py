@@ -407,12 +407,20 @@ def user_new():
                 display_name=form.display_name.data,
                 phone=form.phone.data,
                 email=form.email.data,
+                must_change_password=True,
             )
         except ValidationFailed as exc:
             _show_errors(form, exc)
         else:
             db.session.commit()
-            flash(_("User %(username)s created.", username=user.username), "success")
+            flash(
+                _(
+                    "User %(username)s created. They must choose their own password at first "
+                    "sign-in.",
+                    username=user.username,
+                ),
+                "success",
+            )
             return redirect(url_for("admin.users"))
     return render_template("admin/user_form.html", form=form, user=None), _status(form)
 
@@ -509,20 +517,33 @@ def user_password(user_id: int):
     user = _user_or_404(user_id)
     form = SetPasswordForm()
     if form.validate_on_submit():
-        keep = current_user.get_id() if user.id == current_user.id else None
+        is_self = user.id == current_user.id
+        keep = current_user.get_id() if is_self else None
         try:
-            user_service.set_password(user, form.new_password.data, keep_token=keep)
+            revoked = user_service.set_password(
+                user, form.new_password.data, keep_token=keep, temporary=not is_self
+            )
         except ValidationFailed as exc:
             _show_errors(form, exc)
         else:
             db.session.commit()
-            flash(
-                _(
-                    "New password set for %(username)s. Their sessions have been signed out.",
-                    username=user.username,
-                ),
-                "success",
-            )
+            if is_self:
+                flash(_("Password changed. Your other sessions have been signed out."), "success")
+                if revoked:
+                    flash(
+                        _("Your API tokens were revoked; create new ones under My account."),
+                        "warning",
+                    )
+            else:
+                flash(
+                    _(
+                        "New password set for %(username)s. Their sessions have been signed out "
+                        "and their API tokens revoked; they must choose their own password at "
+                        "their next sign-in.",
+                        username=user.username,
+                    ),
+                    "success",
+                )
             return redirect(url_for("admin.user_edit", user_id=user.id))
     return render_template("admin/user_password.html", form=form, user=user), _status(form)
 

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
@@ -37,6 +48,31 @@ class PasswordForm(FlaskForm):
     )
 
 
+def wait_text(seconds: int) -> str:
+    """A wait as words in the user's language ("45 seconds", "3 minutes"), never shorter than
+    the real wait: an attempt made too early is refused and makes the next wait longer."""
+    if seconds < 60:
+        delta = timedelta(seconds=max(1, seconds))
+    else:
+        delta = timedelta(minutes=-(-seconds // 60))
+    return format_timedelta(delta, threshold=1)
+
+
+def _next_try(seconds: int) -> str:
+    return _(
+        "Too many failed attempts: wait %(wait)s before the next one. Trying earlier makes "
+        "the wait longer.",
+        wait=wait_text(seconds),
+    )
+
+
+def _throttled(body: str, retry_after: int):
+    """A refused attempt: 429 with the page and a Retry-After header."""
+    response = make_response(body, 429)
+    response.headers["Retry-After"] = str(max(1, retry_after))
+    return response
+
+
 def _safe_next(target: str | None) -> str | None:
     if not target:
         return None
@@ -57,19 +93,22 @@ def login():
         ip = request.remote_addr or "-"
         result = security.authenticate(form.username.data, form.password.data, ip)
         if result.locked:
-            db.session.commit()
+            db.session.commit()  # the refused attempt counts too
             form.username.errors.append(
                 _(
-                    "Too many failed sign-ins. Please wait %(minutes)s minutes and try again.",
-                    minutes=result.retry_after_minutes,
+                    "Too many failed sign-ins. Please wait %(wait)s, then try again; "
+                    "trying earlier makes the wait longer.",
+                    wait=wait_text(result.retry_after),
                 )
             )
-            return render_template("auth/login.html", form=form), 429
+            return _throttled(render_template("auth/login.html", form=form), result.retry_after)
         if result.user is None:
             db.session.commit()  # keep the failed attempt for throttling
             form.password.errors.append(
                 _("Wrong username or password, or the account is inactive.")
             )
+            if result.retry_after:
+                form.password.errors.append(_next_try(result.retry_after))
             return render_template("auth/login.html", form=form), 200
         kept = {k: session[k] for k in ("pending_form", "lang") if k in session}
         session.clear()  # a fresh session on sign-in (no fixation)
@@ -100,15 +139,38 @@ def change_password():
     form = PasswordForm()
     if form.validate_on_submit():
         user = current_user._get_current_object()
-        if not security.verify_password(user, form.current_password.data):
+        check = security.check_current_password(
+            user, form.current_password.data, request.remote_addr or "-"
+        )
+        if check.locked:
+            db.session.commit()  # the refused attempt counts too
+            form.current_password.errors.append(
+                _(
+                    "Too many wrong current passwords. Please wait %(wait)s, then try again; "
+                    "trying earlier makes the wait longer.",
+                    wait=wait_text(check.retry_after),
+                )
+            )
+            return _throttled(render_template("auth/password.html", form=form), check.retry_after)
+        if not check.ok:
+            db.session.commit()  # keep the failed attempt for throttling
             form.current_password.errors.append(_("The current password is wrong."))
+            if check.retry_after:
+                form.current_password.errors.append(_next_try(check.retry_after))
         else:
             try:
-                user_service.set_password(user, form.new_password.data, keep_token=user.get_id())
+                revoked = user_service.set_password(
+                    user, form.new_password.data, keep_token=user.get_id()
+                )
             except ValidationFailed as exc:
                 form.new_password.errors.append(exc.fields.get("new_password", exc.message))
             else:
                 db.session.commit()
                 flash(_("Password changed. Your other sessions have been signed out."), "success")
+                if revoked:
+                    flash(
+                        _("Your API tokens were revoked; create new ones under My account."),
+                        "warning",
+                    )
                 return redirect(url_for("account.profile"))
     return render_template("auth/password.html", form=form)

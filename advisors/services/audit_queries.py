@@ -50,6 +50,8 @@ def table_labels() -> dict[str, str]:
         "api_token": _("API token"),
         "enterprise": _("Firm"),
         "policy_tool": _("Policy tool"),
+        # Not an audited model: the one entry per throttle an administrator cleared.
+        "login_attempt": _("Sign-in throttle"),
     }
     extra = sorted(
         {

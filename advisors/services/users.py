@@ -18,12 +18,12 @@ from models import (
     db,
 )
 
-from .. import security
+from .. import passwords, security
 from ..errors import ValidationFailed
 from ..sizing import INDUSTRIES
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,60}$")
-MIN_PASSWORD = 8
+MIN_PASSWORD = passwords.MIN_LENGTH
 
 
 def role_labels() -> dict[str, str]:
@@ -43,14 +43,9 @@ def find_user(username: str) -> User | None:
     ).scalar_one_or_none()
 
 
-def password_problem(password: str, username: str = "") -> str | None:
-    if len(password or "") < MIN_PASSWORD:
-        return _("Password must be at least %(n)s characters.", n=MIN_PASSWORD)
-    if username and password.lower() == username.lower():
-        return _("Password must not be the same as the username.")
-    if len(set(password)) < 4:
-        return _("Password is too simple.")
-    return None
+def password_problem(password: str, username: str = "", names=()) -> str | None:
+    """Length, variety, common passwords, the user's own names: ``advisors/passwords.py``."""
+    return passwords.password_problem(password, username, names)
 
 
 _MAX_LENGTHS = {"display_name": 60, "phone": 30, "email": 120, "title": 60}
@@ -94,14 +89,17 @@ def create_user(
     display_name: str | None = None,
     phone: str | None = None,
     email: str | None = None,
+    must_change_password: bool = False,
 ) -> User:
+    """``must_change_password``: the password is one an administrator gave (the web admin);
+    the user must choose their own at first sign-in. Not for the CLI's first admin."""
     errors: dict[str, str] = {}
     username = (username or "").strip()
     if not USERNAME_RE.match(username):
         errors["username"] = _("Username must be 3-60 letters, digits, '.', '-' or '_'.")
     elif find_user(username) is not None:
         errors["username"] = _("The username %(u)s is already taken.", u=username)
-    problem = password_problem(password, username)
+    problem = password_problem(password, username, (display_name, email))
     if problem:
         errors["password"] = problem
     _check_lengths(errors, display_name=display_name, phone=phone, email=email)
@@ -123,6 +121,7 @@ def create_user(
         phone=(phone or "").strip() or None,
         email=(email or "").strip() or None,
         active=True,
+        must_change_password=bool(must_change_password),
     )
     db.session.add(user)
     db.session.flush()
@@ -175,12 +174,27 @@ def deactivate_user(user: User) -> None:
     db.session.flush()
 
 
-def set_password(user: User, password: str, keep_token: str | None = None) -> None:
-    problem = password_problem(password, user.username)
+def set_password(
+    user: User, password: str, keep_token: str | None = None, *, temporary: bool = False
+) -> int:
+    """Set a new password: signs out the user's other sessions (all but ``keep_token``) and
+    revokes every API token. ``temporary``: an administrator gave it, so the user must choose
+    their own at next sign-in; otherwise the user chose it and that requirement ends.
+    Returns how many API tokens were revoked."""
+    problem = password_problem(password, user.username, (user.display_name, user.email))
     if problem:
         raise ValidationFailed(problem, {"new_password": problem})
     security.change_password(user, password, keep_token=keep_token)
+    revoked = security.revoke_all_tokens(user)
+    user.must_change_password = bool(temporary)
+    if temporary:
+        # An administrator gave a new password, usually because the user was stuck: the
+        # account's sign-in delays end with it.
+        from .. import throttling
+
+        throttling.clear(throttling.ACCOUNT, user.username, None)
     db.session.flush()
+    return revoked
 
 
 def update_advisor_profile(
