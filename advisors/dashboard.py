@@ -71,6 +71,9 @@ def home_for(user: User) -> dict:
         panel["policy_tools"] = db.session.scalar(
             select(func.count()).select_from(PolicyTool).where(PolicyTool.active.is_(True))
         )
+        from .services.townships import unmatched_count
+
+        panel["townships_unmatched"] = unmatched_count()
     elif user.role == "bureau":
         panel.update(_firm_summary(user))
     elif user.role == "advisor":

@@ -92,3 +92,28 @@ def test_assessment_rows_become_snapshots_and_back(bare_app):
     downgrade(revision="4b264d4eaa73")
     assert _stored(assessment) == {advisor_id: old}
     db.session.commit()
+
+
+def test_the_deferral_policy_is_marked_expired_unless_dated_by_hand(bare_app):
+    upgrade(revision="5e1c0a7d9b42")
+    now = datetime.now(UTC)
+    for code, valid_to in (("deferral", None), ("other_tool", None)):
+        db.session.execute(
+            text(
+                "INSERT INTO policy_tool (code, name, description, valid_to, eligible_types, "
+                "active, version, created_at, updated_at) "
+                "VALUES (:c, :c, '', :v, '[]', :t, 1, :at, :at)"
+            ),
+            {"c": code, "v": valid_to, "t": True, "at": now},
+        )
+    db.session.commit()
+    upgrade()
+    rows = dict(
+        db.session.execute(
+            text(
+                "SELECT code, CAST(valid_to AS TEXT) FROM policy_tool WHERE code IN "
+                "('deferral', 'other_tool')"
+            )
+        ).all()
+    )
+    assert rows == {"deferral": "2022-12-31", "other_tool": None}

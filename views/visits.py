@@ -30,6 +30,7 @@ from advisors.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from advisors.i18n import fmt_datetime
 from advisors.permissions import allow, allow_blueprint
 from advisors.services import financing as financing_service
+from advisors.services import policies as policy_service
 from advisors.services import referrals as referral_service
 from advisors.services import visits as service
 from advisors.services.firms import parse_wan
@@ -161,11 +162,13 @@ def _prepare(form: VisitForm, referral_id: int, actor: User) -> VisitForm:
     form.mode.choices = [(m, modes[m]) for m in VISIT_MODES]
     form.roles.choices = [(r, roles[r]) for r in VISIT_ROLES]
     tools = db.session.execute(
-        select(PolicyTool.id, PolicyTool.name)
-        .where(PolicyTool.active.is_(True))
-        .order_by(PolicyTool.id)
-    ).all()
-    form.policies.choices = [(str(i), name) for i, name in tools]
+        select(PolicyTool).where(PolicyTool.active.is_(True)).order_by(PolicyTool.id)
+    ).scalars()
+    expired = _("expired")
+    form.policies.choices = [
+        (str(t.id), t.name if policy_service.validity(t) != "expired" else f"{t.name}（{expired}）")
+        for t in tools
+    ]
     risks = risk_type_labels()
     form.risk_type.choices = [("", _("Choose"))] + [(k, risks[k]) for k in RISK_TYPES]
     stages = stage_labels()
@@ -189,7 +192,11 @@ def _prepare(form: VisitForm, referral_id: int, actor: User) -> VisitForm:
     form.fin_institution.choices = [("", _("Choose"))] + [
         (o.code, o.name) for o in financing_service.lenders()
     ]
-    if form.fin_institution.data in (None, "") and actor.org is not None:
+    if (
+        form.fin_institution.data in (None, "")
+        and actor.org is not None
+        and actor.org.type == "bank"
+    ):
         form.fin_institution.data = actor.org.code
     return form
 

@@ -36,7 +36,9 @@ from .labels import stage_labels
 
 # One loan to a small firm above 10 亿元 is a typo, not a loan.
 MAX_LOAN_WAN = Decimal("100000")
-LENDER_TYPES = ("bank", "insurer")
+# Loans come from banks; insurers second advisors but do not lend (a credit-insurance product
+# still names the bank that lends).
+LENDER_TYPES = ("bank",)
 TERMINAL = ("disbursed", "declined")
 
 
@@ -161,7 +163,7 @@ def clean(data, *, prefix: str = "", default_lender: Organisation | None = None)
         lender = lender_by_code(raw_lender)
         if lender is None:
             errors[prefix + "institution"] = _(
-                "%(field)s must be the code of an active bank or insurer.",
+                "%(field)s must be the code of an active bank.",
                 field=labels["institution"],
             )
     elif application_id is None:
@@ -451,7 +453,7 @@ def update_details(
     lender = lender_by_code(data.get("institution"))
     if lender is None:
         errors["institution"] = _(
-            "%(field)s must be the code of an active bank or insurer.", field=labels["institution"]
+            "%(field)s must be the code of an active bank.", field=labels["institution"]
         )
     term = None
     try:

@@ -106,10 +106,11 @@ CATALOGUE: tuple[dict, ...] = (
         "name": "普惠小微企业贷款延期还本付息",
         "description": (
             "对暂时遇到困难的普惠小微企业贷款，经企业申请、银行同意，"
-            "可以延期偿还本金和利息，缓解企业短期还款压力。"
+            "可以延期偿还本金和利息，缓解企业短期还款压力。2020年6月起实施，"
+            "多次延续至2022年底到期；此后并入普惠小微贷款支持工具，不再单独实施。"
         ),
-        "valid_from": None,
-        "valid_to": None,
+        "valid_from": date(2020, 6, 1),
+        "valid_to": date(2022, 12, 31),
         "eligible_types": ["enterprise", "individual_business"],
     },
     {

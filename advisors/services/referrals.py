@@ -491,7 +491,7 @@ def submit(
                 params={"bureau": bureau_label, "firm": firm_names[item.firm["credit_code"]]},
             )
     _keep_repeated_proposals(actor, repeated)
-    _notify_co_referrals(actor, merged, co_referred_from, firm_names)
+    _notify_co_referrals(actor, merged, co_referred_from, firm_names, office=notify_office)
     db.session.flush()
 
     if notify_office:
@@ -631,21 +631,28 @@ def _notify_co_referrals(
     merged: list[tuple],
     co_referred_from: dict[int, list[int]],
     firm_names: dict[str, str],
+    *,
+    office: bool = True,
 ) -> None:
-    """The finance office hears of co-referrals once per call, and each bureau that referred
-    the firms first once per call too (who co-referred, how many, which when it is one)."""
+    """Each bureau that referred the firms first hears of the co-referrals once per call (who
+    co-referred, how many, which when it is one); so does the finance office, unless the
+    caller tells it once for a whole list (``office`` False: :func:`notify_submitted`)."""
     if not merged:
         return
     label = actor.org.short_name or actor.org.name
     item, case, _proposed = merged[0]
     first_firm = firm_names[item.firm["credit_code"]]
-    office = users_with_role("finance_office")
-    if len(merged) == 1:
-        notify(
-            office, "co_referred", referral_id=case.id, params={"bureau": label, "firm": first_firm}
-        )
-    else:
-        notify(office, "co_referred_many", params={"bureau": label, "count": len(merged)})
+    if office:
+        watchers = users_with_role("finance_office")
+        if len(merged) == 1:
+            notify(
+                watchers,
+                "co_referred",
+                referral_id=case.id,
+                params={"bureau": label, "firm": first_firm},
+            )
+        else:
+            notify(watchers, "co_referred_many", params={"bureau": label, "count": len(merged)})
     names = {c.id: firm_names[i.firm["credit_code"]] for i, c, _p in merged}
     for org_id, case_ids in co_referred_from.items():
         bureau_users = users_with_role("bureau", org_id)
@@ -686,12 +693,19 @@ def _insert_new_rows(table, rows: list[dict], key: str, *where) -> list[tuple]:
     return []
 
 
-def notify_submitted(actor: User, created: int) -> None:
-    """Tell the finance office and the central bank that new referrals have arrived."""
+def notify_submitted(actor: User, created: int, merged: int = 0) -> None:
+    """Tell the finance office and the central bank, once, that new referrals have arrived; and
+    the finance office how many firms of a list were already open (co-referrals)."""
+    label = actor.org.short_name or actor.org.name
     if created:
         office = users_with_role("finance_office") + users_with_role("pboc")
-        label = actor.org.short_name or actor.org.name
         notify(office, "referrals_submitted", params={"bureau": label, "count": created})
+    if merged:
+        notify(
+            users_with_role("finance_office"),
+            "co_referred_many",
+            params={"bureau": label, "count": merged},
+        )
 
 
 def counts(results: list[ItemResult]) -> dict[str, int]:
