@@ -29,10 +29,11 @@ from models import (
 )
 
 from ..errors import Conflict, NotFound, ValidationFailed
+from ..params import MAX_ID
 from ..permissions import get_scoped, scoped
 from . import firms as firm_service
 from . import referrals as referral_service
-from .labels import stage_labels
+from .labels import one_of, stage_labels
 
 # One loan to a small firm above 10 亿元 is a typo, not a loan.
 MAX_LOAN_WAN = Decimal("100000")
@@ -119,8 +120,8 @@ def _text(raw, limit: int, label: str, errors: dict, key: str) -> str | None:
 
 
 def lender_by_code(code) -> Organisation | None:
-    if not isinstance(code, str) or not code.strip():
-        return None
+    if not isinstance(code, str) or not code.strip() or not code.isprintable():
+        return None  # (a NUL byte would not even reach a PostgreSQL comparison)
     return db.session.execute(
         select(Organisation).where(
             func.lower(Organisation.code) == code.strip().lower(),
@@ -139,10 +140,7 @@ def clean(data, *, prefix: str = "", default_lender: Organisation | None = None)
         return None, {prefix.rstrip(".") or "financing": _("Financing details are required.")}
     stage = data.get("stage")
     if stage not in FINANCING_STAGES:
-        errors[prefix + "stage"] = _(
-            "%(field)s must be one of: applied, approved, disbursed, declined.",
-            field=labels["stage"],
-        )
+        errors[prefix + "stage"] = one_of(labels["stage"], stage_labels().values())
     amount = _amount(data.get("amount_wan"), labels["amount_wan"], errors, prefix + "amount_wan")
     if (
         amount is None
@@ -154,7 +152,7 @@ def clean(data, *, prefix: str = "", default_lender: Organisation | None = None)
     raw_app = data.get("application_id")
     if raw_app not in (None, ""):
         try:
-            application_id = firm_service.parse_int(raw_app, labels["application_id"], 2**31 - 1)
+            application_id = firm_service.parse_int(raw_app, labels["application_id"], MAX_ID)
         except ValueError as exc:
             errors[prefix + "application_id"] = str(exc)
     lender = None

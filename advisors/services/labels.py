@@ -3,7 +3,15 @@ risk types and statuses), in the user's language. Keys are the contract's."""
 
 from __future__ import annotations
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
+
+
+def one_of(field: str, labels) -> str:
+    """ "<field> must be one of: <the choices as the user reads them>." — never the codes."""
+    locale = get_locale()
+    sep = "、" if locale is not None and locale.language == "zh" else ", "
+    return _("%(field)s must be one of: %(choices)s.", field=field, choices=sep.join(labels))
 
 
 def visit_mode_labels() -> dict[str, str]:

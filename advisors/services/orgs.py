@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from models import ORG_TYPES, Organisation, User, db
 
 from ..errors import ValidationFailed
+from .labels import one_of
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{2,40}$")
 
@@ -45,7 +46,7 @@ def _validate(code: str, name: str, type_: str, existing: Organisation | None = 
     elif len(name) > 120:
         errors["name"] = _("Name must be at most 120 characters.")
     if type_ not in ORG_TYPES:
-        errors["type"] = _("Type must be one of: %(types)s.", types=", ".join(ORG_TYPES))
+        errors["type"] = one_of(_("Type"), org_type_labels().values())
     if errors:
         raise ValidationFailed(_("Please correct the marked fields."), errors)
     return {"code": code, "name": name, "type": type_}

@@ -21,6 +21,7 @@ from models import (
 from .. import passwords, security
 from ..errors import ValidationFailed
 from ..sizing import INDUSTRIES
+from .labels import one_of
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,60}$")
 MIN_PASSWORD = passwords.MIN_LENGTH
@@ -61,7 +62,7 @@ def _check_role_org(
     role: str, org: Organisation | None, errors: dict, current_org_id: int | None = None
 ) -> None:
     if role not in ROLES:
-        errors["role"] = _("Role must be one of: %(roles)s.", roles=", ".join(ROLES))
+        errors["role"] = one_of(_("Role"), role_labels().values())
         return
     allowed = ROLE_ORG_TYPES[role]
     if allowed is None:

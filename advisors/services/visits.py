@@ -38,15 +38,16 @@ from models import (
 
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..i18n import SHANGHAI
+from ..params import MAX_ID, parse_id
 from ..permissions import get_scoped, scoped
 from . import financing
 from . import firms as firm_service
 from . import referrals as referral_service
+from .labels import one_of, risk_type_labels, visit_mode_labels, visit_role_labels
 from .notifications import notify
 
 VISITABLE = ("assigned", "in_service", "resolved", "closed")
 SUMMARY_MAX = 5000
-MAX_ID = 2**31 - 1
 # The fields a visit edit may change (financing and risk reports have their own pages).
 EDITABLE = (
     "visited_on",
@@ -129,9 +130,7 @@ def _roles(raw, errors: dict, label: str) -> list[str]:
     for item in raw:
         key = str(item).strip().lower() if isinstance(item, str) else None
         if key not in VISIT_ROLES:
-            errors["roles"] = _(
-                "%(field)s must be from: policy, guidance, financing, information.", field=label
-            )
+            errors["roles"] = one_of(label, visit_role_labels().values())
             return []
         if key not in roles:
             roles.append(key)
@@ -149,10 +148,9 @@ def _policies(raw, errors: dict, label: str) -> list[PolicyTool]:
         return []
     ids, codes = [], []
     for item in raw:
-        if isinstance(item, int) and not isinstance(item, bool) and 0 < item <= MAX_ID:
-            ids.append(item)
-        elif isinstance(item, str) and item.strip().isdigit() and len(item.strip()) <= 10:
-            ids.append(int(item.strip()))
+        tool_id = parse_id(item)  # an id as a number or ASCII digits; else perhaps a code
+        if tool_id is not None:
+            ids.append(tool_id)
         elif isinstance(item, str) and item.strip() and len(item.strip()) <= 40:
             codes.append(item.strip().lower())
         else:
@@ -213,9 +211,7 @@ def clean(
             )
     mode = data.get("mode")
     if mode not in VISIT_MODES:
-        errors["mode"] = _(
-            "%(field)s must be one of: onsite, phone, online, event.", field=labels["mode"]
-        )
+        errors["mode"] = one_of(labels["mode"], visit_mode_labels().values())
     roles = _roles(data.get("roles"), errors, labels["roles"])
     summary = _text(data.get("summary"), "summary", labels["summary"], SUMMARY_MAX, errors)
     if not summary and "summary" not in errors:
@@ -284,10 +280,8 @@ def clean(
             elif signal and editing is None:
                 risk_type = info.get("risk_type")
                 if risk_type not in RISK_TYPES:
-                    errors["information.risk_type"] = _(
-                        "%(field)s must be one of: illegal_fundraising, illegal_deposit, "
-                        "fraud, other.",
-                        field=labels["information.risk_type"],
+                    errors["information.risk_type"] = one_of(
+                        labels["information.risk_type"], risk_type_labels().values()
                     )
                 clean_visit.risk_type = risk_type
     if "financing" in roles and not (editing is not None and editing.role_financing):
@@ -308,11 +302,8 @@ def _assigned_case(actor: User, referral_id) -> Referral:
         raise ValidationFailed(
             _("Please correct the marked fields."), {"referral_id": _("Choose the case.")}
         )
-    try:
-        rid = int(str(referral_id).strip())
-    except ValueError:
-        rid = 0
-    if not 0 < rid <= MAX_ID:
+    rid = parse_id(referral_id)
+    if rid is None:
         raise ValidationFailed(
             _("Please correct the marked fields."), {"referral_id": _("Choose the case.")}
         )

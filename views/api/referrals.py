@@ -24,10 +24,12 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from advisors.dbutil import chunks
 from advisors.i18n import SHANGHAI
+from advisors.params import MAX_ID, parse_id, parse_int
 from advisors.permissions import allow, scoped
 from advisors.services import referrals as service
 from advisors.services import sla
 from advisors.services.firms import clean_text
+from advisors.services.labels import one_of
 from models import ROLES, STATUSES, Organisation, Referral, ReferralEvent, User, db
 
 from .._http import api_error
@@ -35,7 +37,6 @@ from . import bad_request, bp
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-MAX_ID = 2**31 - 1  # ids are 32-bit integers; anything larger cannot exist
 _NOT_JSON = object()
 
 
@@ -74,17 +75,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
         stamp, sep, rid = raw.partition("|")
-        if not sep or not (rid.isascii() and rid.isdigit()) or len(rid) > 10:
+        referral_id = parse_id(rid)
+        if not sep or referral_id is None:
             raise ValueError("bad cursor")
         at = datetime.fromisoformat(stamp)
         if at.tzinfo is None:
             raise ValueError("bad cursor")
         at = at.astimezone(UTC)
-        referral_id = int(rid)
     except (ValueError, OverflowError, binascii.Error) as exc:
         raise ValueError("bad cursor") from exc
-    if not 0 < referral_id <= MAX_ID:
-        raise ValueError("bad cursor")
     return at, referral_id
 
 
@@ -301,15 +300,12 @@ def list_referrals():
     args = request.args
     status = args.get("status") or None
     if status is not None and status not in STATUSES:
-        return bad_request(
-            {"status": _("Status must be one of: %(list)s.", list=", ".join(STATUSES))}
-        )
+        return bad_request({"status": one_of(_("Status"), service.status_labels().values())})
     raw_limit = args.get("limit")
     limit = DEFAULT_LIMIT
     if raw_limit not in (None, ""):
-        ok = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) < 5
-        limit = int(raw_limit) if ok else 0
-        if not 1 <= limit <= MAX_LIMIT:
+        limit = parse_int(raw_limit, 1, MAX_LIMIT)
+        if limit is None:
             return bad_request(
                 {"limit": _("Limit must be a whole number from 1 to %(n)s.", n=MAX_LIMIT)}
             )
