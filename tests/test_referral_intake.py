@@ -334,7 +334,7 @@ def test_upload_reports_every_kind_of_invalid_row(login, bureau, make, town):
         6: ("行业*", "SME standard's industries"),
         7: ("从业人员（人）", "Employees cannot be negative."),
         8: ("融资金额（万元）", "required when financing is needed"),
-        9: ("需求*", "must be from: financing, policy, guidance, insurance"),
+        9: ("需求*", "must be one of: Financing, Policy, Guidance, Insurance"),
         10: ("乡镇（街道）", "Township 不存在镇 is not on the city's list"),
         11: ("乡镇（街道）", f"Township {town.id} is not on the city's list"),
     }

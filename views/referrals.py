@@ -16,17 +16,19 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm.exc import StaleDataError
-from wtforms import HiddenField, SelectField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectField, TextAreaField
 
 from advisors.errors import Conflict, NotFound, ValidationFailed
 from advisors.i18n import SHANGHAI
+from advisors.params import MAX_ID, parse_id, parse_int
 from advisors.permissions import OFFICE_ROLES, allow, allow_blueprint
+from advisors.services import feedback as feedback_service
 from advisors.services import financing as financing_service
+from advisors.services import matching
 from advisors.services import referral_queries as queries
 from advisors.services import referrals as svc
 from advisors.services import visits as visit_service
 from advisors.services.labels import stage_labels, visit_mode_labels, visit_role_labels
-from advisors.services.matching import suggest
 from advisors.xlsx import XLSX_MIMETYPE, workbook_bytes
 from models import NEEDS, SIZE_CLASSES, STATUSES, db
 
@@ -36,7 +38,6 @@ from ._http import form_view
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 allow_blueprint(bp, "admin", "finance_office", "pboc", "bureau", "advisor", "liaison")
 
-MAX_ID = 2**31 - 1
 MAX_BULK = queries.MAX_LIMIT  # one page of checkboxes at most
 ASSIGNABLE = ("submitted", "assigned", "in_service")
 
@@ -45,12 +46,16 @@ ASSIGNABLE = ("submitted", "assigned", "in_service")
 class AssignForm(FlaskForm):
     advisor = SelectField(_l("Advisor"), validate_choice=False)
     note = TextAreaField(_l("Note for the advisor"), render_kw={"rows": 2, "maxlength": 500})
+    force = BooleanField(_l("Assign anyway, past the advisor's capacity"))
     version = HiddenField()
+    over_capacity = False  # set when the capacity check refused: the form then shows ``force``
 
 
 class BulkAssignForm(FlaskForm):
     advisor = SelectField(_l("Assign the selected cases to"), validate_choice=False)
     note = TextAreaField(_l("Note for the advisor"), render_kw={"rows": 1, "maxlength": 500})
+    force = BooleanField(_l("Assign anyway, past the advisor's capacity"))
+    over_capacity = False
 
 
 class RejectForm(FlaskForm):
@@ -88,17 +93,29 @@ def _satisfaction_choices() -> list[tuple[str, str]]:
 
 
 def _advisor_choices(advisors, first: list | None = None) -> list[tuple[str, str]]:
-    """Advisors for a select (rows of ``active_advisors``): the suggested ones first, in rank
-    order, then the others by name."""
+    """Advisors for a select (``matching.advisor_options``), each with the open load against
+    capacity ("张伟 · 农行 · 8/15"): the suggested ones first, in rank order, then the others
+    by name."""
     by_username = {a.username: a for a in advisors}
     ranked = [s.advisor.username for s in first or [] if s.advisor.username in by_username]
     seen = set(ranked)
     ordered = [by_username[u] for u in ranked] + [a for a in advisors if a.username not in seen]
-    choices = [("", _("Choose an advisor"))]
-    for a in ordered:
-        label = f"{a.display_name} · {a.institution}" if a.institution else a.display_name
-        choices.append((a.username, label))
-    return choices
+    full = _("full")
+    return [("", _("Choose an advisor"))] + [
+        (a.username, matching.option_label(a, full)) for a in ordered
+    ]
+
+
+def _check_capacity(form, assigned: list) -> None:
+    """After the service assigned (flushed, not committed) the cases ``assigned``: refuse
+    (ValidationFailed on ``advisor``; the caller rolls back) when they took the advisor past
+    capacity, unless the form's "assign anyway" box is ticked; the form then shows the box."""
+    if form.force.data or not assigned:
+        return
+    over = matching.check_capacity(form.advisor.data or "", len(assigned), flushed=True)
+    if over is not None:
+        form.over_capacity = True
+        raise ValidationFailed(over.message, {"advisor": over.message})
 
 
 def _me():
@@ -155,7 +172,7 @@ def _render_index(
         inbox=user.role in OFFICE_ROLES,
         may_assign=may_assign,
         bulk_form=bulk_form,
-        advisors=queries.active_advisors() if may_assign else [],
+        advisor_choices=_advisor_choices(matching.advisor_options()) if may_assign else [],
         checked=checked or set(),
         action_errors=errors or [],
         export_url=url_for("referrals.export", **filters.as_args()),
@@ -181,11 +198,11 @@ def index():
 def _bulk_ids() -> list[int] | None:
     ids = []
     for raw in request.form.getlist("ids"):
-        raw = raw.strip()
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
+        referral_id = parse_id(raw)
+        if referral_id is None:
             return None
-        if int(raw) not in ids:
-            ids.append(int(raw))
+        if referral_id not in ids:
+            ids.append(referral_id)
     return ids
 
 
@@ -206,9 +223,12 @@ def assign_bulk():
         )
     try:
         done = svc.assign(_me(), ids, form.advisor.data or "", note=form.note.data or None)
+        _check_capacity(form, done)
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
+        if form.over_capacity:
+            return _render_index(form, checked, [exc.message], 422)
         apply_errors(form, exc)
         messages = list(form.form_errors)
         form.form_errors.clear()
@@ -295,12 +315,13 @@ def _render_detail(
     may_confirm = view.my_bureau_refers and referral.status == "resolved"
     suggestions = []
     if may_assign:
-        suggestions = suggest(referral, view.firm)
+        options = matching.advisor_options()
+        suggestions = matching.suggest(referral, view.firm, loads={a.id: a.load for a in options})
         if assign_form is None:
             assign_form = AssignForm(formdata=None, version=version)
             if suggestions:
                 assign_form.advisor.data = suggestions[0].advisor.username
-        assign_form.advisor.choices = _advisor_choices(queries.active_advisors(), suggestions)
+        assign_form.advisor.choices = _advisor_choices(options, suggestions)
     if may_reject and reject_form is None:
         reject_form = RejectForm(formdata=None, version=version)
     if may_withdraw and withdraw_form is None:
@@ -316,6 +337,7 @@ def _render_detail(
         r=referral,
         firm=view.firm,
         suggestions=suggestions,
+        fit_parts=matching.scale_parts() if may_assign else [],
         assign_form=assign_form if may_assign else None,
         reject_form=reject_form if may_reject else None,
         withdraw_form=withdraw_form if may_withdraw else None,
@@ -341,8 +363,12 @@ def _work_panel(user, referral) -> dict:
         "applications": financing_service.for_referral(user, referral.id) if visible else [],
         "may_log": mine and referral.status in visit_service.VISITABLE,
         "may_outcome": mine and referral.status == "in_service",
-        "may_feedback": referral.status in ("resolved", "closed")
-        and (mine or user.role in ("finance_office", "admin")),
+        # The case is in the caller's scope: a bureau seeing it referred it.
+        "may_feedback": referral.status in feedback_service.RATEABLE
+        and (mine or user.role in ("finance_office", "admin", "bureau")),
+        "firm_rating": feedback_service.firm_rating(referral.id)
+        if referral.status in feedback_service.RATEABLE
+        else None,
         "mode_labels": visit_mode_labels(),
         "role_labels": visit_role_labels(),
         "stage_labels": stage_labels(),
@@ -414,18 +440,18 @@ def _run_action(
 @form_view
 def assign(referral_id: int):
     form = AssignForm()
-    failed = _run_action(
-        referral_id,
-        form,
-        "assign_form",
-        lambda: svc.assign(
+
+    def call():
+        done = svc.assign(
             _me(),
             [referral_id],
             form.advisor.data or "",
             note=form.note.data or None,
             expected_version=form_version(form.version.data),
-        ),
-    )
+        )
+        _check_capacity(form, done)
+
+    failed = _run_action(referral_id, form, "assign_form", call)
     if failed is not None:
         return failed
     flash(_("Case assigned."), "success")
@@ -499,10 +525,7 @@ def settle_proposal(referral_id: int):
 
 
 def _satisfaction(raw) -> int | None:
-    raw = (raw or "").strip()
-    if raw.isascii() and raw.isdigit() and len(raw) <= 2:
-        return int(raw)
-    return None
+    return parse_int(raw, 0, 99)
 
 
 @bp.route("/<int:referral_id>/confirm", methods=["POST"])

@@ -60,6 +60,8 @@ from models import (
 from .. import credit_code
 from ..dbutil import insert_ignoring_conflicts
 from ..i18n import SHANGHAI
+from ..params import MAX_ID, parse_day, parse_id
+from ..params import parse_limit as _parse_limit
 from ..permissions import OFFICE_ROLES, scoped
 from ..sizing import INDUSTRIES
 from . import firms as firm_service
@@ -69,9 +71,7 @@ from . import sla
 PAGE_SIZE = 50
 MAX_LIMIT = 200
 EXPORT_CAP = 50_000
-MAX_ID = 2**31 - 1
 MAX_QUERY = 200
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR_RE = re.compile(r"^(\d{1,20}):(\d{1,10})$", re.ASCII)
 
@@ -169,20 +169,6 @@ def _text(raw: Mapping, key: str) -> str:
     return firm_service.clean_text(value.replace("\x00", ""))
 
 
-def _parse_day(value: str, label: str) -> tuple[date | None, str | None]:
-    if not value:
-        return None, None
-    if not DATE_RE.match(value):
-        return None, _("%(field)s must be a date written YYYY-MM-DD.", field=label)
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        return None, _("%(field)s is not a real date.", field=label)
-    if not 1970 <= day.year <= 2999:
-        return None, _("%(field)s is out of range.", field=label)
-    return day, None
-
-
 def filter_labels() -> dict[str, str]:
     return {
         "bureau": _("Referring bureau"),
@@ -236,8 +222,8 @@ def parse_filters(raw: Mapping, default: str = "") -> tuple[ReferralFilters, dic
     if township:
         if township == UNMATCHED:
             values["township"] = UNMATCHED
-        elif township.isascii() and township.isdigit() and 0 < int(township) <= MAX_ID:
-            values["township"] = int(township)
+        elif (township_id := parse_id(township)) is not None:
+            values["township"] = township_id
         else:
             errors["township"] = _("Choose a value from the list.")
 
@@ -257,7 +243,7 @@ def parse_filters(raw: Mapping, default: str = "") -> tuple[ReferralFilters, dic
 
     for key in ("date_from", "date_to"):
         raw_day = _text(raw, key)
-        day, problem = _parse_day(raw_day, label(key) if raw_day else "")
+        day, problem = parse_day(raw_day, label(key) if raw_day else "")
         if problem:
             errors[key] = problem
         values[key] = day
@@ -285,12 +271,7 @@ def echo_values(raw: Mapping) -> dict[str, str]:
 
 def parse_limit(raw) -> int:
     """Page size: 50 by default, at most 200; anything unusable means the default."""
-    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit() or len(raw) > 6:
-        return PAGE_SIZE
-    value = int(raw)
-    if value < 1:
-        return PAGE_SIZE
-    return min(value, MAX_LIMIT)
+    return _parse_limit(raw, PAGE_SIZE, MAX_LIMIT)
 
 
 # ------------------------------------------------------------------ cursor
@@ -659,20 +640,6 @@ def townships() -> list:
     """Townships (id, name), by name."""
     return db.session.execute(
         select(Township.id, Township.name).order_by(Township.name, Township.id)
-    ).all()
-
-
-def active_advisors() -> list:
-    """Advisors the finance office can assign to: (username, display_name, institution)."""
-    return db.session.execute(
-        select(
-            User.username,
-            User.display_name,
-            func.coalesce(Organisation.short_name, Organisation.name).label("institution"),
-        )
-        .outerjoin(Organisation, Organisation.id == User.org_id)
-        .where(User.role == "advisor", User.active.is_(True))
-        .order_by(User.display_name, User.username)
     ).all()
 
 
