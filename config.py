@@ -85,7 +85,19 @@ def _database_url() -> str:
 class Config:
     SECRET_KEY = None  # filled lazily by create_app via _secret_key()
     SQLALCHEMY_DATABASE_URI = None
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}  # completed by engine_options()
+    # Database timeouts, so that a database that is down or silent costs a request seconds and
+    # a 503, not a worker killed by gunicorn's 30 s timeout. PostgreSQL: give up connecting
+    # after DB_CONNECT_TIMEOUT s; cancel a statement after DB_STATEMENT_TIMEOUT_MS (0: never);
+    # the scheduler's jobs allow JOB_STATEMENT_TIMEOUT_MS in their own transactions; TCP
+    # keepalives drop a connection to a server that stopped answering within about
+    # DB_TCP_TIMEOUT_MS. Both: wait at most DB_POOL_TIMEOUT s for a free pooled connection.
+    # SQLite waits up to 10 s for another writer (busy_timeout, advisors/__init__.py).
+    DB_CONNECT_TIMEOUT = int(os.environ.get("DB_CONNECT_TIMEOUT", "5"))
+    DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "20000"))
+    JOB_STATEMENT_TIMEOUT_MS = int(os.environ.get("JOB_STATEMENT_TIMEOUT_MS", "1800000"))
+    DB_TCP_TIMEOUT_MS = int(os.environ.get("DB_TCP_TIMEOUT_MS", "15000"))
+    DB_POOL_TIMEOUT = int(os.environ.get("DB_POOL_TIMEOUT", "10"))
     SQLALCHEMY_RECORD_QUERIES = False
 
     # i18n
@@ -142,6 +154,11 @@ class Config:
     VISIT_EDIT_DAYS = int(os.environ.get("VISIT_EDIT_DAYS", "7"))
     # How long a firm's one-time feedback link stays valid.
     FEEDBACK_LINK_DAYS = int(os.environ.get("FEEDBACK_LINK_DAYS", "14"))
+    # Where the public reaches the app: scheme, host and any path it is published under
+    # (https://jrb.example.gov.cn/advisors). Feedback links and their QR codes are built on it:
+    # staff use the intranet address, the firm opens the link from WeChat. Unset: the address
+    # of the request that makes the link (development only; the admin home page warns).
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").strip()
     # The score below which the ranking notice names an advisor (or an institution, by its
     # average) with the gap in points.
     ASSESSMENT_TARGET_SCORE = int(os.environ.get("ASSESSMENT_TARGET_SCORE", "60"))
@@ -213,4 +230,32 @@ def resolve(config) -> dict:
         values["DEMO_DATA"] = _demo_data(production)
     if not values.get("SQLALCHEMY_DATABASE_URI"):
         values["SQLALCHEMY_DATABASE_URI"] = _database_url()
+    values["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(values)
     return values
+
+
+def engine_options(values: dict) -> dict:
+    """SQLALCHEMY_ENGINE_OPTIONS completed with the timeouts of ``values`` for its database
+    (options given explicitly win)."""
+    options = dict(values.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    url = str(values.get("SQLALCHEMY_DATABASE_URI") or "")
+    if url.startswith("postgresql"):
+        tcp_ms = int(values.get("DB_TCP_TIMEOUT_MS", 15000))
+        connect_args = {
+            "connect_timeout": max(int(values.get("DB_CONNECT_TIMEOUT", 5)), 2),
+            # Probe an idle connection after a third of the TCP timeout, then every sixth;
+            # unanswered probes or unacknowledged data drop it after the TCP timeout.
+            "keepalives": 1,
+            "keepalives_idle": max(tcp_ms // 3000, 1),
+            "keepalives_interval": max(tcp_ms // 6000, 1),
+            "keepalives_count": 3,
+            "tcp_user_timeout": tcp_ms,
+        }
+        statement_ms = int(values.get("DB_STATEMENT_TIMEOUT_MS", 0))
+        if statement_ms > 0:
+            connect_args["options"] = f"-c statement_timeout={statement_ms}"
+        options["connect_args"] = {**connect_args, **options.get("connect_args", {})}
+        options.setdefault("pool_timeout", int(values.get("DB_POOL_TIMEOUT", 10)))
+    elif url.startswith("sqlite") and url not in ("sqlite://", "sqlite:///:memory:"):
+        options.setdefault("pool_timeout", int(values.get("DB_POOL_TIMEOUT", 10)))
+    return options

@@ -160,15 +160,21 @@ def _assessment_line(assessment) -> str:
     number = db.session.scalar(
         select(RubricVersion.number).where(RubricVersion.id == assessment.rubric_id)
     )
-    return "\t".join(
-        [
-            assessment.period,
-            assessment.status,
-            f"advisors={advisors}",
-            f"rubric=v{number}",
-            f"compile_count={assessment.compile_count}",
-        ]
-    )
+    from .services.assessments import compiled_in_progress
+
+    fields = [
+        assessment.period,
+        assessment.status,
+        f"advisors={advisors}",
+        f"rubric=v{number}",
+        f"compile_count={assessment.compile_count}",
+    ]
+    if assessment.notice_number:
+        fields.append(f"document={assessment.notice_number}")
+    if compiled_in_progress(assessment):
+        # The current, unfinished period: the figures change until it ends.
+        fields.append(f"in_progress=until {assessment.ends_on.isoformat()}")
+    return "\t".join(fields)
 
 
 @assessments_cli.command("compile")
@@ -185,8 +191,14 @@ def assessments_compile(period):
 @assessments_cli.command("publish")
 @click.argument("period")
 @click.option("--by", "username", default=None, help="The finance-office user publishing it.")
+@click.option(
+    "--doc-number",
+    "doc_number",
+    default=None,
+    help="The notice's number in the year (文号) from the register; default: the next one.",
+)
 @cli_command
-def assessments_publish(period, username):
+def assessments_publish(period, username, doc_number):
     """Publish the draft of PERIOD (notifies the advisors and liaisons); one summary line."""
     from flask_babel import gettext as _
 
@@ -198,7 +210,14 @@ def assessments_publish(period, username):
         actor = find_user(username)
         if actor is None:
             raise DomainError(_("No user named %(u)s.", u=username))
-    assessment = publish(actor, period)
+    from flask import current_app
+
+    assessment = publish(
+        actor,
+        period,
+        doc_number=doc_number,
+        doc_prefix=current_app.config.get("NOTICE_DOC_PREFIX", ""),
+    )
     click.echo(_assessment_line(assessment))
 
 

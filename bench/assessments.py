@@ -756,6 +756,9 @@ def _kept_city(url: str, sizes: Sizes) -> dict | None:
 # expert would write them by hand. ``advisor_id + 0`` makes the cases a plain scan grouped in
 # memory (SQLite's planner would otherwise walk the (advisor_id, status) index with a table
 # lookup per row) — coverage is cumulative, so every case assigned by the period's end is read.
+# Satisfaction counts each case once (the default rubric's rule, firm_first): the firm's latest
+# rating of a case in the month, else the bureau's rating of a case closed in the month that the
+# firm has not rated by the month's end; summed in halves (the "average" rule needs them).
 FLOOR = {
     "visits": """
         SELECT v.advisor_id, count(*),
@@ -777,10 +780,16 @@ FLOOR = {
             sum(CASE WHEN r.first_contact_due >= :first AND r.first_contact_due <= :last
                       AND r.first_contact_on <= r.first_contact_due THEN 1 ELSE 0 END),
             sum(CASE WHEN r.closed_at >= :start AND r.closed_at < :end
-                      AND r.satisfaction IS NOT NULL THEN r.satisfaction ELSE 0 END),
+                      AND r.satisfaction IS NOT NULL AND fc.rid IS NULL
+                 THEN 2 * r.satisfaction ELSE 0 END),
             sum(CASE WHEN r.closed_at >= :start AND r.closed_at < :end
-                      AND r.satisfaction IS NOT NULL THEN 1 ELSE 0 END)
+                      AND r.satisfaction IS NOT NULL AND fc.rid IS NULL THEN 1 ELSE 0 END)
         FROM referral r
+        LEFT JOIN (SELECT b.referral_id AS rid, b.advisor_id AS aid
+                   FROM feedback_link b
+                   WHERE b.used_at < :end AND b.rating IS NOT NULL AND b.advisor_id IS NOT NULL
+                   GROUP BY b.referral_id, b.advisor_id) AS fc
+               ON fc.rid = r.id AND fc.aid = r.advisor_id
         WHERE r.advisor_id IS NOT NULL AND r.assigned_at < :end
           AND r.status NOT IN ('rejected', 'withdrawn')
         GROUP BY r.advisor_id + 0""",
@@ -796,17 +805,52 @@ FLOOR = {
         WHERE k.reported_at >= :start AND k.reported_at < :end
         GROUP BY k.reporter_id""",
     "ratings": """
-        SELECT b.advisor_id, sum(b.rating), count(b.rating)
-        FROM feedback_link b
-        WHERE b.used_at >= :start AND b.used_at < :end AND b.rating IS NOT NULL
-          AND b.advisor_id IS NOT NULL
-        GROUP BY b.advisor_id""",
+        SELECT t.advisor_id, sum(2 * t.rating), count(*)
+        FROM (SELECT b.advisor_id, b.rating,
+                     row_number() OVER (PARTITION BY b.advisor_id, b.referral_id
+                                        ORDER BY b.used_at DESC, b.id DESC) AS n
+              FROM feedback_link b
+              WHERE b.used_at >= :start AND b.used_at < :end AND b.rating IS NOT NULL
+                AND b.advisor_id IS NOT NULL) AS t
+        WHERE t.n = 1
+        GROUP BY t.advisor_id""",
+}
+
+# SQLite evaluates a CASE lazily: the firm's rating of a case closed with a rating in the month
+# is looked up for just those cases (the index on feedback_link.referral_id), cheaper there
+# than joining every case to the firm's ratings; PostgreSQL would cost that look-up per row of
+# the scan and turn JIT compilation on, so it takes the join above.
+_RATED = "r.closed_at >= :start AND r.closed_at < :end AND r.satisfaction IS NOT NULL"
+_FIRM_RATED = """EXISTS (SELECT 1 FROM feedback_link b
+                         WHERE b.referral_id = r.id AND b.advisor_id = r.advisor_id
+                           AND b.used_at < :end AND b.rating IS NOT NULL)"""
+FLOOR_SQLITE = {
+    "referrals": f"""
+        SELECT r.advisor_id + 0, count(*),
+            sum(CASE WHEN r.first_contact_on <= :last THEN 1 ELSE 0 END),
+            sum(CASE WHEN r.first_contact_due >= :first AND r.first_contact_due <= :last
+                     THEN 1 ELSE 0 END),
+            sum(CASE WHEN r.first_contact_due >= :first AND r.first_contact_due <= :last
+                      AND r.first_contact_on <= r.first_contact_due THEN 1 ELSE 0 END),
+            sum(CASE WHEN {_RATED}
+                     THEN CASE WHEN {_FIRM_RATED} THEN 0 ELSE 2 * r.satisfaction END
+                     ELSE 0 END),
+            sum(CASE WHEN {_RATED} THEN CASE WHEN {_FIRM_RATED} THEN 0 ELSE 1 END ELSE 0 END)
+        FROM referral r
+        WHERE r.advisor_id IS NOT NULL AND r.assigned_at < :end
+          AND r.status NOT IN ('rejected', 'withdrawn')
+        GROUP BY r.advisor_id + 0""",  # noqa: S608 (our own fragments)
 }
 
 
 def _floor_statements():
+    from models import db
+
     out = {}
+    sqlite = db.session.get_bind().dialect.name == "sqlite"
     for name, sql in FLOOR.items():
+        if sqlite:
+            sql = FLOOR_SQLITE.get(name, sql)
         stmt = text(sql)
         binds = []
         for key in ("first", "last"):
@@ -848,16 +892,16 @@ def floor_raws(result: dict[str, list]) -> dict[int, dict[str, int | None]]:
     for aid, n, roles, policy, info, on_time in result["visits"]:
         sums[aid].update(visits=n, roles=roles or 0, policy=policy or 0, info=info or 0)
         sums[aid]["on_time"] = on_time or 0
-    for aid, cases, covered, due, met, sat_sum, sat_n in result["referrals"]:
+    for aid, cases, covered, due, met, sat_halves, sat_n in result["referrals"]:
         sums[aid].update(cases=cases, covered=covered or 0, due=due or 0, met=met or 0)
-        sums[aid]["rating_sum"] += sat_sum or 0
+        sums[aid]["rating_halves"] += sat_halves or 0
         sums[aid]["ratings"] += sat_n or 0
     for aid, firms, amount, first_loans in result["financing"]:
         sums[aid].update(firms=firms, amount=amount or 0, first_loans=first_loans or 0)
     for aid, n in result["risk reports"]:
         sums[aid]["risks"] = n
-    for aid, total, n in result["ratings"]:
-        sums[aid]["rating_sum"] += total or 0
+    for aid, halves, n in result["ratings"]:
+        sums[aid]["rating_halves"] += halves or 0
         sums[aid]["ratings"] += n
     million = 1_000_000
     return {
@@ -870,7 +914,7 @@ def floor_raws(result: dict[str, list]) -> dict[int, dict[str, int | None]]:
             "amount_disbursed": int(w["amount"]),
             "first_loans": w["first_loans"] * million,
             "info_reports": (w["info"] + w["risks"]) * million,
-            "satisfaction": _share(w["rating_sum"], w["ratings"]),
+            "satisfaction": _share(w["rating_halves"], 2 * w["ratings"]),
             "logs_on_time": _share(w["on_time"], w["visits"]),
         }
         for aid, w in sums.items()

@@ -52,6 +52,12 @@ class Assessment(db.Model):
     published_at = db.Column(UTCDateTime)
     published_by_id = db.Column(db.ForeignKey("user_account.id"))
     version = db.Column(db.Integer, nullable=False, default=1)
+    # The notice's document number (文号), given on publishing and kept: the year it was issued
+    # in, its number in that year (unique per year) and the full text as issued
+    # ("江金办〔2026〕12号"; the prefix as configured then).
+    notice_year = db.Column(db.Integer)
+    notice_seq = db.Column(db.Integer)
+    notice_number = db.Column(db.String(60))
 
     rubric = db.relationship("RubricVersion", lazy="raise_on_sql")
 
@@ -60,6 +66,7 @@ class Assessment(db.Model):
         db.CheckConstraint("kind IN ('month', 'quarter', 'year')", name="kind"),
         db.CheckConstraint("status IN ('draft', 'published')", name="status"),
         db.Index("ix_assessment_kind_starts", "kind", "starts_on"),
+        db.Index("uq_assessment_notice_number", "notice_year", "notice_seq", unique=True),
     )
 
 
@@ -116,7 +123,9 @@ class AssessmentInstitution(db.Model):
 
 
 class AssessmentAdjustment(db.Model):
-    """A finance-office adjustment to an advisor's score, with its required reason."""
+    """A finance-office adjustment to an advisor's score, with its required reason. While the
+    period is a draft it may be withdrawn (kept, with who withdrew it and when; a withdrawn
+    adjustment no longer counts)."""
 
     __tablename__ = "assessment_adjustment"
     __audited__ = True
@@ -130,6 +139,8 @@ class AssessmentAdjustment(db.Model):
     reason = db.Column(db.String(500), nullable=False)
     created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
     created_by_id = db.Column(db.ForeignKey("user_account.id"), nullable=False)
+    withdrawn_at = db.Column(UTCDateTime)
+    withdrawn_by_id = db.Column(db.ForeignKey("user_account.id"))
 
 
 class AssessmentComment(db.Model):

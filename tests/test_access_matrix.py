@@ -162,6 +162,7 @@ def _work_records(users, referral_id) -> dict:
         "period": "2026-10",
         "job_id": "housekeeping",
         "rubric_id": 1,
+        "adjustment_id": 1,
     }
 
 

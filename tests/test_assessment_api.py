@@ -49,17 +49,23 @@ def test_compile_via_api_returns_the_contract_shape(client, world):
     assert body["period"] == "2026-07" and body["status"] == "draft"
     assert body["rubric_version"] == 1 and body["compile_count"] == 1
     assert body["compiled_at"].endswith("+08:00")
-    assert [row["advisor"] for row in body["rows"]] == ["adv_a1", "adv_a2", "adv_gone", "adv_a3"]
+    # a2 leads: first contact and satisfaction have no data and do not apply (their weight is
+    # spread over the other metrics), where they used to score 0.
+    assert [row["advisor"] for row in body["rows"]] == ["adv_a2", "adv_a1", "adv_gone", "adv_a3"]
+    assert body["in_progress"] is False and body["document_number"] is None
     top = body["rows"][0]
-    assert {"advisor", "institution", "score", "rank", "institution_rank", "metrics"} <= set(top)
-    assert top["institution"] == "ABC" and top["rank"] == 1 and top["institution_rank"] == 1
-    assert top["score"] == "48.92" and top["computed"] == "48.92" and top["adjustment"] == "0"
-    assert top["metrics"]["visit_coverage"] == "0.666667"
-    assert top["metrics"]["amount_disbursed"] == "350.75"
-    assert top["points"]["amount_disbursed"] == "5"
+    assert top["not_applicable"] == ["first_contact_on_time", "satisfaction"]
+    assert top["points"]["satisfaction"] is None and top["score"] == "52.32"
+    a1 = body["rows"][1]
+    assert {"advisor", "institution", "score", "rank", "institution_rank", "metrics"} <= set(a1)
+    assert a1["institution"] == "ABC" and a1["rank"] == 2 and a1["institution_rank"] == 2
+    assert a1["score"] == "48.92" and a1["computed"] == "48.92" and a1["adjustment"] == "0"
+    assert a1["metrics"]["visit_coverage"] == "0.666667"
+    assert a1["metrics"]["amount_disbursed"] == "350.75"
+    assert a1["points"]["amount_disbursed"] == "5" and a1["not_applicable"] == []
     assert body["rows"][3]["metrics"]["satisfaction"] is None
     assert [i["institution"] for i in body["institutions"]] == ["ABC", "ICBC"]
-    assert body["institutions"][0]["average"] == "42.78"
+    assert body["institutions"][0]["average"] == "50.62"
     again = api(client, world, "office", "POST", "/api/v1/assessments", {"period": "2026-07"})
     assert again.status_code == 200
     same = again.get_json()
@@ -108,6 +114,7 @@ def test_adjustment_via_api(client, world):
     assert r.status_code == 422 and set(r.get_json()["error"]["fields"]) == {"reason"}
     r = api(client, world, "office", "POST", url, {"advisor": "nobody", "points": 5, "reason": "x"})
     assert r.status_code == 422 and "advisor" in r.get_json()["error"]["fields"]
+    # Beyond the rubric's bound (10 points either way): refused, naming the field and the bound.
     r = api(
         client,
         world,
@@ -116,10 +123,22 @@ def test_adjustment_via_api(client, world):
         url,
         {"advisor": "adv_a3", "points": "20", "reason": "表彰"},
     )
+    assert r.status_code == 422
+    fields = r.get_json()["error"]["fields"]
+    assert set(fields) == {"points"} and "10" in fields["points"]
+    r = api(
+        client,
+        world,
+        "office",
+        "POST",
+        url,
+        {"advisor": "adv_a3", "points": "9.5", "reason": "表彰"},
+    )
     assert r.status_code == 200
     row = next(x for x in r.get_json()["rows"] if x["advisor"] == "adv_a3")
-    assert (row["score"], row["adjustment"], row["computed"], row["rank"]) == ("20", "20", "0", 3)
+    assert (row["score"], row["adjustment"], row["computed"], row["rank"]) == ("9.5", "9.5", "0", 4)
     assert row["adjustments"][0]["reason"] == "表彰"
+    assert row["adjustments"][0]["withdrawn_at"] is None
     assert api(client, world, "a1", "POST", url, {"advisor": "adv_a3"}).status_code == 403
 
 

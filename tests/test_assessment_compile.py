@@ -22,7 +22,7 @@ from advisors.audit import acting_as
 from advisors.dbutil import copy_stored, custom_plans
 from advisors.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from advisors.i18n import SHANGHAI
-from advisors.scoring import DEFAULT_RUBRIC, best_values, score_row
+from advisors.scoring import DEFAULT_RUBRIC, best_values, score_row, total
 from advisors.services import assessments as svc
 from models import (
     Assessment,
@@ -387,15 +387,18 @@ def test_points_ranks_and_institutions(world):
         stored = {k: m.points for k, m in metrics[username].items()}
         assert stored == expected, username
         assert list(stored) == [m.key for m in DEFAULT_RUBRIC.metrics]  # the rubric's order
-        assert row.computed == sum(expected.values()) and row.score == row.computed
+        assert row.computed == total(expected) and row.score == row.computed
     a1 = rows["adv_a1"]
     assert a1.computed == D("48.92")
-    assert rows["adv_a2"].computed == D("36.63")  # coverage 15 + 0.63 + 4 + 10 + 7
-    assert rows["adv_gone"].computed == D("15.63")
+    # a2 has nothing due and no rating: first contact (10) and satisfaction (20) do not apply,
+    # their 30 points spread over the other metrics (x 100/70): coverage 15 -> 21.43,
+    # visits 0.625 -> 0.89, firms financed 4 -> 5.71, amount 10 -> 14.29, logs 7 -> 10.00.
+    assert rows["adv_a2"].computed == D("52.32")
+    assert rows["adv_gone"].computed == D("22.32")  # coverage 21.43 + visits 0.89 (x 100/70)
     assert rows["adv_a3"].computed == D("0.00")
     assert {u: (r.rank, r.institution_rank) for u, r in rows.items()} == {
-        "adv_a1": (1, 1),
-        "adv_a2": (2, 2),
+        "adv_a2": (1, 1),
+        "adv_a1": (2, 2),
         "adv_gone": (3, 1),
         "adv_a3": (4, 2),
     }
@@ -408,18 +411,13 @@ def test_points_ranks_and_institutions(world):
         ).scalars()
     }
     k1, k2 = inst[world["k1"].id], inst[world["k2"].id]
-    assert (k1.advisors, k1.total, k1.average, k1.rank) == (
-        2,
-        D("85.55"),
-        D("42.78"),
-        1,
-    )  # 42.775 half up
+    assert (k1.advisors, k1.total, k1.average, k1.rank) == (2, D("101.24"), D("50.62"), 1)
     assert (k2.advisors, k2.total, k2.average, k2.rank) == (
         2,
-        D("15.63"),
-        D("7.82"),
+        D("22.32"),
+        D("11.16"),
         2,
-    )  # 7.815 half up
+    )
     assert assessment.status == "draft" and assessment.compile_count == 1
     assert assessment.kind == "month"
     assert (assessment.starts_on, assessment.ends_on) == (date(2026, 7, 1), date(2026, 7, 31))
@@ -630,8 +628,12 @@ def test_adjustment_needs_a_reason_and_valid_points(world):
 
 
 def test_adjustment_moves_score_and_ranks_and_survives_recompile(world):
-    compile_("2026-07")
     office, a3 = world["office"], world["a3"]
+    # The default rubric bounds adjustments at 10 points; this city's allows 40.
+    with acting_as(office):
+        svc.save_rubric(office, {**DEFAULT_RUBRIC.to_dict(), "adjustment_bound": "40"})
+    db.session.commit()
+    compile_("2026-07")
     with acting_as(office):
         adj = svc.add_adjustment(office, "2026-07", a3.id, "30.5", "牵头完成银企对接会")
         svc.add_adjustment(office, "2026-07", a3.id, Decimal("-0.25"), "台账补录")
@@ -640,12 +642,12 @@ def test_adjustment_moves_score_and_ranks_and_survives_recompile(world):
     rows = rows_of("2026-07")
     assert (rows["adv_a3"].adjustment, rows["adv_a3"].score) == (D("30.25"), D("30.25"))
     assert (rows["adv_a3"].rank, rows["adv_a3"].institution_rank) == (3, 1)
-    assert (rows["adv_a2"].rank, rows["adv_gone"].rank) == (2, 4)
+    assert (rows["adv_a2"].rank, rows["adv_gone"].rank) == (1, 4)
     assert rows["adv_gone"].institution_rank == 2
     k2 = db.session.execute(
         select(AssessmentInstitution).where(AssessmentInstitution.org_id == world["k2"].id)
     ).scalar_one()
-    assert (k2.total, k2.average) == (D("45.88"), D("22.94"))
+    assert (k2.total, k2.average) == (D("52.57"), D("26.29"))  # (30.25 + 22.32) / 2 half up
     audited = db.session.scalar(
         select(func.count())
         .select_from(AuditLog)
@@ -705,9 +707,9 @@ def test_the_lock_makes_a_second_compiler_wait(app, world, monkeypatch):
     locked, events, results = threading.Event(), {}, {}
     real = svc._aggregates
 
-    def spy(p):
+    def spy(p, *rule):
         events.setdefault("compiler_in", time.monotonic())
-        return real(p)
+        return real(p, *rule)
 
     monkeypatch.setattr(svc, "_aggregates", spy)
 
@@ -739,9 +741,9 @@ def test_two_compiles_at_once_produce_one_result(app, world, monkeypatch):
     barrier = threading.Barrier(2)
     spans: dict[str, list[float]] = {}
 
-    def slow(p):
+    def slow(p, *rule):
         spans[threading.current_thread().name] = [time.monotonic()]
-        result = real(p)
+        result = real(p, *rule)
         time.sleep(0.3)
         return result
 
@@ -796,8 +798,11 @@ def test_score_forms_equal_sums_once_and_scores_them_alike():
     first, second = json.loads(texts[0]), json.loads(texts[1])
     coverage = score_row(DEFAULT_RUBRIC, {"visit_coverage": D("0.666667")})["visit_coverage"]
     assert first["visit_coverage"] == second["visit_coverage"] == ["0.666667", str(coverage)]
-    assert first["satisfaction"] == [None, "0.00"]  # no rating: no data
-    assert computed[0] == sum(int(D(points).scaleb(2)) for _raw, points in first.values())
+    assert first["satisfaction"] == [None, None]  # no rating: not applicable
+    assert first["logs_on_time"] == [None, "0.00"]  # no visit logged: 0 points
+    assert computed[0] == sum(
+        int(D(points).scaleb(2)) for _raw, points in first.values() if points is not None
+    )
     assert svc._score(DEFAULT_RUBRIC, "month", []) == ([], [])
 
 
@@ -814,9 +819,9 @@ def test_aggregates_are_planned_for_their_bounds_and_the_setting_does_not_leak(w
     seen = []
     original = svc._aggregates
 
-    def spy(period):
+    def spy(period, *rule):
         seen.append(db.session.scalar(text(mode)))
-        return original(period)
+        return original(period, *rule)
 
     svc._aggregates = spy
     try:

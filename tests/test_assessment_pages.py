@@ -5,11 +5,9 @@ SVG charts as pure functions."""
 
 from __future__ import annotations
 
-import base64
 import html as html_lib
 import io
 import re
-import zlib
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
@@ -160,7 +158,7 @@ def test_draft_ranking_for_the_finance_office(client, world, login):
     page = text_of(r)
     assert 'data-status="draft"' in html
     order = re.findall(r'<tr data-advisor="([^"]+)"', html)
-    assert order == ["adv_a1", "adv_a2", "adv_gone", "adv_a3"]
+    assert order == ["adv_a2", "adv_a1", "adv_gone", "adv_a3"]  # a2: weight spread (no data)
     for testid in (
         "recompile-form",
         "publish-form",
@@ -215,7 +213,7 @@ def test_adjustment_needs_a_reason_then_shows_beside_the_score(client, world, lo
         "/assessments/2026-07/adjustments",
         {
             "advisor": str(a3.id),
-            "points": "12.5",
+            "points": "7.5",  # within the rubric's bound of 10
             "reason": "协助处置风险事件",
             "origin": "ranking",
         },
@@ -223,7 +221,7 @@ def test_adjustment_needs_a_reason_then_shows_beside_the_score(client, world, lo
     )
     assert r.status_code == 302
     adjustment = db.session.scalar(select(AssessmentAdjustment))
-    assert adjustment.points == Decimal("12.5") and adjustment.created_by_id == world["office"].id
+    assert adjustment.points == Decimal("7.5") and adjustment.created_by_id == world["office"].id
     assert db.session.scalar(
         select(func.count())
         .select_from(AuditLog)
@@ -231,8 +229,8 @@ def test_adjustment_needs_a_reason_then_shows_beside_the_score(client, world, lo
     )
     html = client.get("/assessments/2026-07").get_data(as_text=True)
     row = re.search(r'<tr data-advisor="adv_a3".*?</tr>', html, re.S).group(0)
-    assert "+12.5: 协助处置风险事件" in html_lib.unescape(row)
-    assert ">12.50<" in row  # the final score: 0 computed + 12.5
+    assert "+7.5: 协助处置风险事件" in html_lib.unescape(row)
+    assert ">7.50<" in row  # the final score: 0 computed + 7.5
 
 
 def test_adjustment_from_the_drill_down_returns_there(client, world, login):
@@ -383,7 +381,7 @@ def test_liaisons_see_their_institutions_rows(client, world, login):
     publish_("2026-07", world["office"])
     login(world["liaison"])
     html = client.get("/assessments/2026-07").get_data(as_text=True)
-    assert re.findall(r'<tr data-advisor="([^"]+)"', html) == ["adv_a1", "adv_a2"]
+    assert re.findall(r'<tr data-advisor="([^"]+)"', html) == ["adv_a2", "adv_a1"]
     assert re.findall(r'<tr data-org="([^"]+)"', html) == ["ABC"]
     assert client.get(f"/assessments/2026-07/advisors/{world['a1'].id}").status_code == 200
     assert client.get(f"/assessments/2026-07/advisors/{world['a3'].id}").status_code == 404
@@ -458,7 +456,7 @@ def test_the_advisor_sees_their_own_breakdown_and_trend(client, world, login):
 # ------------------------------------------------------------------ the notice
 def test_notice_page_names_who_is_below_target_with_the_gap(app, client, world, login):
     compile_("2026-07", world["office"])
-    adjust_("2026-07", world["office"], world["a1"], "20", "超额完成首贷任务")
+    adjust_("2026-07", world["office"], world["a2"], "8", "超额完成首贷任务")
     login(world["office"])
     r = client.get("/assessments/2026-07/notice")
     assert r.status_code == 200
@@ -468,20 +466,20 @@ def test_notice_page_names_who_is_below_target_with_the_gap(app, client, world, 
     assert 'data-testid="notice-draft"' in html
     advisors_below = re.search(r'data-testid="advisors-below".*?</table>', html, re.S).group(0)
     below = html_lib.unescape(advisors_below)
-    # a1 reaches 68.92 with the adjustment; the others are below 60, each with the gap.
-    assert "顾问adv_a1" not in below
-    assert "顾问adv_a2" in below and "23.37" in below  # 60 - 36.63
+    # a2 reaches 60.32 with the adjustment; the others are below 60, each with the gap.
+    assert "顾问adv_a2" not in below
+    assert "顾问adv_a1" in below and "11.08" in below  # 60 - 48.92
     assert EVIL in below and "60.00" in below  # a3: 0 points
     institutions_below = html_lib.unescape(
         re.search(r'data-testid="institutions-below".*?</table>', html, re.S).group(0)
     )
-    # 农业银行 (68.92 + 36.63) / 2 = 52.78, gap 7.22; 工商银行 (15.63 + 0) / 2 = 7.82, gap 52.18
+    # 农业银行 (60.32 + 48.92) / 2 = 54.62, gap 5.38; 工商银行 (22.32 + 0) / 2 = 11.16, gap 48.84
     rows = re.findall(
         r"<tr><td>([^<]+)</td><td[^>]*>([^<]+)</td><td[^>]*>([^<]+)</td></tr>", institutions_below
     )
-    assert rows == [("工商银行江州分行", "7.82", "52.18"), ("农业银行江州分行", "52.78", "7.22")]
+    assert rows == [("工商银行江州分行", "11.16", "48.84"), ("农业银行江州分行", "54.62", "5.38")]
     assert 'data-testid="institution-trend"' in html
-    assert "+20: 超额完成首贷任务" in page
+    assert "+8: 超额完成首贷任务" in page
     assert "<nav" in html  # the site's menu is there on screen; the print CSS hides it
 
     app.config["ASSESSMENT_TARGET_SCORE"] = 10
@@ -501,7 +499,8 @@ def test_notice_xlsx_has_the_rows_with_formula_escaped_names(client, world, logi
     assert r.mimetype.endswith("spreadsheetml.sheet")
     assert 'filename="notice-2026-07.xlsx"' in r.headers["Content-Disposition"]
     wb = load_workbook(io.BytesIO(r.data))
-    ranking = [list(row) for row in wb.worksheets[0].iter_rows(values_only=True)]
+    # Each sheet opens with the notice's title and its number line; the header is row 3.
+    ranking = [list(row) for row in wb.worksheets[0].iter_rows(values_only=True)][2:]
     assert ranking[0][:8] == [
         "Rank",
         "Advisor",
@@ -514,44 +513,28 @@ def test_notice_xlsx_has_the_rows_with_formula_escaped_names(client, world, logi
     ]
     assert "Visit coverage of assigned firms" in ranking[0]
     assert [row[1] for row in ranking[1:]] == [
-        "顾问adv_a1",
         "顾问adv_a2",
+        "顾问adv_a1",
         "顾问adv_gone",
         "'" + EVIL,
     ]
-    a2 = ranking[2]
-    assert a2[0] == 2 and a2[4] == -2.5 and a2[5] == "'=cmd|' /C calc'!A0 (-2.5)"
-    assert a2[6] == pytest.approx(34.13)
-    institutions = [list(row) for row in wb.worksheets[1].iter_rows(values_only=True)]
+    a2 = ranking[1]
+    assert a2[0] == 1 and a2[4] == -2.5 and a2[5] == "'=cmd|' /C calc'!A0 (-2.5)"
+    assert a2[6] == pytest.approx(49.82)  # 52.32 - 2.5
+    institutions = [list(row) for row in wb.worksheets[1].iter_rows(values_only=True)][2:]
     assert [row[1] for row in institutions[1:]] == ["农业银行江州分行", "工商银行江州分行"]
     below = [list(row) for row in wb.worksheets[2].iter_rows(values_only=True)]
     assert ["Advisor", "'" + EVIL + " (工商银行江州分行)", 0, 60] in below
-    about = dict(row for row in wb.worksheets[3].iter_rows(values_only=True))
+    about = dict(row[:2] for row in wb.worksheets[3].iter_rows(min_row=4, values_only=True))
     assert about["Period"] == "2026-07" and about["Rubric version"] == 1
 
 
 def _pdf_text(data: bytes) -> str:
-    """The text shown on the PDF's pages (reportlab's streams: ASCII85 + Flate; the CJK font's
-    strings are UCS-2, big-endian)."""
-    shown = []
-    for match in re.finditer(rb"stream\r?\n(.*?)endstream", data, re.S):
-        body = match.group(1).strip()
-        try:
-            content = zlib.decompress(base64.a85decode(body, adobe=True))
-        except ValueError:
-            continue
-        for literal in re.findall(rb"\(((?:\\.|[^\\)])*)\)\s*Tj", content, re.S):
-            raw = re.sub(
-                rb"\\([0-7]{1,3}|.)",
-                lambda m: bytes([int(m.group(1), 8)]) if m.group(1)[:1].isdigit() else m.group(1),
-                literal,
-                flags=re.S,
-            )
-            if len(raw) % 2 == 0 and (raw[:1] == b"\x00" or raw[:1] >= b"\x4e"):
-                shown.append(raw.decode("utf-16-be", errors="replace"))
-            else:
-                shown.append(raw.decode("latin-1"))
-    return "".join(shown)
+    """The text shown on the PDF's pages, as a reader extracts it (through the embedded font's
+    ToUnicode map)."""
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
 
 
 def test_notice_pdf_renders_chinese_text(client, world, login):
@@ -560,8 +543,9 @@ def test_notice_pdf_renders_chinese_text(client, world, login):
     r = client.get("/assessments/2026-07/notice.pdf")
     assert r.status_code == 200 and r.mimetype == "application/pdf"
     assert r.data.startswith(b"%PDF")
-    assert b"2026-07" in r.data  # the document's subject
-    assert b"/BaseFont /STSong-Light" in r.data and b"/Encoding /UniGB-UCS2-H" in r.data
+    assert b"2026-07" in r.data  # the document's subject (a draft has no number yet)
+    # A CJK TrueType font embedded (a subset), not a CID font the reader must have.
+    assert b"/FontFile2" in r.data and b"STSong-Light" not in r.data
     text = _pdf_text(r.data)
     assert "2026-07" in text
     assert "农业银行江州分行" in text and "顾问adv_a1" in text
@@ -579,7 +563,7 @@ def test_charts_on_the_pages_are_valid_svg(client, world, login):
     histogram = re.search(r'data-testid="score-distribution">(.*?)</figure>', html, re.S)
     root = _svg(histogram.group(1))
     counts = [r.find(f"{SVG}title").text for r in root.iter(f"{SVG}rect")]
-    # scores 48.92, 36.63, 15.63, 0
+    # scores 52.32, 48.92, 22.32, 0
     assert counts[0].endswith(": 1 advisor(s)") and counts[4].endswith(": 1 advisor(s)")
     assert counts[9].endswith(": 0 advisor(s)")
 
@@ -828,10 +812,10 @@ def test_the_ranking_comes_in_pages_with_the_whole_distribution(client, world, l
     login(world["office"])
     first = client.get("/assessments/2026-07")
     html = first.get_data(as_text=True)
-    assert re.findall(r'<tr data-advisor="([^"]+)"', html) == ["adv_a1", "adv_a2"]
+    assert re.findall(r'<tr data-advisor="([^"]+)"', html) == ["adv_a2", "adv_a1"]
     assert "Advisors 1–2 of 4" in text_of(first)
     options = re.findall(r'<option value="(\d+)"', html)
-    assert options == [str(world["a1"].id), str(world["a2"].id)]  # this page's advisors
+    assert options == [str(world["a2"].id), str(world["a1"].id)]  # this page's advisors
     next_url = html_lib.unescape(re.search(r'href="([^"]+)" data-testid="next-page"', html)[1])
     assert next_url == "/assessments/2026-07?offset=2#ranking"
     second = client.get(next_url.split("#")[0]).get_data(as_text=True)
@@ -859,7 +843,7 @@ def test_the_liaisons_distribution_counts_its_advisors_only(client, world, login
         int(r.find(f"{SVG}title").text.rsplit(": ", 1)[1].split()[0])
         for r in _svg(svg).iter(f"{SVG}rect")
     ]
-    assert counts == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]  # gone 15.63, a3 0
+    assert counts == [1, 0, 1, 0, 0, 0, 0, 0, 0, 0]  # gone 22.32, a3 0
 
 
 def test_the_printable_notice_lists_the_first_advisors_and_the_downloads_all(
@@ -878,7 +862,7 @@ def test_the_printable_notice_lists_the_first_advisors_and_the_downloads_all(
     assert EVIL in below and "顾问adv_a2" not in below  # the lowest first
     assert 'data-testid="below-more"' in html
     wb = load_workbook(io.BytesIO(client.get("/assessments/2026-07/notice.xlsx").data))
-    assert wb.worksheets[0].max_row == 5  # the header and every advisor
+    assert wb.worksheets[0].max_row == 7  # the title, its number line, the header, every advisor
 
 
 def test_an_adjustment_from_a_later_page_comes_back_to_it(client, world, login, monkeypatch):

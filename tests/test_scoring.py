@@ -617,7 +617,13 @@ def test_quarter_and_year_scale_counts_not_ratios():
 
 
 def test_score_row_with_period_kind():
-    raws = {"visits_logged": D(24), "satisfaction": D("4.5")}
+    # Coverage and first contact have data, so every metric applies (no weight is spread).
+    raws = {
+        "visits_logged": D(24),
+        "satisfaction": D("4.5"),
+        "visit_coverage": D(1),
+        "first_contact_on_time": D(1),
+    }
     month = score_row(DEFAULT_RUBRIC, raws, {}, "month")
     quarter = score_row(DEFAULT_RUBRIC, raws, {}, "quarter")
     assert month["visits_logged"] == D("10.00")

@@ -46,8 +46,18 @@ from advisors import charts
 from advisors import periods as periods_module
 from advisors.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from advisors.i18n import fmt_wan
+from advisors.params import MAX_ID, parse_id, parse_int
 from advisors.permissions import allow, allow_blueprint
-from advisors.scoring import DEFAULT_RUBRIC, METRIC_KEYS, RubricSpec, load_rubric
+from advisors.scoring import (
+    AVERAGE,
+    DEFAULT_RUBRIC,
+    FIRM_FIRST,
+    METRIC_KEYS,
+    NOT_APPLICABLE,
+    ZERO_POINTS,
+    RubricSpec,
+    load_rubric,
+)
 from advisors.scoring import rules as scoring_rules
 from advisors.services import assessments as svc
 from advisors.services import notice as notice_service
@@ -55,13 +65,13 @@ from advisors.services.referrals import today
 from advisors.xlsx import XLSX_MIMETYPE
 from models import db
 
+from ._forms import form_version
 from ._http import form_view
 
 bp = Blueprint("assessments", __name__, url_prefix="/assessments")
 allow_blueprint(bp, "admin", "finance_office", "pboc", "advisor", "liaison")
 
 OFFICE = ("admin", "finance_office", "pboc")
-MAX_ID = 2**31 - 1
 PERIOD_MAX = 16
 # The parameters each registered rule takes, as simple fields of the rubric editor.
 RULE_PARAMS = {
@@ -85,6 +95,20 @@ class ActionForm(FlaskForm):
     """Recompile / publish: the version of the assessment the page showed."""
 
     version = HiddenField()
+
+
+class PublishForm(ActionForm):
+    """Publish, with the notice's document number from the office's register (empty: the next
+    number of the year)."""
+
+    doc_number = StringField(
+        _l("Document number"),
+        render_kw={"inputmode": "numeric", "maxlength": 5, "autocomplete": "off"},
+    )
+
+
+class WithdrawForm(FlaskForm):
+    origin = HiddenField()
 
 
 class AdjustForm(FlaskForm):
@@ -117,13 +141,35 @@ class MetricRowForm(Form):
     target = StringField(_l("Target"), render_kw={"inputmode": "decimal", "maxlength": 12})
     floor = StringField(_l("Floor"), render_kw={"inputmode": "decimal", "maxlength": 12})
     tiers = StringField(_l("Tiers"), render_kw={"maxlength": 300})
+    no_data = SelectField(_l("No data"), validate_choice=False)
 
 
 class RubricForm(FlaskForm):
     metrics = FieldList(FormField(MetricRowForm), max_entries=len(METRIC_KEYS) + 5)
+    adjustment_bound = StringField(
+        _l("Adjustments: at most ± points"),
+        render_kw={"inputmode": "decimal", "maxlength": 8},
+    )
+    case_rating = SelectField(
+        _l("A case rated by the firm and by the bureau"), validate_choice=False
+    )
     note = TextAreaField(
         _l("What changed and why"), render_kw={"rows": 2, "maxlength": svc.NOTE_MAX}
     )
+
+
+def no_data_labels() -> dict[str, str]:
+    return {
+        NOT_APPLICABLE: _("Not applicable (weight spread over the others)"),
+        ZERO_POINTS: _("0 points"),
+    }
+
+
+def case_rating_labels() -> dict[str, str]:
+    return {
+        FIRM_FIRST: _("Counts once: the firm's own rating, else the bureau's"),
+        AVERAGE: _("Counts once: the average of the firm's and the bureau's ratings"),
+    }
 
 
 # ------------------------------------------------------------------ helpers
@@ -145,14 +191,6 @@ def _error_pages(view):
 
 def _me():
     return current_user._get_current_object()
-
-
-def _version(raw) -> int | None:
-    try:
-        value = int(str(raw).strip())
-    except (TypeError, ValueError):
-        return 0
-    return value if 0 < value <= MAX_ID else 0
 
 
 def _period_key(period: str) -> str:
@@ -184,9 +222,7 @@ def _page_or_error(
 def _offset_arg(raw=None) -> int:
     """A ranking page's offset (the query string's unless given); 0 when it is not one."""
     raw = request.args.get("offset", "") if raw is None else raw
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 9:
-        return int(raw)
-    return 0
+    return parse_int(raw, 0, 999_999_999) or 0
 
 
 def _apply(form: FlaskForm, exc: ValidationFailed, aliases: dict[str, str] | None = None):
@@ -263,6 +299,25 @@ def _target() -> Decimal:
     return notice_service.target_score(current_app.config)
 
 
+def progress_note(view: svc.AssessmentView) -> str:
+    """The notice on a result compiled before its period ended ('' when it is final)."""
+    if not view.in_progress:
+        return ""
+    if view.period_open:
+        return _(
+            "%(period)s is not over: these figures will change until it ends on %(end)s. "
+            "Compile it again after that for the final result.",
+            period=view.period.key,
+            end=view.period.last_day.isoformat(),
+        )
+    return _(
+        "This was compiled before %(period)s ended (%(end)s): compile it again for the final "
+        "figures.",
+        period=view.period.key,
+        end=view.period.last_day.isoformat(),
+    )
+
+
 def _helpers() -> dict:
     return {
         "status_labels": status_labels(),
@@ -272,6 +327,8 @@ def _helpers() -> dict:
         "pts": _points,
         "num": charts.fmt,
         "signed": notice_service.signed,
+        "no_data_labels": no_data_labels(),
+        "case_rating_labels": case_rating_labels(),
     }
 
 
@@ -350,6 +407,7 @@ def _render_ranking(
     *,
     adjust_form: AdjustForm | None = None,
     comment_form: CommentForm | None = None,
+    publish_form: PublishForm | None = None,
     errors: list[str] | None = None,
     status: int = 200,
 ):
@@ -380,6 +438,16 @@ def _render_ranking(
             id_prefix="score-distribution",
         )
     keys = [m.key for m in view.spec.metrics]
+    na = Markup('<td class="text-muted small" title="{}">{}</td>').format(  # noqa: S704
+        _("No data: not applicable; its weight is spread over the other metrics"), _("n/a")
+    )
+
+    def cell(r, k) -> str:
+        if k not in r.metrics:
+            return "<td>—</td>"
+        points = r.metrics[k].points
+        return na if points is None else f"<td>{points:.2f}</td>"
+
     lines = [
         {
             "row": r,
@@ -389,12 +457,7 @@ def _render_ranking(
             "below": r.score < target,
             # The metric cells, joined here: figures only (formatted numbers or a dash), and
             # hundreds of cells per page are cheaper as one string than one by one in Jinja.
-            "cells": Markup(  # noqa: S704
-                "".join(
-                    f"<td>{r.metrics[k].points:.2f}</td>" if k in r.metrics else "<td>—</td>"
-                    for k in keys
-                )
-            ),
+            "cells": Markup("".join(cell(r, k) for k in keys)),  # noqa: S704
         }
         for r in view.rows
     ]
@@ -420,13 +483,19 @@ def _render_ranking(
         lines=lines,
         pager=pager,
         advisor_base=url_for("assessments.advisor", period=key, user_id=0)[:-1],
-        chosen_advisor=_advisor_id(adjust_form.advisor.data) if adjust_form else None,
+        chosen_advisor=parse_id(adjust_form.advisor.data) if adjust_form else None,
         a=a,
         metrics=view.spec.metrics,
         may_review=may_review,
         may_comment=may_comment,
         office=user.role in OFFICE,
         action_form=ActionForm(formdata=None, version=str(a.version)),
+        publish_form=publish_form
+        or PublishForm(formdata=None, version=str(a.version), doc_number=""),
+        next_doc_number=svc.next_doc_number() if may_review else None,
+        today_year=today().year,
+        doc_prefix=current_app.config.get("NOTICE_DOC_PREFIX", ""),
+        progress=progress_note(view),
         adjust_form=adjust_form if may_review else None,
         comment_form=comment_form if may_comment else None,
         action_errors=errors or [],
@@ -468,12 +537,22 @@ def recompile(period: str):
 def publish(period: str):
     page = _page_or_error(period)
     key = page.view.period.key
-    form = ActionForm()
+    form = PublishForm()
     if not form.validate():
-        return _render_ranking(page, status=422)
+        return _render_ranking(page, publish_form=form, status=422)
     try:
-        svc.publish(_me(), key, expected_version=_version(form.version.data))
+        svc.publish(
+            _me(),
+            key,
+            expected_version=form_version(form.version.data),
+            doc_number=form.doc_number.data,
+            doc_prefix=current_app.config.get("NOTICE_DOC_PREFIX", ""),
+        )
         db.session.commit()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply(form, exc)
+        return _render_ranking(_page_or_error(period), publish_form=form, status=422)
     except (Conflict, StaleDataError, IntegrityError, OperationalError) as exc:
         db.session.rollback()
         message = (
@@ -493,13 +572,6 @@ def publish(period: str):
         "success",
     )
     return redirect(url_for("assessments.ranking", period=key))
-
-
-def _advisor_id(raw) -> int | None:
-    raw = (raw or "").strip() if isinstance(raw, str) else ""
-    if raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= MAX_ID:
-        return int(raw)
-    return None
 
 
 def _back_to(period: str, origin: str, advisor_id: int | None, **forms):
@@ -526,7 +598,7 @@ def _origin(form) -> str:
 def adjust(period: str):
     key = _period_key(period)
     form = AdjustForm()
-    origin, advisor_id = _origin(form), _advisor_id(form.advisor.data)
+    origin, advisor_id = _origin(form), parse_id(form.advisor.data)
     offset = _offset_arg(form.offset.data)
     if not form.validate():
         return _back_to(period, origin, advisor_id, adjust_form=form, offset=offset)
@@ -571,6 +643,44 @@ def adjust(period: str):
     return redirect(url_for("assessments.ranking", period=key, offset=offset or None) + "#ranking")
 
 
+@bp.route("/<period>/adjustments/<int:adjustment_id>/withdraw", methods=["POST"])
+@allow("finance_office")
+@form_view
+@_error_pages
+def withdraw_adjustment(period: str, adjustment_id: int):
+    key = _period_key(period)
+    if adjustment_id > MAX_ID:
+        abort(404)
+    form = WithdrawForm()
+    origin = _origin(form)
+    if not form.validate():
+        return _back_to(period, "ranking", None, errors=[_("Your form had expired; try again.")])
+    try:
+        adjustment = svc.withdraw_adjustment(_me(), key, adjustment_id)
+        advisor_id = adjustment.advisor_id
+        db.session.commit()
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    except (Conflict, StaleDataError, IntegrityError, OperationalError) as exc:
+        db.session.rollback()
+        message = (
+            exc.message
+            if isinstance(exc, Conflict)
+            else _("The assessment was changed at the same moment; try again.")
+        )
+        return _back_to(period, "ranking", None, errors=[message], status=409)
+    except Forbidden:
+        db.session.rollback()
+        abort(403)
+    flash(_("Adjustment withdrawn; the score and the ranks were updated."), "success")
+    if origin == "advisor":
+        return redirect(
+            url_for("assessments.advisor", period=key, user_id=advisor_id) + "#adjustments"
+        )
+    return redirect(url_for("assessments.ranking", period=key) + "#ranking")
+
+
 @bp.route("/<period>/comments", methods=["POST"])
 @allow("finance_office", "pboc")
 @form_view
@@ -578,7 +688,7 @@ def adjust(period: str):
 def comment(period: str):
     key = _period_key(period)
     form = CommentForm()
-    origin, advisor_id = _origin(form), _advisor_id(form.advisor.data)
+    origin, advisor_id = _origin(form), parse_id(form.advisor.data)
     if not form.validate():
         return _back_to(period, origin, advisor_id, comment_form=form)
     try:
@@ -681,6 +791,9 @@ def _render_advisor(
         a=view.assessment,
         row=row,
         items=items,
+        progress=progress_note(view),
+        withdraw_form=WithdrawForm(formdata=None, origin="advisor") if may_review else None,
+        bound=svc.adjustment_bound(view.assessment) if may_review else None,
         comments=[c for c in view.comments if c.advisor_id == user_id],
         may_review=may_review,
         may_comment=may_comment,
@@ -705,18 +818,15 @@ def advisor(period: str, user_id: int):
 def _notice(period: str, *, whole: bool) -> notice_service.Notice:
     """The notice: ``whole`` every advisor (the downloads), else the page's bounded summary."""
     key = _period_key(period)
+    issuer = notice_service.notice_issuer(current_app.config)
     try:
         if whole:
-            return notice_service.build(_me(), key, _target())
-        return notice_service.build_summary(_me(), key, _target())
+            return notice_service.build(_me(), key, _target(), issuer=issuer)
+        return notice_service.build_summary(_me(), key, _target(), issuer=issuer)
     except (NotFound, ValidationFailed):
         abort(404)
     except Forbidden:
         abort(403)
-
-
-def notice_title(notice: notice_service.Notice) -> str:
-    return _("Financial advisors' ranking notice, %(period)s", period=notice.period)
 
 
 @bp.route("/<period>/notice")
@@ -744,7 +854,10 @@ def notice(period: str):
     return render_template(
         "assessments/notice.html",
         n=n,
-        title=notice_title(n),
+        title=n.title,
+        period_label=notice_service.period_label(n.kind, n.starts_on),
+        number_line=notice_service.number_line(n),
+        progress=notice_service.progress_text(n),
         trend_chart=trend_chart,
         **_helpers(),
     )
@@ -765,8 +878,13 @@ def notice_xlsx(period: str):
 @allow(*OFFICE)
 def notice_pdf(period: str):
     n = _notice(period, whole=True)
+    try:
+        pdf = notice_service.pdf_bytes(n, current_app.config)
+    except notice_service.NoticeFontMissing as exc:
+        current_app.logger.error("notice PDF: %s", exc.message)
+        return render_template("errors/generic.html", status=503, message=exc.message), 503
     return Response(
-        notice_service.pdf_bytes(n, notice_title(n)),
+        pdf,
         mimetype="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{n.filename}.pdf"'},
     )
@@ -812,8 +930,19 @@ def _fill(form: RubricForm, spec: RubricSpec) -> None:
                 "target": charts.fmt(params["target"]) if "target" in params else "",
                 "floor": charts.fmt(params["floor"]) if params.get("floor") is not None else "",
                 "tiers": _tiers_text(params) if "tiers" in params else "",
+                "no_data": m.no_data,
             }
         )
+    form.adjustment_bound.data = charts.fmt(spec.adjustment_bound)
+    form.case_rating.data = spec.case_rating
+
+
+def _choices(form: RubricForm) -> None:
+    """The select fields' options (set on every request: they are translated)."""
+    for entry in form.metrics.entries:
+        entry.form.rule.choices = _rule_choices()
+        entry.form.no_data.choices = list(no_data_labels().items())
+    form.case_rating.choices = list(case_rating_labels().items())
 
 
 def _parse_tiers(text: str) -> list[list[str]] | None:
@@ -860,6 +989,10 @@ def _spec_data(form: RubricForm, base: RubricSpec) -> tuple[dict, list[int], dic
                     "1:4, 2:6, 3:8."
                 )
             params["tiers"] = tiers or []
+        no_data = (f.no_data.data or "").strip()
+        if key not in svc.MAY_LACK_DATA or not no_data:
+            # Counts always have a value: the setting changes nothing; keep what it was.
+            no_data = model.no_data if model else ZERO_POINTS
         metrics.append(
             {
                 "key": key,
@@ -870,10 +1003,16 @@ def _spec_data(form: RubricForm, base: RubricSpec) -> tuple[dict, list[int], dic
                 "weight": (f.weight.data or "").strip(),
                 "cap": (f.cap.data or "").strip() or None,
                 "scales_with_period": model.scales_with_period if model else False,
+                "no_data": no_data,
             }
         )
         lines.append(n)
-    return {"metrics": metrics}, lines, errors
+    data = {
+        "metrics": metrics,
+        "adjustment_bound": (form.adjustment_bound.data or "").strip() or None,
+        "case_rating": (form.case_rating.data or "").strip() or base.case_rating,
+    }
+    return data, lines, errors
 
 
 def _apply_rubric_errors(
@@ -890,8 +1029,9 @@ def _apply_rubric_errors(
         if key == "weights":
             weights = message
             continue
-        if key == "note":
-            form.note.errors = [*form.note.errors, message]
+        if key in ("note", "adjustment_bound", "case_rating"):
+            target = getattr(form, key)
+            target.errors = [*target.errors, message]
             continue
         if parts[0] == "metrics" and len(parts) >= 3 and parts[1].isdigit():
             i = int(parts[1])
@@ -908,6 +1048,7 @@ def _apply_rubric_errors(
                     "target",
                     "floor",
                     "tiers",
+                    "no_data",
                 ):
                     target.errors = [*target.errors, message]
                 else:
@@ -945,8 +1086,7 @@ def _render_rubric(
         form = RubricForm(formdata=None)
         _fill(form, spec)
     if form is not None:
-        for entry in form.metrics.entries:
-            entry.form.rule.choices = _rule_choices()
+        _choices(form)
     labels = {m.key: m for m in DEFAULT_RUBRIC.metrics}
     labels.update({m.key: m for m in spec.metrics})
     history = notice_service.rubric_history()
@@ -960,6 +1100,7 @@ def _render_rubric(
         weights_error=weights_error,
         weight_sum=_weight_sum(form) if form is not None else None,
         metric_of=labels,
+        may_lack_data=svc.MAY_LACK_DATA,
         history=history,
         by=next((h.created_by for h in history if h.id == version.id), None),
         **_helpers(),
@@ -978,8 +1119,7 @@ def rubric():
 @_error_pages
 def save_rubric():
     form = RubricForm()
-    for entry in form.metrics.entries:
-        entry.form.rule.choices = _rule_choices()
+    _choices(form)
     if not form.validate():
         return _render_rubric(form, status=422)
     base = svc.rubric_spec(svc.current_rubric())

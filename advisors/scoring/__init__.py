@@ -5,14 +5,23 @@ each metric's raw values in SQL and scores them with these functions.
 """
 
 from .rubric import (
+    AVERAGE,
+    CASE_RATING_CHOICES,
+    DEFAULT_ADJUSTMENT_BOUND,
     DEFAULT_RUBRIC,
+    FIRM_FIRST,
     METRIC_KEYS,
+    NO_DATA_CHOICES,
+    NOT_APPLICABLE,
+    ZERO_POINTS,
     MetricSpec,
     RubricFormatError,
     RubricSpec,
+    applicable_factor,
     best_value,
     best_values,
     load_rubric,
+    not_applicable_keys,
     period_factor,
     scale_for_period,
     score_row,
@@ -32,7 +41,16 @@ from .rules import (
 )
 
 __all__ = [
+    "AVERAGE",
+    "CASE_RATING_CHOICES",
+    "DEFAULT_ADJUSTMENT_BOUND",
     "DEFAULT_RUBRIC",
+    "FIRM_FIRST",
+    "NOT_APPLICABLE",
+    "NO_DATA_CHOICES",
+    "ZERO_POINTS",
+    "applicable_factor",
+    "not_applicable_keys",
     "METRIC_KEYS",
     "MetricSpec",
     "ParamsError",

@@ -12,6 +12,21 @@ names in it, so it can always be recomputed exactly.
 
 Metric keys are stable identifiers: the compile computes each key's raw value in SQL, results
 store points per key, and translations of labels and source descriptions hang off them.
+
+Besides its metrics a rubric states three rules of fairness, versioned with it:
+
+- per metric, what *no data* means (``no_data``): a share or an average with nothing to divide
+  by (no firms assigned, nothing due, no rating) is either ``not_applicable`` — the metric is
+  left out for that advisor and its weight spread over the metrics that apply, in proportion to
+  their weights, so every advisor is still scored out of 100 — or ``zero``;
+- ``adjustment_bound``: the most points the finance office may add or take away by adjustments
+  (each one, and their sum for one advisor), 10 unless set;
+- ``case_rating``: how a case rated both by the firm (its feedback link) and by the referring
+  bureau (when it confirmed the outcome) counts for satisfaction — once either way:
+  ``firm_first`` (the firm's own rating, else the bureau's) or ``average`` (of the two).
+
+A stored version written before these settings existed reads them as the defaults above
+(:data:`DEFAULT_RUBRIC`'s ``no_data`` for each metric it knows).
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from types import MappingProxyType
 from typing import Any
 
@@ -34,6 +49,12 @@ KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 LABEL_MAX = 100
 SOURCE_MAX = 1000
 PERIOD_FACTORS = {"month": 1, "quarter": 3, "year": 12}
+NOT_APPLICABLE, ZERO_POINTS = "not_applicable", "zero"
+NO_DATA_CHOICES = (NOT_APPLICABLE, ZERO_POINTS)
+FIRM_FIRST, AVERAGE = "firm_first", "average"
+CASE_RATING_CHOICES = (FIRM_FIRST, AVERAGE)
+DEFAULT_ADJUSTMENT_BOUND = Decimal(10)
+DEFAULT_CASE_RATING = FIRM_FIRST
 
 
 def N_(message: str) -> str:  # noqa: N802 (the gettext convention)
@@ -69,6 +90,8 @@ class MetricSpec:
     drill-down. ``weight`` is the points at full achievement (the rubric's weights add up to
     100); ``cap`` the most points the metric may give (``None``: the weight; above the weight
     only if a rule can reward over-achievement, e.g. a top tier worth more than the weight).
+    ``no_data`` is what a missing raw value means: ``zero`` (0 points) or ``not_applicable``
+    (the metric is left out for that advisor, its weight spread over the others).
     """
 
     key: str
@@ -79,6 +102,7 @@ class MetricSpec:
     weight: Decimal = Decimal(0)
     cap: Decimal | None = None
     scales_with_period: bool = False
+    no_data: str = ZERO_POINTS
 
     def __post_init__(self):
         object.__setattr__(self, "weight", to_decimal(self.weight))
@@ -89,6 +113,11 @@ class MetricSpec:
     @property
     def ceiling(self) -> Decimal:
         return self.weight if self.cap is None else self.cap
+
+    @property
+    def may_not_apply(self) -> bool:
+        """True when no data leaves the metric out rather than scoring 0."""
+        return self.no_data == NOT_APPLICABLE
 
     def display_label(self) -> str:
         return gettext(self.label)
@@ -106,14 +135,18 @@ class MetricSpec:
             "weight": str(self.weight),
             "cap": None if self.cap is None else str(self.cap),
             "scales_with_period": self.scales_with_period,
+            "no_data": self.no_data,
         }
 
 
 @dataclass(frozen=True)
 class RubricSpec:
-    """The metrics of a rubric, in display order; their weights add up to :data:`TOTAL`."""
+    """The metrics of a rubric, in display order; their weights add up to :data:`TOTAL`. With
+    them the bound on adjustments and the rule for a case rated twice (see the module)."""
 
     metrics: tuple[MetricSpec, ...]
+    adjustment_bound: Decimal = DEFAULT_ADJUSTMENT_BOUND
+    case_rating: str = DEFAULT_CASE_RATING
 
     def __post_init__(self):
         object.__setattr__(self, "metrics", tuple(self.metrics))
@@ -134,7 +167,12 @@ class RubricSpec:
 
     def to_dict(self) -> dict:
         """A JSON-able dict (numbers as decimal strings)."""
-        return {"total": str(TOTAL), "metrics": [m.to_dict() for m in self.metrics]}
+        return {
+            "total": str(TOTAL),
+            "metrics": [m.to_dict() for m in self.metrics],
+            "adjustment_bound": str(self.adjustment_bound),
+            "case_rating": self.case_rating,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> RubricSpec:
@@ -152,6 +190,13 @@ class RubricSpec:
                 ok = False
             if not ok:
                 errors["total"] = _l("A rubric totals %(n)s points.", n=TOTAL)
+        bound = _number(data.get("adjustment_bound"), "adjustment_bound", errors, required=False)
+        case_rating = data.get("case_rating")
+        if case_rating is None or (isinstance(case_rating, str) and not case_rating.strip()):
+            case_rating = DEFAULT_CASE_RATING
+        elif not isinstance(case_rating, str):
+            errors["case_rating"] = _l("Enter text.")
+            case_rating = DEFAULT_CASE_RATING
         items = data.get("metrics")
         if not isinstance(items, list | tuple):
             errors["metrics"] = _l("Enter the list of metrics.")
@@ -171,6 +216,7 @@ class RubricSpec:
                 "weight",
                 "cap",
                 "scales_with_period",
+                "no_data",
             }
             for name in sorted(map(str, unknown)):
                 errors[f"{where}.{name}"] = _l("Unknown field.")
@@ -192,6 +238,12 @@ class RubricSpec:
             if not isinstance(scales, bool):
                 errors[f"{where}.scales_with_period"] = _l("Enter yes or no.")
                 scales = False
+            no_data = item.get("no_data")
+            if no_data is None or (isinstance(no_data, str) and not no_data.strip()):
+                no_data = default_no_data(texts["key"])
+            elif not isinstance(no_data, str):
+                errors[f"{where}.no_data"] = _l("Enter text.")
+                no_data = ZERO_POINTS
             if not any(k.startswith(where + ".") or k == where for k in errors):
                 metrics.append(
                     MetricSpec(
@@ -203,11 +255,25 @@ class RubricSpec:
                         weight=weight,
                         cap=cap,
                         scales_with_period=scales,
+                        no_data=no_data.strip(),
                     )
                 )
         if errors:
             raise RubricFormatError(errors)
-        return cls(tuple(metrics))
+        return cls(
+            tuple(metrics),
+            adjustment_bound=DEFAULT_ADJUSTMENT_BOUND if bound is None else bound,
+            case_rating=case_rating.strip(),
+        )
+
+
+def default_no_data(key: str) -> str:
+    """What no data means for a metric when a rubric does not say: the default rubric's setting
+    for the metrics it knows, else 0 points."""
+    for m in DEFAULT_RUBRIC.metrics:
+        if m.key == key:
+            return m.no_data
+    return ZERO_POINTS
 
 
 def _number(value: Any, where: str, errors: dict, *, required: bool) -> Decimal | None:
@@ -277,6 +343,8 @@ def validate_rubric(spec: RubricSpec, known_keys: Iterable[str] | None = None) -
         if m.cap is not None:
             if m.cap < 0:
                 errors[f"{where}.cap"] = _l("The cap must not be negative.")
+            elif m.cap > TOTAL:  # no metric gives more than the whole score
+                errors[f"{where}.cap"] = _l("The cap must be at most %(n)s.", n=TOTAL)
             elif _decimals(m.cap) > 2:
                 errors[f"{where}.cap"] = _l("At most two decimal places.")
         param_errors = rules.validate_params(m.rule, m.params)
@@ -284,6 +352,8 @@ def validate_rubric(spec: RubricSpec, known_keys: Iterable[str] | None = None) -
             errors[f"{where}.rule"] = param_errors.pop("rule")
         for name, message in param_errors.items():
             errors[f"{where}.params.{name}"] = message
+        if m.no_data not in NO_DATA_CHOICES:
+            errors[f"{where}.no_data"] = _l("Choose “not applicable” or “0 points”.")
         if m.rule == "tiers_v1" and not param_errors and f"{where}.rule" not in errors:
             top = max((points for _t, points in m.params["tiers"]), default=Decimal(0))
             if top > m.ceiling:
@@ -298,6 +368,15 @@ def validate_rubric(spec: RubricSpec, known_keys: Iterable[str] | None = None) -
             sum=total,
             total=TOTAL,
         )
+    bound = spec.adjustment_bound
+    if not isinstance(bound, Decimal) or not 0 < bound <= TOTAL:
+        errors["adjustment_bound"] = _l(
+            "The bound on adjustments is more than 0 and at most %(total)s points.", total=TOTAL
+        )
+    elif _decimals(bound) > 2:
+        errors["adjustment_bound"] = _l("At most two decimal places.")
+    if spec.case_rating not in CASE_RATING_CHOICES:
+        errors["case_rating"] = _l("Choose how a case rated by the firm and the bureau counts.")
     return errors
 
 
@@ -335,7 +414,30 @@ def scale_for_period(spec: RubricSpec, kind: str) -> RubricSpec:
     count and amount targets (metrics with ``scales_with_period``) x3 for a quarter and x12 for
     a year; shares, averages and relative metrics unchanged."""
     period_factor(kind)
-    return RubricSpec(tuple(scale_metric(m, kind) for m in spec.metrics))
+    return replace(spec, metrics=tuple(scale_metric(m, kind) for m in spec.metrics))
+
+
+def applicable_factor(spec: RubricSpec, not_applicable: Iterable[str]) -> Decimal | None:
+    """How many times each metric that applies counts when the metrics ``not_applicable`` are
+    left out: the rubric's total weight over the weight that applies (1 when all apply; None
+    when none does). Exact to 28 digits whatever the caller's decimal context."""
+    left_out = set(not_applicable)
+    if not left_out:
+        return Decimal(1)
+    whole = sum((m.weight for m in spec.metrics), Decimal(0))
+    applies = sum((m.weight for m in spec.metrics if m.key not in left_out), Decimal(0))
+    if applies <= 0:
+        return None
+    with localcontext() as dc:
+        dc.prec = 28
+        dc.rounding = ROUND_HALF_EVEN
+        return whole / applies
+
+
+def not_applicable_keys(spec: RubricSpec, raws: Mapping[str, Any]) -> list[str]:
+    """The metrics left out for an advisor with these raw values: no data (a missing key or
+    ``None``) on a metric whose rubric setting is "not applicable"."""
+    return [m.key for m in spec.metrics if m.may_not_apply and raws.get(m.key) is None]
 
 
 def score_row(
@@ -343,23 +445,33 @@ def score_row(
     raws: Mapping[str, Any],
     bests: Mapping[str, Any] | None = None,
     period_kind: str = "month",
-) -> dict[str, Decimal]:
+) -> dict[str, Decimal | None]:
     """Points per metric key for one advisor. ``raws`` holds the advisor's raw values (a missing
-    key or ``None``: no data, 0 points); ``bests`` the best raw value per key among the advisors
-    compared (for relative rules). ``period_kind`` scales the monthly targets."""
+    key or ``None``: no data — 0 points, or ``None`` when the metric's rubric setting is "not
+    applicable", its weight then spread over the metrics that apply, so the full marks are
+    still the rubric's total); ``bests`` the best raw value per key among the advisors compared
+    (for relative rules). ``period_kind`` scales the monthly targets."""
     bests = bests or {}
     scaled = scale_for_period(spec, period_kind)
-    points: dict[str, Decimal] = {}
+    left_out = set(not_applicable_keys(scaled, raws))
+    factor = applicable_factor(scaled, left_out) or Decimal(1)
+    points: dict[str, Decimal | None] = {}
     for m in scaled.metrics:
-        ctx = ScoreContext(weight=m.weight, cap=m.cap, best=bests.get(m.key))
+        if m.key in left_out:
+            points[m.key] = None
+            continue
+        ctx = ScoreContext(weight=m.weight, cap=m.cap, best=bests.get(m.key), factor=factor)
         points[m.key] = rules.get(m.rule)(raws.get(m.key), m.params, ctx)
     return points
 
 
-def total(points: Mapping[str, Decimal] | Iterable[Decimal]) -> Decimal:
-    """The total of a row's points (already at 0.01, so the sum is exact)."""
+def total(points: Mapping[str, Decimal | None] | Iterable[Decimal | None]) -> Decimal:
+    """The total of a row's points (already at 0.01, so the sum is exact); a metric that does
+    not apply (``None``) adds nothing."""
     values = points.values() if isinstance(points, Mapping) else points
-    return sum((to_decimal(v) for v in values), Decimal("0.00")).quantize(rules.CENT)
+    return sum((to_decimal(v) for v in values if v is not None), Decimal("0.00")).quantize(
+        rules.CENT
+    )
 
 
 def best_value(values: Iterable[Any]) -> Decimal:
@@ -388,6 +500,17 @@ def best_values(spec: RubricSpec, rows: Iterable[Mapping[str, Any]]) -> dict[str
 #   coverage 15 + first contact 10 + visits 10 + policy 8 + firms financed 8 + amount 10
 #   + first loans 6 + information 6 + satisfaction 20 + logs on time 7.
 # A period's raw values are computed on Asia/Shanghai dates within the period.
+#
+# What no data means, per metric. Counts and amounts always have a value (nothing done is a real
+# 0: visits logged with firms assigned, loans, reports). Shares and averages can have nothing to
+# divide by; whether that is the advisor's doing decides the setting:
+#   coverage with no firms assigned, first contact with nothing due, satisfaction with no rating
+#     — not applicable: the finance office assigns the firms and sets the clock, and the firm or
+#     the bureau decides whether to rate; none of it is the advisor's work left undone;
+#   logs on time with no visit logged — 0 points: the ledger (台账) is the advisor's to keep, and
+#     "not applicable" would reward not visiting at all over visiting and logging late.
+# An adjustment moves a score by at most 10 points either way: enough for a commendation or a
+# lapse the figures do not show, never enough to overturn the ranking the rubric gives.
 
 DEFAULT_RUBRIC = RubricSpec(
     (
@@ -404,6 +527,7 @@ DEFAULT_RUBRIC = RubricSpec(
             rule="ratio_target_v1",
             params={"target": Decimal("1"), "floor": Decimal("0.5")},
             weight=Decimal(15),
+            no_data=NOT_APPLICABLE,
         ),
         # The service-level clock (FIRST_CONTACT_WORKING_DAYS working days after assignment): a
         # 95% target leaves room for one slip in twenty; below half earns nothing.
@@ -417,6 +541,7 @@ DEFAULT_RUBRIC = RubricSpec(
             rule="ratio_target_v1",
             params={"target": Decimal("0.95"), "floor": Decimal("0.5")},
             weight=Decimal(10),
+            no_data=NOT_APPLICABLE,
         ),
         # Visits by role: a visit in two roles is two pieces of work. 16 a month is about four a
         # week for an advisor seconded part-time from a bank.
@@ -506,14 +631,16 @@ DEFAULT_RUBRIC = RubricSpec(
             key="satisfaction",
             label=N_("Firm satisfaction"),
             source=N_(
-                "Average rating (1 to 5) of the advisor's service: the ratings firms gave "
-                "through feedback links answered in the period, and the satisfaction the "
-                "referring bureau confirmed when it closed one of the advisor's cases in the "
-                "period."
+                "Average rating (1 to 5) of the advisor's service, one rating per case: the "
+                "rating the firm gave through a feedback link answered in the period, or the "
+                "satisfaction the referring bureau confirmed when it closed the case in the "
+                "period; a case rated by both counts once, as the rubric's rule for such cases "
+                "says."
             ),
             rule="target_v1",
             params={"target": Decimal("4.5"), "floor": Decimal(3)},
             weight=Decimal(20),
+            no_data=NOT_APPLICABLE,
         ),
         # Logs filed on time (台账上报): a visit is logged no later than 3 days after it took
         # place. A share: full points at 100%, nothing at or below 60%.
@@ -527,8 +654,11 @@ DEFAULT_RUBRIC = RubricSpec(
             rule="ratio_target_v1",
             params={"target": Decimal("1"), "floor": Decimal("0.6")},
             weight=Decimal(7),
+            no_data=ZERO_POINTS,
         ),
-    )
+    ),
+    adjustment_bound=DEFAULT_ADJUSTMENT_BOUND,
+    case_rating=FIRM_FIRST,
 )
 
 # The metrics the compilation knows how to compute (a rubric may use any subset).

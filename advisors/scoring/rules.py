@@ -91,11 +91,18 @@ def to_decimal(value: Any) -> Decimal:
 class ScoreContext:
     """What a rule may know beyond the raw value: the metric's weight (points at full
     achievement), its cap (the most points it can give; ``None`` = the weight) and ``best``, the
-    best raw value among the advisors compared (for relative rules; ``None`` = unknown)."""
+    best raw value among the advisors compared (for relative rules; ``None`` = unknown).
+
+    ``factor`` multiplies the points after the rule (and the cap) gave them, before rounding:
+    when a metric does not apply to an advisor (no data, and the rubric says "not applicable"),
+    its weight is spread over the metrics that do in proportion to their weights, i.e. each of
+    them counts ``total weight / weight that applies`` times (1: everything applies). The rule
+    itself never sees it, so a rule's meaning does not change."""
 
     weight: Decimal
     cap: Decimal | None = None
     best: Decimal | None = None
+    factor: Decimal = ONE
 
     def __post_init__(self):
         weight = to_decimal(self.weight)
@@ -109,6 +116,10 @@ class ScoreContext:
             object.__setattr__(self, "cap", cap)
         if self.best is not None:
             object.__setattr__(self, "best", to_decimal(self.best))
+        factor = to_decimal(self.factor)
+        if factor <= 0:
+            raise ValueError("factor must be more than 0")
+        object.__setattr__(self, "factor", factor)
 
     @property
     def ceiling(self) -> Decimal:
@@ -281,7 +292,7 @@ class Rule:
         """Each raw value's points on one metric (as calling the rule on each): the parameters
         validated once and the decimal context set once, for scoring many advisors."""
         parsed = self.parse(params)
-        compute, ceiling = self.compute, ctx.ceiling
+        compute, ceiling, factor = self.compute, ctx.ceiling, ctx.factor
         out = []
         with localcontext() as dc:
             dc.prec = 28
@@ -290,6 +301,8 @@ class Rule:
                 value = normalize_raw(raw)
                 points = compute(value, parsed, ctx) if value is not None else ZERO
                 points = min(max(points, ZERO), ceiling)
+                if factor != ONE:
+                    points *= factor
                 out.append(points.quantize(CENT, rounding=ROUND_HALF_UP))
         return out
 

@@ -20,9 +20,15 @@ functions in SQL (``UPDATE … FROM (SELECT rank() OVER …)``; on PostgreSQL th
 compile are ranked by the same window functions over their scores before one COPY writes
 them), overall, within the institution, and for the institutions by their average.
 
-A compiled period is a draft: the finance office may add adjustments (each with its reason; the
-row's score is the computed points plus their sum) and recompile; central-bank users may
-comment. Publishing freezes it: compiles, adjustments and comments are refused (409).
+A compiled period is a draft: the finance office may add adjustments (each with its reason,
+within the rubric's bound either way; the row's score is the computed points plus the sum of
+those not withdrawn), withdraw them (kept and audited) and recompile; central-bank users may
+comment. Publishing freezes it — compiles, adjustments, withdrawals and comments are refused
+(409) — and gives the notice its document number (文号). A metric with no data counts as the
+rubric says (:mod:`advisors.scoring.rubric`): not applicable (stored as ``[null, null]``, its
+weight spread over the advisor's other metrics) or 0 points; satisfaction counts one rating
+per case (:func:`_rating_parts`). A period compiled before it ended says so
+(:func:`compiled_in_progress`).
 
 Who sees what (:func:`get_view`, :func:`breakdown`, :func:`periods`): the finance office, the
 central bank and admins every period, drafts too; an advisor only their own row of a published
@@ -40,6 +46,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from operator import attrgetter
 from typing import Any, NamedTuple
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import (
     BigInteger,
@@ -53,6 +60,7 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
+    or_,
     select,
     text,
     true,
@@ -84,14 +92,17 @@ from models import (
 
 from .. import periods as periods_module
 from ..audit import record_bulk
-from ..dbutil import chunks, copy_stored, custom_plans, is_postgresql
+from ..dbutil import among, chunks, copy_stored, custom_plans, is_postgresql
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..i18n import SHANGHAI
 from ..permissions import scoped
 from ..scoring import rules
 from ..scoring.rubric import (
+    AVERAGE,
     DEFAULT_RUBRIC,
+    FIRM_FIRST,
     RubricSpec,
+    applicable_factor,
     best_value,
     load_rubric,
     scale_for_period,
@@ -108,6 +119,7 @@ NOT_WORK_STATUSES = ("rejected", "withdrawn")
 RAW_QUANTUM = Decimal("0.000001")
 _CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)  # fixed, whatever the thread's context
 CENT = Decimal("0.01")
+ONE = Decimal(1)
 MAX_ADJUSTMENT = Decimal(100)
 REASON_MAX = 500
 COMMENT_MAX = 2000
@@ -287,8 +299,8 @@ class _Work:
     amount_fen: int = 0  # the amount disbursed in 分 (0.000001 万元), as ``Money`` stores it
     first_loans: int = 0
     risk_reports: int = 0
-    rating_sum: int = 0
-    ratings: int = 0
+    rating_halves: int = 0  # the rated cases' ratings summed in halves (an average of two: .5)
+    ratings: int = 0  # rated cases, each once
 
 
 def _rows(stmt):
@@ -298,12 +310,15 @@ def _rows(stmt):
     return db.session.connection().execute(stmt)
 
 
-def _aggregates(period: periods_module.Period) -> list[tuple[int, int | None, _Work]]:
+def _aggregates(
+    period: periods_module.Period, case_rating: str = FIRM_FIRST
+) -> list[tuple[int, int | None, _Work]]:
     """The advisors assessed — every active advisor, and any advisor (now inactive) with work
     in the period —, ordered by id: (advisor id, institution id, the sums every metric is
     formed from). One statement: the advisors, each joined to one grouped aggregate per source
     table (visits, cases, financing, risk reports, ratings), so Python reads one row per
-    advisor."""
+    advisor. ``case_rating`` is the rubric's rule for a case rated both by the firm and by the
+    bureau (:func:`_rating_parts`)."""
     first, last = period.first_day, period.last_day
     start, end = period.utc_bounds()
 
@@ -339,11 +354,7 @@ def _aggregates(period: periods_module.Period) -> list[tuple[int, int | None, _W
     # in SQLite, which could then not index it to join it to the advisors.
     advisor = cast(Referral.advisor_id + _ZERO, Integer).label("aid")
     due = and_(Referral.first_contact_due >= first, Referral.first_contact_due <= last)
-    rated = and_(
-        Referral.closed_at >= start,
-        Referral.closed_at < end,
-        Referral.satisfaction.is_not(None),
-    )
+    bureau_halves, bureau_rated, firm_of_case, ratings = _rating_parts(period, case_rating)
     cases = (
         select(
             advisor,
@@ -353,8 +364,16 @@ def _aggregates(period: periods_module.Period) -> list[tuple[int, int | None, _W
             func.sum(
                 _flag(and_(due, Referral.first_contact_on <= Referral.first_contact_due))
             ).label("met"),
-            func.sum(case((rated, Referral.satisfaction), else_=_ZERO)).label("rating_sum"),
-            func.sum(_flag(rated)).label("ratings"),
+            func.sum(bureau_halves).label("rating_halves"),
+            func.sum(bureau_rated).label("ratings"),
+        )
+        .select_from(
+            Referral
+            if firm_of_case is None
+            else Referral.__table__.outerjoin(
+                firm_of_case,
+                and_(firm_of_case.c.rid == Referral.id, firm_of_case.c.aid == Referral.advisor_id),
+            )
         )
         .where(
             Referral.advisor_id.is_not(None),
@@ -387,33 +406,16 @@ def _aggregates(period: periods_module.Period) -> list[tuple[int, int | None, _W
         .subquery("k")
     )
 
-    # Ratings the firms gave through feedback links answered in the period.
-    ratings = (
-        select(
-            FeedbackLink.advisor_id.label("aid"),
-            func.sum(FeedbackLink.rating).label("total"),
-            func.count(FeedbackLink.rating).label("n"),
-        )
-        .where(
-            FeedbackLink.used_at >= start,
-            FeedbackLink.used_at < end,
-            FeedbackLink.rating.is_not(None),
-            FeedbackLink.advisor_id.is_not(None),
-        )
-        .group_by(FeedbackLink.advisor_id)
-        .subquery("b")
-    )
-
     stmt = (
         select(
             User.id,
             User.org_id,
             User.active,
             *(visits.c[k] for k in ("n", "by_role", "policy", "info", "on_time")),
-            *(cases.c[k] for k in ("n", "covered", "due", "met", "rating_sum", "ratings")),
+            *(cases.c[k] for k in ("n", "covered", "due", "met", "rating_halves", "ratings")),
             *(financing.c[k] for k in ("firms", "fen", "first_loans")),
             risks.c.n,
-            ratings.c.total,
+            ratings.c.halves,
             ratings.c.n,
         )
         .outerjoin(visits, visits.c.aid == User.id)
@@ -438,13 +440,13 @@ def _aggregates(period: periods_module.Period) -> list[tuple[int, int | None, _W
         covered,
         n_due,
         met,
-        case_rating_sum,
+        case_rating_halves,
         case_ratings,
         firms,
         fen,
         first_loans,
         n_risks,
-        link_rating_sum,
+        link_rating_halves,
         link_ratings,
     ) in _rows(stmt):
         # Work in the period (beyond cumulative coverage) keeps an advisor who has left.
@@ -471,11 +473,150 @@ def _aggregates(period: periods_module.Period) -> list[tuple[int, int | None, _W
             amount_fen=int(fen or 0),
             first_loans=first_loans or 0,
             risk_reports=n_risks or 0,
-            rating_sum=(case_rating_sum or 0) + (link_rating_sum or 0),
+            rating_halves=int(case_rating_halves or 0) + int(link_rating_halves or 0),
             ratings=(case_ratings or 0) + (link_ratings or 0),
         )
         out.append((aid, org_id, work))
     return out
+
+
+def _rating_parts(period: periods_module.Period, case_rating: str):
+    """Satisfaction, one rating per case (a case: a referral and the advisor rated). Its inputs
+    are the firm's ratings (feedback links, ``advisor_id`` the advisor whose service is rated)
+    and the bureau's (the satisfaction it confirmed when it closed the case; the case's
+    advisor); a case counts in the period where a rating of it was given, as it stands at the
+    period's end, and never twice in one period:
+
+    - ``firm_first``: a case the firm rated in the period counts with the firm's latest rating;
+      a case the bureau closed in the period counts with the bureau's rating unless the firm
+      has rated it by the period's end (the firm's own word is preferred);
+    - ``average``: the average of the firm's latest rating and the bureau's, as far as each
+      exists by the period's end; the case counts in the period where the firm rated it, or
+      where the bureau closed it if the firm did not rate it in that period.
+
+    Returns (the bureau's part of a case row, in halves of a rating; 1 when that case counts
+    there; on PostgreSQL the firm's ratings of cases by the period's end — a subquery of
+    ``rid``, ``aid`` (and, for ``average``, the latest ``rating`` and its time ``at``) the case
+    rows are outer joined to —, on SQLite None; the firm's part: a subquery of advisor
+    ``aid``, ``halves`` and cases ``n``).
+
+    How the bureau's part finds the firm's rating of a case differs by database, for the same
+    result. SQLite evaluates a CASE lazily: a correlated look-up (the index on
+    ``feedback_link.referral_id``) runs for just the cases closed with a rating in the period.
+    PostgreSQL costs a subquery in a CASE as if it ran for every row of the scan, and that
+    estimate alone turns on JIT compilation (a quarter of a second); there the firm's ratings
+    are one hash join, costed as what it is."""
+    start, end = period.utc_bounds()
+    fl = FeedbackLink
+    rated = and_(
+        Referral.closed_at >= start, Referral.closed_at < end, Referral.satisfaction.is_not(None)
+    )
+    given = (fl.used_at < end, fl.rating.is_not(None), fl.advisor_id.is_not(None))
+    if not is_postgresql():
+        of_case = (fl.referral_id == Referral.id, fl.advisor_id == Referral.advisor_id, *given)
+        if case_rating == AVERAGE:
+            latest_at = select(func.max(fl.used_at)).where(*of_case).scalar_subquery()
+            latest = (
+                select(fl.rating)
+                .where(*of_case)
+                .order_by(fl.used_at.desc(), fl.id.desc())
+                .limit(1)
+                .scalar_subquery()
+            )
+            # Rated by the firm in the period: counted with the firm's ratings (below).
+            elsewhere = latest_at >= start
+            value = Referral.satisfaction + func.coalesce(latest, Referral.satisfaction)
+        else:
+            elsewhere = exists().where(*of_case)
+            value = Referral.satisfaction * 2
+        bureau_halves = case((rated, case((elsewhere, _ZERO), else_=value)), else_=_ZERO)
+        bureau_rated = case((rated, case((elsewhere, _ZERO), else_=_ONE)), else_=_ZERO)
+        return bureau_halves, bureau_rated, None, _firm_ratings(period, case_rating)
+    if case_rating == AVERAGE:
+        latest = (
+            select(
+                fl.referral_id.label("rid"),
+                fl.advisor_id.label("aid"),
+                fl.rating.label("rating"),
+                fl.used_at.label("at"),
+                func.row_number()
+                .over(
+                    partition_by=(fl.advisor_id, fl.referral_id),
+                    order_by=(fl.used_at.desc(), fl.id.desc()),
+                )
+                .label("nth"),
+            )
+            .where(*given)
+            .subquery("fl")
+        )
+        firm_of_case = (
+            select(latest.c.rid, latest.c.aid, latest.c.rating, latest.c.at)
+            .where(latest.c.nth == 1)
+            .subquery("fc")
+        )
+        # Rated by the firm in the period: counted with the firm's ratings (below).
+        bureau_counts = and_(rated, or_(firm_of_case.c.at.is_(None), firm_of_case.c.at < start))
+        value = Referral.satisfaction + func.coalesce(firm_of_case.c.rating, Referral.satisfaction)
+    else:
+        firm_of_case = (
+            select(fl.referral_id.label("rid"), fl.advisor_id.label("aid"))
+            .where(*given)
+            .group_by(fl.referral_id, fl.advisor_id)
+            .subquery("fc")
+        )
+        bureau_counts = and_(rated, firm_of_case.c.rid.is_(None))
+        value = Referral.satisfaction * 2
+    bureau_halves = case((bureau_counts, value), else_=_ZERO)
+    bureau_rated = _flag(bureau_counts)
+    return bureau_halves, bureau_rated, firm_of_case, _firm_ratings(period, case_rating)
+
+
+def _firm_ratings(period: periods_module.Period, case_rating: str):
+    """The firm's part of satisfaction (:func:`_rating_parts`): per advisor, the cases the firm
+    rated in the period, each with its latest rating (``average``: averaged with the bureau's
+    rating of the case by the period's end), as ``aid``, ``halves`` and ``n``."""
+    start, end = period.utc_bounds()
+    fl = FeedbackLink
+    ranked = (
+        select(
+            fl.advisor_id.label("aid"),
+            fl.referral_id.label("rid"),
+            fl.rating.label("rating"),
+            func.row_number()
+            .over(
+                partition_by=(fl.advisor_id, fl.referral_id),
+                order_by=(fl.used_at.desc(), fl.id.desc()),
+            )
+            .label("nth"),
+        )
+        .where(
+            fl.used_at >= start,
+            fl.used_at < end,
+            fl.rating.is_not(None),
+            fl.advisor_id.is_not(None),
+        )
+        .subquery("fr")
+    )
+    firm = select(ranked.c.aid).where(ranked.c.nth == 1)
+    if case_rating == AVERAGE:
+        bureau = aliased(Referral)
+        firm = firm.outerjoin(
+            bureau,
+            and_(
+                bureau.id == ranked.c.rid,
+                bureau.advisor_id == ranked.c.aid,
+                bureau.closed_at < end,
+                bureau.satisfaction.is_not(None),
+            ),
+        )
+        halves = ranked.c.rating + func.coalesce(bureau.satisfaction, ranked.c.rating)
+    else:
+        halves = ranked.c.rating * 2
+    return (
+        firm.add_columns(func.sum(halves).label("halves"), func.count().label("n"))
+        .group_by(ranked.c.aid)
+        .subquery("b")
+    )
 
 
 MILLION = 1_000_000  # raw values are formed in millionths (exact to 1e-6), as ``Money`` stores
@@ -500,6 +641,11 @@ def _sum(a: int, b: int) -> int:
 
 def _amount(fen: int) -> int:
     return fen  # 分 are millionths of 万元
+
+
+def _average_of_halves(halves: int, n: int) -> int | None:
+    """The average rating of ``n`` cases whose ratings add up to ``halves`` halves."""
+    return _share(halves, 2 * n)
 
 
 class _Source(NamedTuple):
@@ -529,9 +675,16 @@ _SOURCES: dict[str, _Source] = {
     "amount_disbursed": _Source(("amount_fen",), _amount),
     "first_loans": _Source(("first_loans",), _count),
     "info_reports": _Source(("info_visits", "risk_reports"), _sum),
-    "satisfaction": _Source(("rating_sum", "ratings"), _share),
+    "satisfaction": _Source(("rating_halves", "ratings"), _average_of_halves),
     "logs_on_time": _Source(("logged_on_time", "visits"), _share),
 }
+
+
+# The metrics whose raw value can be missing (a share or an average with nothing to divide by):
+# the ones for which the rubric's "what no data means" makes a difference.
+MAY_LACK_DATA = frozenset(
+    key for key, source in _SOURCES.items() if source.form in (_share, _average_of_halves)
+)
 
 
 def _decimal(millionths: int | None) -> Decimal | None:
@@ -579,7 +732,7 @@ def compile_period(period_key: str, actor: User | None = None) -> Assessment:
     assessment_id = _upsert_assessment(period, rubric, actor, existing)
 
     with custom_plans():  # planned for this period's bounds, never a generic plan
-        assessed = _aggregates(period)
+        assessed = _aggregates(period, spec.case_rating)
     computed, metrics = _score(spec, period.kind, [work for _aid, _org, work in assessed])
     # A period compiled for the first time has nothing stored yet: no adjustments, no rows.
     fresh = existing is None
@@ -662,16 +815,18 @@ def points_text(points: Decimal) -> str:
 def _score(spec: RubricSpec, kind: str, works: list[_Work]) -> tuple[list[int], list[str]]:
     """For each advisor's aggregates (in order): the computed points (in hundredths) and the
     ``metrics`` JSON text stored on the row — the rubric's rules, with the targets scaled to
-    the period and the best raw values among the advisors assessed.
+    the period and the best raw values among the advisors assessed. A metric with no data that
+    the rubric calls "not applicable" is stored as ``[null, null]`` and its weight spread over
+    the advisor's other metrics (each scaled by :func:`applicable_factor`).
 
     Advisors are many and their aggregates repeat (a month's counts are small numbers), so
     each metric's raw value is formed once per distinct set of sums it comes from (a cheaply
-    hashed key), and scored and formatted once per distinct raw value."""
+    hashed key), and scored and formatted once per distinct raw value (and, where some metric
+    does not apply to some advisors, per distinct factor)."""
     scaled = scale_for_period(spec, kind)
     if not scaled.metrics:
         return [0] * len(works), ["{}"] * len(works)
-    point_columns: list[list[int]] = []
-    text_columns: list[list[str]] = []
+    columns: list[tuple[Any, list[Any], dict[Any, int | None]]] = []
     for m in scaled.metrics:
         source = _SOURCES.get(m.key)
         if source is None:  # a metric this compilation does not compute: no data
@@ -680,32 +835,90 @@ def _score(spec: RubricSpec, kind: str, works: list[_Work]) -> tuple[list[int], 
         else:
             keys = list(map(source.key(), works))
             raw_of = {key: source.millionths(key) for key in set(keys)}
-        distinct = list(set(raw_of.values()))
-        raws = [_decimal(raw) for raw in distinct]
-        ctx = rules.ScoreContext(weight=m.weight, cap=m.cap, best=best_value(raws))
-        scored = rules.get(m.rule).score_many(raws, m.params, ctx)
+        columns.append((m, keys, raw_of))
+    factors = _factors(scaled, columns)
+
+    point_columns: list[list[int]] = []
+    text_columns: list[list[str]] = []
+    for m, keys, raw_of in columns:
         head = json.dumps(m.key) + ":["
-        cells = {}
-        for raw, points in zip(distinct, scored, strict=True):
-            shown = "null" if raw is None else f'"{millionths_text(raw)}"'
-            cells[raw] = (_hundredths(points), f'{head}{shown},"{points_text(points)}"]')
-        cell_of = {key: cells[raw] for key, raw in raw_of.items()}
-        hundredths = {key: cell[0] for key, cell in cell_of.items()}
-        members = {key: cell[1] for key, cell in cell_of.items()}
-        point_columns.append([hundredths[key] for key in keys])
-        text_columns.append([members[key] for key in keys])
+        rule = rules.get(m.rule)
+        best = best_value(_decimal(raw) for raw in set(raw_of.values()))
+        left_out = m.may_not_apply
+        if factors is None:
+            cells = _cells(rule, m, head, set(raw_of.values()), best, ONE, left_out)
+            cell_of = {key: cells[raw] for key, raw in raw_of.items()}
+            point_columns.append([cell_of[key][0] for key in keys])
+            text_columns.append([cell_of[key][1] for key in keys])
+            continue
+        by_factor: dict[Decimal, set] = {}
+        for key, factor in set(zip(keys, factors, strict=True)):
+            by_factor.setdefault(factor, set()).add(raw_of[key])
+        scored = {
+            factor: _cells(rule, m, head, raws, best, factor, left_out)
+            for factor, raws in by_factor.items()
+        }
+        pairs = [scored[f][raw_of[k]] for k, f in zip(keys, factors, strict=True)]
+        point_columns.append([cell[0] for cell in pairs])
+        text_columns.append([cell[1] for cell in pairs])
     computed = [sum(row) for row in zip(*point_columns, strict=True)]
     texts = ["{" + ",".join(row) + "}" for row in zip(*text_columns, strict=True)]
     return computed, texts
 
 
+def _cells(rule, m, head: str, raws, best: Decimal, factor: Decimal, left_out: bool) -> dict:
+    """Raw value (millionths or None) -> (points in hundredths, the metric's JSON member) for
+    one metric at one factor: a missing value of a metric that may not apply is ``null``
+    points, else the rule's points times ``factor``."""
+    raws = list(raws)
+    scorable = [raw for raw in raws if raw is not None or not left_out]
+    ctx = rules.ScoreContext(weight=m.weight, cap=m.cap, best=best, factor=factor)
+    scored = rule.score_many([_decimal(raw) for raw in scorable], m.params, ctx)
+    cells = {}
+    for raw, points in zip(scorable, scored, strict=True):
+        shown = "null" if raw is None else f'"{millionths_text(raw)}"'
+        cells[raw] = (_hundredths(points), f'{head}{shown},"{points_text(points)}"]')
+    if left_out and None in raws:
+        cells[None] = (0, f"{head}null,null]")
+    return cells
+
+
+def _factors(scaled: RubricSpec, columns) -> list[Decimal] | None:
+    """Each advisor's factor (:func:`applicable_factor`) when a metric does not apply to some
+    of them; None when every metric applies to everyone (factor 1 for all)."""
+    optional = [
+        (m.key, {key for key, raw in raw_of.items() if raw is None}, keys)
+        for m, keys, raw_of in columns
+        if m.may_not_apply and None in raw_of.values()
+    ]
+    if not optional:
+        return None
+    masks = zip(*([key in missing for key in keys] for _k, missing, keys in optional), strict=True)
+    names = [name for name, _missing, _keys in optional]
+    factor_of: dict[tuple[bool, ...], Decimal] = {}
+    out = []
+    for mask in masks:
+        factor = factor_of.get(mask)
+        if factor is None:
+            left_out = [name for name, out_ in zip(names, mask, strict=True) if out_]
+            factor = factor_of[mask] = applicable_factor(scaled, left_out) or ONE
+        out.append(factor)
+    if set(factor_of.values()) <= {ONE}:
+        return None
+    return out
+
+
 def _adjustment_sums(assessment_id: int) -> dict[int, int]:
-    """advisor id -> the sum of the advisor's adjustments, in hundredths."""
+    """advisor id -> the sum of the advisor's adjustments (those not withdrawn), in
+    hundredths."""
     return {
         aid: _hundredths(total)
         for aid, total in db.session.execute(
             select(AssessmentAdjustment.advisor_id, func.sum(AssessmentAdjustment.points))
-            .where(AssessmentAdjustment.assessment_id == assessment_id)
+            .where(
+                AssessmentAdjustment.assessment_id == assessment_id,
+                AssessmentAdjustment.withdrawn_at.is_(None),
+            )
             .group_by(AssessmentAdjustment.advisor_id)
         )
     }
@@ -949,12 +1162,25 @@ def _draft_for_change(actor: User | None, period: periods_module.Period, roles: 
     return assessment
 
 
-def publish(actor: User | None, period_key: str, expected_version: int | None = None) -> Assessment:
+def publish(
+    actor: User | None,
+    period_key: str,
+    expected_version: int | None = None,
+    doc_number: Any = None,
+    doc_prefix: str | None = None,
+) -> Assessment:
     """Publish a draft (the finance office; ``actor`` None: the command line). It is frozen from
-    then on; the advisors assessed and their institutions' liaisons are notified."""
+    then on; the advisors assessed and their institutions' liaisons are notified.
+
+    The notice gets its document number (文号) now, kept from then on: ``doc_number`` as the
+    office's register gives it (a whole number from 1, unique in the year), or — left out —
+    the next after the highest of the year's notices; the year is the year of publishing
+    (Asia/Shanghai) and the text ``{doc_prefix}〔{year}〕{number}号`` (``doc_prefix`` None: the
+    configured ``NOTICE_DOC_PREFIX``)."""
     period = parse_period(period_key)
     if actor is not None and actor.role not in COMPILER_ROLES:
         raise Forbidden(_("Only the finance office may publish assessments."))
+    seq = _doc_number(doc_number)
     _lock(period)
     assessment = _load(period)
     if assessment is None:
@@ -965,9 +1191,36 @@ def publish(actor: User | None, period_key: str, expected_version: int | None = 
         raise Conflict(
             _("The assessment was recompiled or changed since you opened it; review it again.")
         )
+    year = referral_service.today().year
+    _lock_writers(
+        "UPDATE assessment SET compile_count = compile_count WHERE id = 0", {}, NOTICE_LOCK_KEY
+    )
+    taken = db.session.execute(
+        select(Assessment.notice_seq, Assessment.period).where(Assessment.notice_year == year)
+    ).all()
+    used = dict(taken)
+    if seq is None:
+        seq = max(used, default=0) + 1
+    elif seq in used:
+        raise ValidationFailed(
+            _("Please correct the marked fields."),
+            {
+                "doc_number": _(
+                    "No. %(n)s of %(year)s is already the notice for %(period)s.",
+                    n=seq,
+                    year=year,
+                    period=used[seq],
+                )
+            },
+        )
     assessment.status = "published"
     assessment.published_at = utcnow()
     assessment.published_by_id = actor.id if actor is not None else None
+    assessment.notice_year = year
+    assessment.notice_seq = seq
+    if doc_prefix is None:
+        doc_prefix = current_app.config.get("NOTICE_DOC_PREFIX", "")
+    assessment.notice_number = notice_number_text(doc_prefix, year, seq)
     db.session.flush()
 
     people = db.session.execute(
@@ -989,6 +1242,48 @@ def publish(actor: User | None, period_key: str, expected_version: int | None = 
     return assessment
 
 
+DOC_NUMBER_MAX = 99999
+NOTICE_LOCK_KEY = 1  # the notices' numbering (period keys are 200001 and up)
+
+
+def _doc_number(raw: Any) -> int | None:
+    """A document number as given (None: the next one), or ValidationFailed on ``doc_number``."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    value = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
+        value = int(raw.strip()) if len(raw.strip()) <= 9 else None
+    if value is None or not 1 <= value <= DOC_NUMBER_MAX:
+        raise ValidationFailed(
+            _("Please correct the marked fields."),
+            {
+                "doc_number": _(
+                    "Enter the document number as a whole number from 1 to %(max)s, or leave "
+                    "it empty for the next one.",
+                    max=DOC_NUMBER_MAX,
+                )
+            },
+        )
+    return value
+
+
+def notice_number_text(prefix: str | None, year: int, seq: int) -> str:
+    """The document number as written on a notice: 江金办〔2026〕12号 (the year in the
+    hexagonal brackets 〔〕, never parentheses; no leading zeros)."""
+    return f"{(prefix or '').strip()}〔{year}〕{seq}号"
+
+
+def next_doc_number(year: int | None = None) -> int:
+    """The number the next notice published this year (Asia/Shanghai) would get."""
+    year = referral_service.today().year if year is None else year
+    highest = db.session.scalar(
+        select(func.max(Assessment.notice_seq)).where(Assessment.notice_year == year)
+    )
+    return (highest or 0) + 1
+
+
 def _points(raw: Any) -> Decimal:
     if isinstance(raw, bool) or raw is None:
         raise ValueError
@@ -1000,16 +1295,30 @@ def _points(raw: Any) -> Decimal:
     return value
 
 
+def adjustment_bound(assessment: Assessment) -> Decimal:
+    """The most points adjustments may move a score in this assessment, either way: its
+    rubric version's ``adjustment_bound``."""
+    version = db.session.get(RubricVersion, assessment.rubric_id)
+    return _spec_of(version).adjustment_bound if version is not None else MAX_ADJUSTMENT
+
+
+def _fmt_points(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
+
+
 def add_adjustment(
     actor: User, period_key: str, advisor_id: int, points: Any, reason: str | None
 ) -> AssessmentAdjustment:
     """An adjustment to one advisor's score in a draft (the finance office), with its reason:
-    ``points`` between -100 and 100, not 0, at most two decimals. The row's score and the
-    ranks follow at once."""
+    ``points`` not 0, at most two decimals, within the rubric's bound either way
+    (``adjustment_bound``, 10 by default) — and so must be the sum of the advisor's
+    adjustments with it (those not withdrawn). The row's score and the ranks follow at
+    once."""
     period = parse_period(period_key)
     if actor is None or actor.role not in COMPILER_ROLES:
         raise Forbidden(_("Only the finance office may adjust scores."))
     assessment = _draft_for_change(actor, period, COMPILER_ROLES)
+    bound = adjustment_bound(assessment)
     errors: dict[str, str] = {}
     try:
         value = _points(points)
@@ -1019,8 +1328,12 @@ def add_adjustment(
     if value is not None:
         if value == 0:
             errors["points"] = _("An adjustment of 0 points changes nothing.")
-        elif not -MAX_ADJUSTMENT <= value <= MAX_ADJUSTMENT:
-            errors["points"] = _("An adjustment is between -100 and 100 points.")
+        elif not -bound <= value <= bound:
+            errors["points"] = _(
+                "Points: an adjustment is at most %(bound)s points either way (the rubric's "
+                "bound, from -%(bound)s to +%(bound)s).",
+                bound=_fmt_points(bound),
+            )
         elif value != value.quantize(CENT):
             errors["points"] = _("At most two decimal places.")
     reason = reason.strip() if isinstance(reason, str) else ""
@@ -1039,6 +1352,27 @@ def add_adjustment(
     ).first()
     if row_exists is None:
         raise NotFound(_("This advisor is not in the assessment."))
+    before = db.session.scalar(
+        select(func.coalesce(func.sum(AssessmentAdjustment.points), 0)).where(
+            AssessmentAdjustment.assessment_id == assessment.id,
+            AssessmentAdjustment.advisor_id == advisor_id,
+            AssessmentAdjustment.withdrawn_at.is_(None),
+        )
+    )
+    after = Decimal(before or 0) + value.quantize(CENT)
+    if not -bound <= after <= bound:
+        raise ValidationFailed(
+            _("Please correct the marked fields."),
+            {
+                "points": _(
+                    "Points: the adjustments to one advisor add up to at most %(bound)s points "
+                    "either way (the rubric's bound); with this one they would come to "
+                    "%(total)s.",
+                    bound=_fmt_points(bound),
+                    total=_fmt_points(after),
+                )
+            },
+        )
     adjustment = AssessmentAdjustment(
         assessment_id=assessment.id,
         advisor_id=advisor_id,
@@ -1049,18 +1383,25 @@ def add_adjustment(
     )
     db.session.add(adjustment)
     db.session.flush()
+    _apply_adjustments(assessment.id, advisor_id)
+    return adjustment
+
+
+def _apply_adjustments(assessment_id: int, advisor_id: int) -> None:
+    """The advisor's row takes the sum of their adjustments not withdrawn; the ranks follow."""
     total = (
         select(func.coalesce(func.sum(AssessmentAdjustment.points), 0))
         .where(
-            AssessmentAdjustment.assessment_id == assessment.id,
+            AssessmentAdjustment.assessment_id == assessment_id,
             AssessmentAdjustment.advisor_id == advisor_id,
+            AssessmentAdjustment.withdrawn_at.is_(None),
         )
         .scalar_subquery()
     )
     db.session.execute(
         AssessmentRow.__table__.update()
         .where(
-            AssessmentRow.__table__.c.assessment_id == assessment.id,
+            AssessmentRow.__table__.c.assessment_id == assessment_id,
             AssessmentRow.__table__.c.advisor_id == advisor_id,
         )
         .values(
@@ -1068,7 +1409,34 @@ def add_adjustment(
             score=AssessmentRow.__table__.c.computed + total,
         )
     )
-    _rank(assessment.id)
+    _rank(assessment_id)
+
+
+def withdraw_adjustment(actor: User, period_key: str, adjustment_id: Any) -> AssessmentAdjustment:
+    """Withdraw an adjustment while the period is a draft (the finance office): it is kept,
+    marked with who withdrew it and when (audited), and no longer counts; the advisor's score
+    and the ranks follow at once. NotFound for an adjustment not in this period, Conflict once
+    the period is published or when it was already withdrawn."""
+    period = parse_period(period_key)
+    if actor is None or actor.role not in COMPILER_ROLES:
+        raise Forbidden(_("Only the finance office may withdraw adjustments."))
+    assessment = _draft_for_change(actor, period, COMPILER_ROLES)
+    adjustment = None
+    if isinstance(adjustment_id, int) and not isinstance(adjustment_id, bool):
+        adjustment = db.session.execute(
+            select(AssessmentAdjustment).where(
+                AssessmentAdjustment.id == adjustment_id,
+                AssessmentAdjustment.assessment_id == assessment.id,
+            )
+        ).scalar_one_or_none()
+    if adjustment is None:
+        raise NotFound(_("This adjustment is not in the assessment."))
+    if adjustment.withdrawn_at is not None:
+        raise Conflict(_("This adjustment was already withdrawn."))
+    adjustment.withdrawn_at = utcnow()
+    adjustment.withdrawn_by_id = actor.id
+    db.session.flush()
+    _apply_adjustments(assessment.id, adjustment.advisor_id)
     return adjustment
 
 
@@ -1127,14 +1495,21 @@ def add_comment(
 @dataclass(frozen=True)
 class MetricValue:
     raw: Decimal | None
-    points: Decimal
+    points: Decimal | None  # None: the metric did not apply (no data, "not applicable")
+
+    @property
+    def applicable(self) -> bool:
+        return self.points is not None
 
 
 def metric_values(stored: dict | None) -> dict[str, MetricValue]:
     """A row's stored ``metrics`` (:func:`_score`'s JSON, parsed: {key: [raw, points]}) as
     ``MetricValue``s. The rule of each is the metric's in the period's rubric version."""
     return {
-        key: MetricValue(raw=None if raw is None else Decimal(raw), points=Decimal(points))
+        key: MetricValue(
+            raw=None if raw is None else Decimal(raw),
+            points=None if points is None else Decimal(points),
+        )
         for key, (raw, points) in (stored or {}).items()
     }
 
@@ -1147,6 +1522,12 @@ class AdjustmentLine:
     reason: str
     created_at: datetime
     created_by: str  # display name
+    withdrawn_at: datetime | None = None
+    withdrawn_by: str | None = None  # display name
+
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
 
 
 @dataclass
@@ -1163,7 +1544,17 @@ class ViewRow:
     rank: int | None
     institution_rank: int | None
     metrics: dict[str, MetricValue] = field(default_factory=dict)
-    adjustments: list[AdjustmentLine] = field(default_factory=list)
+    adjustments: list[AdjustmentLine] = field(default_factory=list)  # withdrawn ones too
+
+    @property
+    def active_adjustments(self) -> list[AdjustmentLine]:
+        """The adjustments that count (not withdrawn)."""
+        return [a for a in self.adjustments if a.withdrawn_at is None]
+
+    @property
+    def not_applicable(self) -> list[str]:
+        """The metrics that did not apply to the advisor (no data, "not applicable")."""
+        return [key for key, m in self.metrics.items() if m.points is None]
 
 
 @dataclass(frozen=True)
@@ -1212,6 +1603,24 @@ class AssessmentView:
     def row_for(self, advisor_id: int) -> ViewRow | None:
         return next((r for r in self.rows if r.advisor_id == advisor_id), None)
 
+    @property
+    def in_progress(self) -> bool:
+        """Compiled before the period ended: the figures change until it ends and the period is
+        compiled again."""
+        return compiled_in_progress(self.assessment)
+
+    @property
+    def period_open(self) -> bool:
+        """The period has not ended yet (it contains today, Asia/Shanghai)."""
+        return referral_service.today() <= self.period.last_day
+
+
+def compiled_in_progress(assessment: Assessment) -> bool:
+    """True when the assessment was compiled on or before its period's last day (Asia/Shanghai):
+    the current, unfinished period — its figures are not final."""
+    compiled = _shanghai_day(assessment.compiled_at)
+    return compiled is not None and compiled <= assessment.ends_on
+
 
 def row_scope(actor: User, assessment: Assessment):
     """The condition on AssessmentRow for what ``actor`` may see, or an error."""
@@ -1246,7 +1655,22 @@ def period_head(
 
 
 # Built once: an alias is costly to construct, and a statement using the same one caches.
-_WRITER, _SUBJECT = aliased(User), aliased(User)
+_WRITER, _SUBJECT, _WITHDRAWER = aliased(User), aliased(User), aliased(User)
+
+
+def adjustment_line(
+    adj: AssessmentAdjustment, by: str, withdrawn_by: str | None = None
+) -> AdjustmentLine:
+    return AdjustmentLine(
+        id=adj.id,
+        advisor_id=adj.advisor_id,
+        points=adj.points,
+        reason=adj.reason,
+        created_at=adj.created_at,
+        created_by=by,
+        withdrawn_at=adj.withdrawn_at,
+        withdrawn_by=withdrawn_by,
+    )
 
 
 def view_institutions(assessment_id: int, actor: User, sees_all: bool) -> list[ViewInstitution]:
@@ -1348,10 +1772,11 @@ def get_view(actor: User, period_key: str) -> AssessmentView:
     if not sees_all and not rows:
         raise NotFound(_("The page or record was not found."))
 
-    author = aliased(User)
+    author, withdrawer = _WRITER, _WITHDRAWER
     adj_stmt = (
-        select(AssessmentAdjustment, author.display_name)
+        select(AssessmentAdjustment, author.display_name, withdrawer.display_name)
         .join(author, author.id == AssessmentAdjustment.created_by_id)
+        .outerjoin(withdrawer, withdrawer.id == AssessmentAdjustment.withdrawn_by_id)
         .where(AssessmentAdjustment.assessment_id == aid)
         .order_by(AssessmentAdjustment.created_at, AssessmentAdjustment.id)
     )
@@ -1361,19 +1786,10 @@ def get_view(actor: User, period_key: str) -> AssessmentView:
                 select(AssessmentRow.advisor_id).where(AssessmentRow.assessment_id == aid, scope)
             )
         )
-    for adj, by in db.session.execute(adj_stmt):
+    for adj, by, withdrawn_by in db.session.execute(adj_stmt):
         row = by_advisor.get(adj.advisor_id)
         if row is not None:
-            row.adjustments.append(
-                AdjustmentLine(
-                    id=adj.id,
-                    advisor_id=adj.advisor_id,
-                    points=adj.points,
-                    reason=adj.reason,
-                    created_at=adj.created_at,
-                    created_by=by,
-                )
-            )
+            row.adjustments.append(adjustment_line(adj, by, withdrawn_by))
 
     institutions = view_institutions(aid, actor, sees_all)
     comments = view_comments(aid) if sees_all else []
@@ -1439,7 +1855,10 @@ def _capped(stmt, order) -> tuple[list, int]:
 
 def breakdown(actor: User, period_key: str, advisor_id: int) -> list[dict]:
     """What produced each metric of one advisor's row: per metric ``{key, label, source, raw,
-    points, weight, cap, rule, rule_label, records, total}``; ``records`` are the visits,
+    points, applicable, no_data, weight, effective_weight, cap, rule, rule_label, records,
+    total}`` (``applicable`` False and ``points`` None: no data, and the rubric says "not
+    applicable" — its weight is spread over the others, whose ``effective_weight`` says how
+    much each then counts); ``records`` are the visits,
     cases, financing applications, risk reports and ratings that counted (each
     ``{kind, id, referral_id, date, firm, counted, value, note}``), at most 200 per metric,
     ``total`` how many there are. Same scope as :func:`get_view`; records go through the
@@ -1459,10 +1878,17 @@ def breakdown(actor: User, period_key: str, advisor_id: int) -> list[dict]:
         raise NotFound(_("The page or record was not found."))
     spec = _spec_of(rubric)
     stored = metric_values(row.metrics)
-    records = _Records(actor, period, advisor_id)
+    records = _Records(actor, period, advisor_id, spec.case_rating)
+    scaled = scale_for_period(spec, period.kind)
+    left_out = [key for key, value in stored.items() if value.points is None]
+    factor = applicable_factor(scaled, left_out)
     out = []
-    for m in scale_for_period(spec, period.kind).metrics:
+    for m in scaled.metrics:
         value = stored.get(m.key)
+        applicable = value is None or value.points is not None
+        effective = None
+        if applicable and factor is not None:
+            effective = (m.weight * factor).quantize(CENT, context=_CONTEXT)
         items, total = records.for_metric(m.key)
         try:
             rule_label = str(rules.get(m.rule).label)
@@ -1475,7 +1901,12 @@ def breakdown(actor: User, period_key: str, advisor_id: int) -> list[dict]:
                 "source": m.display_source(),
                 "raw": value.raw if value else None,
                 "points": value.points if value else None,
+                "applicable": applicable,
+                "no_data": m.no_data,
                 "weight": m.weight,
+                # The weight it counts with: the weights of metrics that do not apply are
+                # spread over those that do (the same as the weight when all apply).
+                "effective_weight": effective,
                 "cap": m.cap,
                 "rule": m.rule,
                 "rule_label": rule_label,
@@ -1490,10 +1921,17 @@ def breakdown(actor: User, period_key: str, advisor_id: int) -> list[dict]:
 class _Records:
     """The records behind one advisor's metrics in a period, through the record scopes."""
 
-    def __init__(self, actor: User, period: periods_module.Period, advisor_id: int):
+    def __init__(
+        self,
+        actor: User,
+        period: periods_module.Period,
+        advisor_id: int,
+        case_rating: str = FIRM_FIRST,
+    ):
         self.actor = actor
         self.period = period
         self.advisor_id = advisor_id
+        self.case_rating = case_rating
         self.first, self.last = period.first_day, period.last_day
         self.start, self.end = period.utc_bounds()
         self.role_labels = visit_role_labels()
@@ -1732,49 +2170,178 @@ class _Records:
 
     # --- ratings
     def _satisfaction(self):
-        stmt = scoped(
-            Referral,
-            self.actor,
-            select(
-                FeedbackLink.id,
-                FeedbackLink.referral_id,
-                FeedbackLink.used_at,
-                FeedbackLink.rating,
-                Enterprise.name.label("firm"),
+        """The ratings given in the period — the firm's (feedback links answered) and the
+        bureau's (cases closed with a satisfaction) —, each marked counted or not by the
+        rubric's rule for a case rated twice (:func:`_rating_parts`), with why."""
+        fl = FeedbackLink
+        links = db.session.execute(
+            scoped(
+                Referral,
+                self.actor,
+                select(
+                    fl.id,
+                    fl.referral_id,
+                    fl.used_at,
+                    fl.rating,
+                    Enterprise.name.label("firm"),
+                )
+                .join(Referral, Referral.id == fl.referral_id)
+                .join(Enterprise, Enterprise.id == Referral.enterprise_id),
             )
-            .join(Referral, Referral.id == FeedbackLink.referral_id)
-            .join(Enterprise, Enterprise.id == Referral.enterprise_id),
-        ).where(
-            FeedbackLink.advisor_id == self.advisor_id,
-            FeedbackLink.used_at >= self.start,
-            FeedbackLink.used_at < self.end,
-            FeedbackLink.rating.is_not(None),
+            .where(
+                fl.advisor_id == self.advisor_id,
+                fl.used_at >= self.start,
+                fl.used_at < self.end,
+                fl.rating.is_not(None),
+            )
+            .order_by(fl.used_at, fl.id)
+            .limit(RECORD_CAP + 1)
+        ).all()
+        closed = db.session.execute(
+            scoped(
+                Referral,
+                self.actor,
+                select(
+                    Referral.id,
+                    Referral.closed_at,
+                    Referral.satisfaction,
+                    Enterprise.name.label("firm"),
+                ).join(Enterprise, Enterprise.id == Referral.enterprise_id),
+            )
+            .where(
+                Referral.advisor_id == self.advisor_id,
+                Referral.closed_at >= self.start,
+                Referral.closed_at < self.end,
+                Referral.satisfaction.is_not(None),
+            )
+            .order_by(Referral.closed_at, Referral.id)
+            .limit(RECORD_CAP + 1)
+        ).all()
+        case_ids = {r.referral_id for r in links} | {r.id for r in closed}
+        # The firm's latest rating of each of these cases by the period's end, and the
+        # bureau's rating of the cases the firm rated (as it stands at the period's end).
+        firm_latest: dict[int, tuple[datetime, int, int]] = {}
+        bureau: dict[int, int] = {r.id: r.satisfaction for r in closed}
+        if case_ids:
+            for rid, link_id, at, rating in db.session.execute(
+                select(fl.referral_id, fl.id, fl.used_at, fl.rating).where(
+                    among(fl.referral_id, sorted(case_ids)),
+                    fl.advisor_id == self.advisor_id,
+                    fl.used_at < self.end,
+                    fl.rating.is_not(None),
+                )
+            ):
+                if rid not in firm_latest or (at, link_id) > firm_latest[rid][:2]:
+                    firm_latest[rid] = (at, link_id, rating)
+            for rid, satisfaction in db.session.execute(
+                select(Referral.id, Referral.satisfaction).where(
+                    among(Referral.id, sorted({r.referral_id for r in links})),
+                    Referral.advisor_id == self.advisor_id,
+                    Referral.closed_at < self.end,
+                    Referral.satisfaction.is_not(None),
+                )
+            ):
+                bureau[rid] = satisfaction
+        average = self.case_rating == AVERAGE
+
+        def half(value: Decimal) -> str:
+            return format(value.normalize(), "f")
+
+        records = []
+        for r in links:
+            latest = firm_latest.get(r.referral_id)
+            counted = latest is not None and latest[1] == r.id
+            if not counted:
+                note = _("Not counted: a later rating of the same case by the firm counts.")
+            elif average and r.referral_id in bureau:
+                b = bureau[r.referral_id]
+                note = _(
+                    "Rated by the firm; averaged with the bureau's %(bureau)s: the case counts "
+                    "%(value)s.",
+                    bureau=b,
+                    value=half(Decimal(r.rating + b) / 2),
+                )
+            else:
+                note = _("Rated by the firm through a feedback link")
+            records.append(
+                {
+                    "kind": "rating",
+                    "id": r.id,
+                    "referral_id": r.referral_id,
+                    "date": _shanghai_day(r.used_at),
+                    "firm": r.firm,
+                    "counted": counted,
+                    "value": r.rating,
+                    "note": note,
+                }
+            )
+        for r in closed:
+            latest = firm_latest.get(r.id)
+            firm_in_period = latest is not None and latest[0] >= self.start
+            if latest is None:
+                counted = True
+                note = _("Confirmed by the referring bureau when it closed the case")
+            elif average and not firm_in_period:
+                counted = True
+                note = _(
+                    "Confirmed by the bureau; averaged with the firm's %(firm)s of %(day)s: the "
+                    "case counts %(value)s.",
+                    firm=latest[2],
+                    day=_shanghai_day(latest[0]).isoformat(),
+                    value=half(Decimal(r.satisfaction + latest[2]) / 2),
+                )
+            elif average:
+                counted = False
+                note = _("Counted with the firm's rating of the same case (averaged).")
+            else:
+                counted = False
+                note = _(
+                    "Not counted: the firm rated this case itself (%(firm)s on %(day)s), and "
+                    "the firm's own rating counts.",
+                    firm=latest[2],
+                    day=_shanghai_day(latest[0]).isoformat(),
+                )
+            records.append(
+                {
+                    "kind": "referral",
+                    "id": r.id,
+                    "referral_id": r.id,
+                    "date": _shanghai_day(r.closed_at),
+                    "firm": r.firm,
+                    "counted": counted,
+                    "value": r.satisfaction,
+                    "note": note,
+                }
+            )
+        merged = sorted(records, key=lambda x: (x["date"], x["kind"], x["id"]))
+        total = len(merged)
+        if len(links) > RECORD_CAP or len(closed) > RECORD_CAP:
+            total = self._rating_total()
+        return merged[:RECORD_CAP], total
+
+    def _rating_total(self) -> int:
+        fl = FeedbackLink
+        n_links = db.session.scalar(
+            scoped(
+                Referral,
+                self.actor,
+                select(func.count()).select_from(fl).join(Referral, Referral.id == fl.referral_id),
+            ).where(
+                fl.advisor_id == self.advisor_id,
+                fl.used_at >= self.start,
+                fl.used_at < self.end,
+                fl.rating.is_not(None),
+            )
         )
-        rows, n_links = _capped(stmt, (FeedbackLink.used_at, FeedbackLink.id))
-        links = [
-            {
-                "kind": "rating",
-                "id": r.id,
-                "referral_id": r.referral_id,
-                "date": _shanghai_day(r.used_at),
-                "firm": r.firm,
-                "counted": True,
-                "value": r.rating,
-                "note": _("Rated by the firm through a feedback link"),
-            }
-            for r in rows
-        ]
-        cases, n_cases = self._cases(
-            Referral.closed_at >= self.start,
-            Referral.closed_at < self.end,
-            Referral.satisfaction.is_not(None),
-            date_of=lambda r: _shanghai_day(r.closed_at),
-            counted=lambda r: True,
-            value=lambda r: r.satisfaction,
-            note=lambda r: _("Confirmed by the referring bureau when it closed the case"),
+        n_cases = db.session.scalar(
+            scoped(Referral, self.actor, select(func.count()).select_from(Referral)).where(
+                Referral.advisor_id == self.advisor_id,
+                Referral.closed_at >= self.start,
+                Referral.closed_at < self.end,
+                Referral.satisfaction.is_not(None),
+            )
         )
-        merged = sorted(links + cases, key=lambda x: (x["date"], x["kind"], x["id"]))
-        return merged[:RECORD_CAP], n_links + n_cases
+        return (n_links or 0) + (n_cases or 0)
 
 
 # ============================================================================ JSON
@@ -1806,6 +2373,11 @@ def to_api(view: AssessmentView) -> dict:
         "compile_count": a.compile_count,
         "published_at": _iso(a.published_at),
         "version": a.version,
+        # Compiled before the period ended (the current period): not final figures.
+        "in_progress": view.in_progress,
+        "ends_on": view.period.last_day.isoformat(),
+        "adjustment_bound": _num(view.spec.adjustment_bound),
+        "document_number": a.notice_number,
         "rows": [
             {
                 "advisor": r.username,
@@ -1818,12 +2390,16 @@ def to_api(view: AssessmentView) -> dict:
                 "computed": _num(r.computed),
                 "adjustment": _num(r.adjustment),
                 "points": {k: _num(r.metrics[k].points) if k in r.metrics else None for k in keys},
+                "not_applicable": r.not_applicable,
                 "adjustments": [
                     {
+                        "id": adj.id,
                         "points": _num(adj.points),
                         "reason": adj.reason,
                         "at": _iso(adj.created_at),
                         "by": adj.created_by,
+                        "withdrawn_at": _iso(adj.withdrawn_at),
+                        "withdrawn_by": adj.withdrawn_by,
                     }
                     for adj in r.adjustments
                 ],
@@ -1884,6 +2460,7 @@ def breakdown_to_api(items: list[dict]) -> list[dict]:
 
 
 __all__ = [
+    "MAY_LACK_DATA",
     "AdjustmentLine",
     "AssessmentView",
     "MetricValue",
@@ -1896,6 +2473,12 @@ __all__ = [
     "ViewRow",
     "add_adjustment",
     "add_comment",
+    "adjustment_bound",
+    "adjustment_line",
+    "compiled_in_progress",
+    "next_doc_number",
+    "notice_number_text",
+    "withdraw_adjustment",
     "breakdown",
     "breakdown_to_api",
     "compile_period",

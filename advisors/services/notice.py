@@ -7,20 +7,31 @@ score (``ASSESSMENT_TARGET_SCORE``, 60 points unless configured), each with the 
 (target - score). The institution trend follows each institution's average over the recent
 periods of the same kind (published ones, and the period itself).
 
+It is a Chinese official notice (通报): the issuer (发文机关: ``NOTICE_ISSUER``, else the name of
+the finance-office organisation), the document number given when the period was published
+(文号, ``江金办〔2026〕12号``), the title centred (关于2026年11月金融顾问工作考核情况的通报), and
+at the end, on the right, the issuer and the date in the official form (二〇二六年十二月五日;
+the date of publishing, today's for a draft).
+
 :func:`build` reads through :func:`advisors.services.assessments.get_view`, so the notice shows
-exactly what the caller may see. :func:`xlsx_bytes` and :func:`pdf_bytes` render a built notice;
-the PDF uses reportlab's built-in CID font ``STSong-Light`` (no font file, no network), which
-every PDF reader maps to a Song typeface for Chinese text.
+exactly what the caller may see. :func:`xlsx_bytes` and :func:`pdf_bytes` render a built notice.
+The PDF embeds a CJK TrueType font (reportlab's built-in CID fonts are not embedded, and a
+reader without the font shows boxes): ``NOTICE_FONT_PATH`` (a .ttf, or a .ttc with
+``#index``), else the first of :data:`FONT_CANDIDATES` found — Debian's fonts-wqy-zenhei,
+fonts-wqy-microhei, fonts-arphic-uming —, else :class:`NoticeFontMissing` says what to install.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from xml.sax.saxutils import escape as xml_escape
 
+from babel.dates import format_skeleton
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from sqlalchemy import BigInteger, and_, case, false, func, select, true, type_coerce
 from sqlalchemy.orm import aliased
@@ -37,10 +48,11 @@ from models import (
 )
 
 from ..dbutil import among
-from ..errors import NotFound
-from ..i18n import fmt_datetime
-from ..xlsx import workbook_bytes
+from ..errors import DomainError, NotFound
+from ..i18n import current_locale, fmt_datetime, local
+from ..xlsx import safe_cell
 from . import assessments
+from .referrals import today
 
 DEFAULT_TARGET = Decimal(60)
 TREND_PERIODS = 12  # periods of the same kind shown in a trend, the notice's included
@@ -49,7 +61,15 @@ PAGE_SIZE = 25  # ranking rows per page (the page stays light whatever the city'
 # target: a notice of a few A4 pages (the Excel and PDF downloads list every advisor).
 NOTICE_ROWS = 50
 BANDS = 10  # score bands of 10 points for the distribution
-CJK_FONT = "STSong-Light"
+# CJK TrueType fonts the PDF embeds, in order of preference (Debian paths; a .ttc's first face).
+# WenQuanYi Zen Hei first: GPL v2 with an explicit font-embedding exception, so embedding it in
+# the notices the office sends out is plainly allowed; it covers GB 2312 and beyond, 〔〕 and 〇.
+FONT_CANDIDATES = (
+    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
+    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
+    ("/usr/share/fonts/truetype/arphic/uming.ttc", 0),
+)
+CJK_FONT = "NoticeCJK"
 
 
 # ------------------------------------------------------------------ the data
@@ -122,6 +142,21 @@ class Notice:
     below: tuple[NoticeRow, ...] = ()  # under the target, lowest first (may be the first few)
     rows_total: int = 0
     below_total: int = 0
+    issuer: str = ""  # 发文机关
+    document_number: str | None = None  # 文号, given when published (None: a draft)
+    issued_on: date | None = None  # the notice's date: published on, or today for a draft
+    in_progress: bool = False  # compiled before the period ended
+    period_open: bool = False  # the period has not ended yet
+
+    @property
+    def title(self) -> str:
+        """关于2026年11月金融顾问工作考核情况的通报 (in the current language)."""
+        return notice_title(self.kind, self.starts_on)
+
+    @property
+    def date_text(self) -> str:
+        """The notice's date as an official document writes it (二〇二六年十二月五日)."""
+        return official_date(self.issued_on) if self.issued_on else ""
 
     @property
     def advisors_below(self) -> list[tuple[NoticeRow, Decimal]]:
@@ -138,6 +173,72 @@ class Notice:
     @property
     def filename(self) -> str:
         return f"notice-{self.period}"
+
+
+# ------------------------------------------------------------------ the official form
+_HAN_DIGITS = "〇一二三四五六七八九"
+
+
+def _han_number(n: int) -> str:
+    """1-31 in Chinese numerals, as a date writes them: 五, 十, 十二, 二十一, 三十."""
+    tens, ones = divmod(n, 10)
+    if tens == 0:
+        return _HAN_DIGITS[ones]
+    head = "" if tens == 1 else _HAN_DIGITS[tens]
+    return f"{head}十{_HAN_DIGITS[ones] if ones else ''}"
+
+
+def chinese_date(d: date) -> str:
+    """The date of an official document (成文日期): the year digit by digit with 〇, the month
+    and day in Chinese numerals — 二〇二六年十二月五日 (GB/T 9704)."""
+    year = "".join(_HAN_DIGITS[int(c)] for c in str(d.year))
+    return f"{year}年{_han_number(d.month)}月{_han_number(d.day)}日"
+
+
+def official_date(d: date) -> str:
+    """The notice's date in the current language: the official Chinese form, or the long
+    English date ("December 5, 2026")."""
+    if current_locale() == "zh_CN":
+        return chinese_date(d)
+    return format_date(d, format="long")
+
+
+def period_label(kind: str, starts_on: date) -> str:
+    """The period as a title names it: 2026年11月 / November 2026, a quarter, a year."""
+    if kind == "month":
+        return format_skeleton("yMMMM", starts_on, locale=get_locale() or "zh_CN")
+    if kind == "quarter":
+        labels = {
+            1: _("the first quarter of %(year)s", year=starts_on.year),
+            2: _("the second quarter of %(year)s", year=starts_on.year),
+            3: _("the third quarter of %(year)s", year=starts_on.year),
+            4: _("the fourth quarter of %(year)s", year=starts_on.year),
+        }
+        return labels[(starts_on.month - 1) // 3 + 1]
+    return _("the year %(year)s", year=starts_on.year)
+
+
+def notice_title(kind: str, starts_on: date) -> str:
+    """关于2026年11月金融顾问工作考核情况的通报, in the current language."""
+    return _(
+        "Notice on the assessment of the financial advisors' work in %(period)s",
+        period=period_label(kind, starts_on),
+    )
+
+
+def notice_issuer(config: dict | None = None) -> str:
+    """The issuer (发文机关): ``NOTICE_ISSUER`` when configured, else the name of the (first
+    active) finance-office organisation, else "the finance office"."""
+    configured = str((config or {}).get("NOTICE_ISSUER") or "").strip()
+    if configured:
+        return configured
+    name = db.session.scalar(
+        select(Organisation.name)
+        .where(Organisation.type == "finance_office", Organisation.active.is_(True))
+        .order_by(Organisation.id)
+        .limit(1)
+    )
+    return name or _("The finance office")
 
 
 def target_score(config: dict | None) -> Decimal:
@@ -164,7 +265,7 @@ def _notice_row(r: assessments.ViewRow) -> NoticeRow:
         adjustment=r.adjustment,
         score=r.score,
         institution_rank=r.institution_rank,
-        reasons=tuple((adj.points, adj.reason) for adj in r.adjustments),
+        reasons=tuple((adj.points, adj.reason) for adj in r.adjustments if adj.active),
         points={k: m.points for k, m in r.metrics.items()},
     )
 
@@ -177,9 +278,11 @@ def from_view(
     below: list[assessments.ViewRow] | None = None,
     rows_total: int | None = None,
     below_total: int | None = None,
+    issuer: str | None = None,
 ) -> Notice:
     """The notice of an assessment view (whatever the caller may see of it). ``below`` and
-    the totals default to what the view's rows say (every row loaded)."""
+    the totals default to what the view's rows say (every row loaded); ``issuer`` to
+    :func:`notice_issuer` without configuration."""
     a = view.assessment
     rows = tuple(_notice_row(r) for r in view.rows)
     if below is None:
@@ -214,17 +317,24 @@ def from_view(
         below=tuple(low),
         rows_total=len(rows) if rows_total is None else rows_total,
         below_total=len(low) if below_total is None else below_total,
+        issuer=notice_issuer() if issuer is None else issuer,
+        document_number=a.notice_number if a.status == "published" else None,
+        issued_on=local(a.published_at).date() if a.published_at else today(),
+        in_progress=view.in_progress,
+        period_open=view.period_open,
     )
 
 
-def build(actor, period_key: str, target: Decimal) -> Notice:
+def build(actor, period_key: str, target: Decimal, issuer: str | None = None) -> Notice:
     """The whole notice of a period as ``actor`` may see it, every advisor (for the .xlsx and
     the PDF), with the institution trend. NotFound, Forbidden as the service's."""
     view = assessments.get_view(actor, period_key)
-    return from_view(view, target, institution_trend(view))
+    return from_view(view, target, institution_trend(view), issuer=issuer)
 
 
-def build_summary(actor, period_key: str, target: Decimal, limit: int | None = None) -> Notice:
+def build_summary(
+    actor, period_key: str, target: Decimal, limit: int | None = None, issuer: str | None = None
+) -> Notice:
     """The notice for the printable page, in a bounded number of queries whatever the number
     of advisors: the first ``limit`` advisors of the ranking and the ``limit`` lowest below
     the target (with how many there are in all), every institution, the trend. ``limit``
@@ -247,6 +357,7 @@ def build_summary(actor, period_key: str, target: Decimal, limit: int | None = N
         below=below,
         rows_total=page.total,
         below_total=below_total,
+        issuer=issuer,
     )
 
 
@@ -258,7 +369,7 @@ def build_summary(actor, period_key: str, target: Decimal, limit: int | None = N
 
 
 # Built once: an alias is costly to construct, and a statement using the same one caches.
-_AUTHOR = aliased(User)
+_AUTHOR, _WITHDRAWER = aliased(User), aliased(User)
 
 
 @dataclass
@@ -344,24 +455,18 @@ def _attach_adjustments(assessment_id: int, rows: list[assessments.ViewRow]) -> 
         by_advisor.setdefault(r.advisor_id, []).append(r)
     if not by_advisor:
         return
-    author = _AUTHOR
-    for adj, by in db.session.execute(
-        select(AssessmentAdjustment, author.display_name)
+    author, withdrawer = _AUTHOR, _WITHDRAWER
+    for adj, by, withdrawn_by in db.session.execute(
+        select(AssessmentAdjustment, author.display_name, withdrawer.display_name)
         .join(author, author.id == AssessmentAdjustment.created_by_id)
+        .outerjoin(withdrawer, withdrawer.id == AssessmentAdjustment.withdrawn_by_id)
         .where(
             AssessmentAdjustment.assessment_id == assessment_id,
             among(AssessmentAdjustment.advisor_id, list(by_advisor)),
         )
         .order_by(AssessmentAdjustment.created_at, AssessmentAdjustment.id)
     ):
-        line = assessments.AdjustmentLine(
-            id=adj.id,
-            advisor_id=adj.advisor_id,
-            points=adj.points,
-            reason=adj.reason,
-            created_at=adj.created_at,
-            created_by=by,
-        )
+        line = assessments.adjustment_line(adj, by, withdrawn_by)
         for r in by_advisor[adj.advisor_id]:
             r.adjustments.append(line)
 
@@ -649,9 +754,121 @@ def _d(value: Decimal | None) -> Decimal | None:
     return value
 
 
+def number_line(notice: Notice) -> str:
+    """The document number, or what stands in its place on a draft."""
+    return notice.document_number or _("Draft: the document number is given when published")
+
+
+def progress_text(notice: Notice) -> str:
+    """The warning for a notice compiled before its period ended ('' when it is final)."""
+    if not notice.in_progress:
+        return ""
+    if notice.period_open:
+        return _(
+            "The period is not over: these figures will change until it ends on %(end)s and "
+            "it is compiled again.",
+            end=notice.ends_on.isoformat(),
+        )
+    return _(
+        "Compiled before the period ended (%(end)s): compile it again for the final figures.",
+        end=notice.ends_on.isoformat(),
+    )
+
+
+def _text_width(value) -> int:
+    """Display width of a cell's text: a CJK (wide) character counts two."""
+    if value is None:
+        return 0
+    if isinstance(value, Decimal):
+        return len(f"{value:.2f}")
+    text = str(value)
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def _sheet(wb, name: str, notice: Notice, headers, rows, *, freeze: str = "A4", number_from=0):
+    """One sheet of the notice workbook: the notice's title (merged across, centred), its
+    number, issuer and date, the header row, the rows; column widths from the contents; the
+    header frozen; printed on A4 (landscape when wide), fitted to the width, the header row
+    repeated on every page and the page number in the footer. ``number_from``: the first
+    column (0-based) holding points, shown with two decimals."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.properties import PageSetupProperties
+    from openpyxl.worksheet.worksheet import Worksheet
+
+    ws = wb.create_sheet(title=name[:31])
+    columns = max(len(headers), 2)
+    rows = [[safe_cell(v) for v in row] for row in rows]
+    widths = [_text_width(h) for h in headers] + [0] * (columns - len(headers))
+    for row in rows:
+        for i, value in enumerate(row):
+            widths[i] = max(widths[i], _text_width(value))
+    for i, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = min(max(width + 2, 6), 48)
+    last = get_column_letter(columns)
+    ws.merged_cells.add(f"A1:{last}1")
+    ws.merged_cells.add(f"A2:{last}2")
+    ws.freeze_panes = freeze
+    ws.print_title_rows = "3:3"
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+    ws.page_setup.orientation = "landscape" if sum(widths) > 100 else "portrait"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages down as needed
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.print_options.horizontalCentered = True
+    ws.oddFooter.center.text = _("Page &P of &N")
+    ws.oddFooter.center.size = 9
+    ws.evenFooter.center.text = ws.oddFooter.center.text
+    ws.row_dimensions[1].height = 30
+    ws.row_dimensions[2].height = 18
+
+    title = WriteOnlyCell(ws, value=safe_cell(notice.title))
+    title.font = Font(bold=True, size=16)
+    title.alignment = Alignment(horizontal="center", vertical="center")
+    ws.append([title])
+    parts = [number_line(notice), notice.issuer, notice.date_text, _status_label(notice.status)]
+    if notice.in_progress:
+        parts.append(progress_text(notice))
+    sub = WriteOnlyCell(ws, value=safe_cell(" · ".join(p for p in parts if p)))
+    sub.alignment = Alignment(horizontal="center", vertical="center")
+    ws.append([sub])
+    fill = PatternFill("solid", fgColor="E9ECEF")
+    header_cells = []
+    for text in headers:
+        cell = WriteOnlyCell(ws, value=safe_cell(text))
+        cell.font = Font(bold=True)
+        cell.fill = fill
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+        header_cells.append(cell)
+    ws.append(header_cells)
+    for row in rows:
+        if number_from:
+            cells = []
+            for i, value in enumerate(row):
+                if i >= number_from and isinstance(value, Decimal):
+                    cell = WriteOnlyCell(ws, value=value)
+                    cell.number_format = "0.00"
+                    cells.append(cell)
+                else:
+                    cells.append(value)
+            ws.append(cells)
+        else:
+            ws.append(row)
+    return ws
+
+
+def _na() -> str:
+    return _("not applicable")
+
+
 def xlsx_bytes(notice: Notice) -> bytes:
-    """The notice as a workbook: the ranking (with every metric's points), the institutions,
-    those below target, and the notice's particulars. Names are formula-escaped."""
+    """The notice as a workbook: the ranking (with every metric's points; "not applicable"
+    where a metric did not apply), the institutions, those below target, and the notice's
+    particulars — each sheet under the notice's title, number and date, ready to print. Names
+    are formula-escaped."""
+    from openpyxl import Workbook
+
     ranking_headers = [
         _("Rank"),
         _("Advisor"),
@@ -663,6 +880,14 @@ def xlsx_bytes(notice: Notice) -> bytes:
         _("Rank in institution"),
         *[label for _key, label in notice.metrics],
     ]
+    na = _na()
+
+    def metric_cell(r: NoticeRow, key: str):
+        if key not in r.points:
+            return None
+        value = r.points[key]
+        return na if value is None else _d(value)
+
     ranking = [
         [
             r.rank,
@@ -673,7 +898,7 @@ def xlsx_bytes(notice: Notice) -> bytes:
             "; ".join(f"{why} ({signed(points)})" for points, why in r.reasons),
             _d(r.score),
             r.institution_rank,
-            *[_d(r.points.get(key)) for key, _label in notice.metrics],
+            *[metric_cell(r, key) for key, _label in notice.metrics],
         ]
         for r in notice.rows
     ]
@@ -692,6 +917,9 @@ def xlsx_bytes(notice: Notice) -> bytes:
         for r, gap in notice.advisors_below
     ]
     about = [
+        [_("Issuer"), notice.issuer],
+        [_("Document number"), number_line(notice)],
+        [_("Date"), notice.date_text],
         [_("Period"), notice.period],
         [_("From"), notice.starts_on],
         [_("To"), notice.ends_on],
@@ -702,28 +930,94 @@ def xlsx_bytes(notice: Notice) -> bytes:
         [_("Target score"), notice.target],
         [_("Advisors"), len(notice.rows)],
     ]
-    return workbook_bytes(
-        [
-            (_("Ranking"), ranking_headers, ranking),
-            (
-                _("Institutions"),
-                [_("Rank"), _("Institution"), _("Advisors"), _("Total"), _("Average")],
-                institutions,
-            ),
-            (_("Below target"), [_("Type"), _("Name"), _("Score"), _("Gap (points)")], below),
-            (_("Notice"), [_("Item"), _("Value")], about),
-        ]
+    if notice.in_progress:
+        about.append([_("Figures"), progress_text(notice)])
+    wb = Workbook(write_only=True)
+    _sheet(wb, _("Ranking"), notice, ranking_headers, ranking, freeze="C4", number_from=3)
+    _sheet(
+        wb,
+        _("Institutions"),
+        notice,
+        [_("Rank"), _("Institution"), _("Advisors"), _("Total"), _("Average")],
+        institutions,
+        number_from=3,
     )
+    _sheet(
+        wb,
+        _("Below target"),
+        notice,
+        [_("Type"), _("Name"), _("Score"), _("Gap (points)")],
+        below,
+        number_from=2,
+    )
+    _sheet(wb, _("Notice"), notice, [_("Item"), _("Value")], about)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
 
 
 # ------------------------------------------------------------------ PDF
-def _register_font() -> str:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+class NoticeFontMissing(DomainError):
+    """No CJK TrueType font to embed in the PDF (the message says what to install or set)."""
 
-    if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-    return CJK_FONT
+    status = 503
+    code = "font_missing"
+
+
+_REGISTERED: dict[tuple[str, int], str] = {}
+
+
+def font_file(config: dict | None = None) -> tuple[str, int]:
+    """(path, face index) of the CJK TrueType font the PDF embeds: ``NOTICE_FONT_PATH``
+    ("/path/font.ttf" or "/path/fonts.ttc#1") when set, else the first of
+    :data:`FONT_CANDIDATES` installed. :class:`NoticeFontMissing` when there is none."""
+    configured = str((config or {}).get("NOTICE_FONT_PATH") or "").strip()
+    if configured:
+        path, _sep, index = configured.partition("#")
+        face = int(index) if index.strip().isdigit() else 0
+        if not os.path.isfile(path):
+            raise NoticeFontMissing(
+                _(
+                    "NOTICE_FONT_PATH names %(path)s, which is not a file: set it to a TrueType "
+                    "font (.ttf, or .ttc with #index) with Chinese characters.",
+                    path=path,
+                )
+            )
+        return path, face
+    for path, face in FONT_CANDIDATES:
+        if os.path.isfile(path):
+            return path, face
+    raise NoticeFontMissing(
+        _(
+            "The PDF needs a Chinese TrueType font to embed, and none is installed: install "
+            "Debian's fonts-wqy-zenhei (apt-get install fonts-wqy-zenhei), or set "
+            "NOTICE_FONT_PATH to a .ttf or .ttc font file."
+        )
+    )
+
+
+def register_font(config: dict | None = None) -> str:
+    """The reportlab name of the embedded CJK font (registered once per process)."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFError, TTFont
+
+    path, face = font_file(config)
+    name = _REGISTERED.get((path, face))
+    if name is None:
+        name = f"{CJK_FONT}{len(_REGISTERED) + 1}"
+        try:
+            pdfmetrics.registerFont(TTFont(name, path, subfontIndex=face))
+        except (TTFError, OSError, ValueError) as exc:
+            raise NoticeFontMissing(
+                _(
+                    "The font %(path)s cannot be embedded (%(error)s): use a TrueType font "
+                    "(not PostScript outlines) with Chinese characters.",
+                    path=path,
+                    error=exc,
+                )
+            ) from None
+        _REGISTERED[(path, face)] = name
+    return name
 
 
 def _p(text: object, style) -> object:
@@ -737,22 +1031,51 @@ def _pts(value: Decimal | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def pdf_bytes(notice: Notice, title: str) -> bytes:
-    """The notice as an A4 PDF in Chinese (or English) text: the heading with the period and
-    the rubric version, who is below target with the gap, the institution table and the
-    advisors' ranking. ``title`` is the document title (translated by the caller)."""
+RED = "#C00000"  # the issuer and the rule under the number are red (红头)
+
+
+def pdf_bytes(notice: Notice, config: dict | None = None) -> bytes:
+    """The notice as an A4 PDF laid out as an official notice: the issuer in red, centred, the
+    document number under it, a red rule, the title centred; the salutation and the opening
+    line; who is below target with the gap, the institution table and the advisors' ranking;
+    at the end, on the right, the issuer and the date (落款). The CJK font is embedded (a subset:
+    :func:`register_font`), the pages numbered "— 1 —" at the foot (odd pages right, even pages
+    left, as GB/T 9704 places them)."""
     from reportlab.lib import colors
+    from reportlab.lib.enums import TA_CENTER, TA_RIGHT
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
     from reportlab.pdfbase.pdfmetrics import stringWidth
-    from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import (
+        HRFlowable,
+        KeepTogether,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
 
-    font = _register_font()
-    body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12)
+    font = register_font(config)
+    body = ParagraphStyle("body", fontName=font, fontSize=10.5, leading=17)
     small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
-    heading = ParagraphStyle("h1", parent=body, fontSize=16, leading=22, spaceAfter=4)
-    h2 = ParagraphStyle("h2", parent=body, fontSize=12, leading=16, spaceBefore=8, spaceAfter=4)
+    issuer = ParagraphStyle(
+        "issuer",
+        parent=body,
+        fontSize=24,
+        leading=32,
+        alignment=TA_CENTER,
+        textColor=colors.HexColor(RED),
+    )
+    number = ParagraphStyle("number", parent=body, fontSize=11, leading=16, alignment=TA_CENTER)
+    heading = ParagraphStyle(
+        "h1", parent=body, fontSize=17, leading=26, alignment=TA_CENTER, spaceBefore=6
+    )
+    h2 = ParagraphStyle("h2", parent=body, fontSize=12, leading=18, spaceBefore=8, spaceAfter=4)
+    signature = ParagraphStyle(
+        "signature", parent=body, fontSize=11, leading=20, alignment=TA_RIGHT, rightIndent=8 * mm
+    )
+    warning = ParagraphStyle("warning", parent=body, textColor=colors.HexColor(RED))
 
     def cell(value, width):
         """Plain text when it fits on one line (fast); a wrapping paragraph otherwise."""
@@ -782,17 +1105,31 @@ def pdf_bytes(notice: Notice, title: str) -> bytes:
     published = (
         _("; published %(at)s", at=fmt_datetime(notice.published_at)) if notice.published_at else ""
     )
+    title = notice.title
     story = [
+        _p(notice.issuer, issuer),
+        Spacer(1, 2 * mm),
+        _p(number_line(notice), number),
+        HRFlowable(width="100%", thickness=1.5, color=colors.HexColor(RED), spaceBefore=2 * mm),
+        Spacer(1, 4 * mm),
         _p(title, heading),
+        Spacer(1, 4 * mm),
+    ]
+    if notice.status != "published":
+        story.append(_p(_("DRAFT — not published; figures may still change."), h2))
+    if notice.in_progress:
+        story.append(_p(progress_text(notice), warning))
+    story += [
+        _p(_("To the financial institutions and the financial advisors:"), body),
         _p(
             _(
-                "Period %(period)s (%(start)s to %(end)s) · rubric version %(version)s · "
-                "%(status)s",
-                period=notice.period,
+                "The work of the financial advisors in %(period)s (%(start)s to %(end)s) has "
+                "been assessed under rubric version %(version)s. The results are announced as "
+                "follows.",
+                period=period_label(notice.kind, notice.starts_on),
                 start=notice.starts_on.isoformat(),
                 end=notice.ends_on.isoformat(),
                 version=notice.rubric_version,
-                status=_status_label(notice.status),
             ),
             body,
         ),
@@ -803,11 +1140,9 @@ def pdf_bytes(notice: Notice, title: str) -> bytes:
                 published=published,
                 target=notice.target,
             ),
-            body,
+            small,
         ),
     ]
-    if notice.status != "published":
-        story.append(_p(_("DRAFT — not published; figures may still change."), h2))
 
     story.append(_p(_("Below target"), h2))
     if notice.institutions_below:
@@ -872,29 +1207,44 @@ def pdf_bytes(notice: Notice, title: str) -> bytes:
             [12 * mm, 28 * mm, 40 * mm, 20 * mm, 32 * mm, 20 * mm, 18 * mm],
         )
     )
+    # 落款: the issuer and the date, on the right, kept together at the end.
+    story.append(
+        KeepTogether(
+            [
+                Spacer(1, 12 * mm),
+                _p(notice.issuer, signature),
+                _p(notice.date_text, signature),
+            ]
+        )
+    )
 
     out = io.BytesIO()
     doc = SimpleDocTemplate(
         out,
         pagesize=A4,
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=15 * mm,
-        bottomMargin=15 * mm,
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=20 * mm,
+        bottomMargin=20 * mm,
         title=title,
-        subject=notice.period,
-        author=_("Financial Advisor Team"),
+        subject=notice.document_number or notice.period,
+        author=notice.issuer,
         creator=_("Financial Advisor Team"),
+        # Every font on the pages is the embedded one (reportlab would otherwise name its
+        # standard Helvetica, which is never embedded, as each page's starting font).
+        initialFontName=font,
     )
 
     def page_number(canvas, document):
+        """— 1 — at the foot: odd pages on the right, even pages on the left (GB/T 9704)."""
         canvas.saveState()
-        canvas.setFont(font, 8)
-        canvas.drawRightString(
-            A4[0] - 15 * mm,
-            8 * mm,
-            f"{notice.period} · {_('Page %(n)s', n=document.page)}",
-        )
+        canvas.setFont(font, 10)
+        text = f"— {document.page} —"
+        y = 10 * mm
+        if document.page % 2:
+            canvas.drawRightString(A4[0] - 20 * mm, y, text)
+        else:
+            canvas.drawString(20 * mm, y, text)
         canvas.restoreState()
 
     doc.build(story, onFirstPage=page_number, onLaterPages=page_number)

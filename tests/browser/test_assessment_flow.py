@@ -161,7 +161,10 @@ def test_compile_review_adjust_publish_and_download_the_notice(
 
         # The notice: the printable page, then the spreadsheet and the PDF.
         page.locator("[data-testid=notice-link]").click()
-        expect(page.locator("[data-testid=notice-title]")).to_contain_text(period)
+        # An official notice: its title names the month, its number was given on publishing.
+        expect(page.locator("[data-testid=notice-title]")).to_contain_text(str(today().year))
+        expect(page.locator("[data-testid=notice-number]")).to_contain_text(f"〔{today().year}〕1")
+        expect(page.locator("[data-testid=notice-signature]")).to_be_visible()
         expect(page.locator("[data-testid=notice-draft]")).to_have_count(0)
         expect(page.locator("[data-testid=advisors-below]")).to_contain_text(
             people["quiet"].display_name
@@ -171,7 +174,8 @@ def test_compile_review_adjust_publish_and_download_the_notice(
         path = tmp_path / "notice.xlsx"
         info.value.save_as(path)
         assert info.value.suggested_filename == f"notice-{period}.xlsx"
-        ranking = [list(r) for r in load_workbook(path).worksheets[0].iter_rows(values_only=True)]
+        sheet = load_workbook(path).worksheets[0]
+        ranking = [list(r) for r in sheet.iter_rows(min_row=3, values_only=True)]  # the header
         assert [r[1] for r in ranking[1:]] == [
             people["star"].display_name,
             people["quiet"].display_name,

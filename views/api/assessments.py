@@ -7,20 +7,21 @@ Domain errors become the contract's error JSON (422 with ``fields``, 404, 409, 4
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import current_app, jsonify
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
+from advisors.params import MAX_ID
 from advisors.permissions import allow
 from advisors.services import assessments as service
 from models import User, db
 
 from .._http import api_error
 from . import bad_request, bp
-from .referrals import MAX_ID, _body, _not_found, _unicode_ok
+from .referrals import _body, _not_found, _unicode_ok
 
 READERS = ("admin", "finance_office", "pboc", "advisor", "liaison")
 PERIOD_MAX = 16
@@ -90,14 +91,22 @@ def publish_assessment(period: str):
     if _period_arg(period) is None:
         return _not_found()
     body = _body()
-    version = None
+    version = doc_number = None
     if isinstance(body, dict) and body.get("version") is not None:
         version = body["version"]
         if isinstance(version, bool) or not isinstance(version, int) or not 0 < version <= MAX_ID:
             return bad_request({"version": _("The version must be a whole number.")})
+    if isinstance(body, dict):
+        doc_number = body.get("doc_number")
     user = _user()
     try:
-        assessment = service.publish(user, period, expected_version=version)
+        assessment = service.publish(
+            user,
+            period,
+            expected_version=version,
+            doc_number=doc_number,
+            doc_prefix=current_app.config.get("NOTICE_DOC_PREFIX", ""),
+        )
         db.session.commit()
     except (IntegrityError, StaleDataError, OperationalError):
         return _conflict()
@@ -115,14 +124,30 @@ def adjust_assessment(period: str):
     username = body.get("advisor")
     if not isinstance(username, str) or not username.strip():
         return bad_request({"advisor": _("Give the advisor's username.")})
-    advisor = db.session.execute(
-        select(User.id).where(User.username == username.strip(), User.role == "advisor")
-    ).scalar_one_or_none()
+    advisor = None
+    if username.isprintable():  # (a NUL byte would not even reach a PostgreSQL comparison)
+        advisor = db.session.execute(
+            select(User.id).where(User.username == username.strip(), User.role == "advisor")
+        ).scalar_one_or_none()
     user = _user()
     if advisor is None:
         return bad_request({"advisor": _("No advisor with this username.")})
     try:
         service.add_adjustment(user, period, advisor, body.get("points"), body.get("reason"))
+        db.session.commit()
+    except (IntegrityError, StaleDataError, OperationalError):
+        return _conflict()
+    return jsonify(service.to_api(service.get_view(user, period)))
+
+
+@bp.route("/assessments/<period>/adjustments/<int:adjustment_id>/withdraw", methods=["POST"])
+@allow("finance_office")
+def withdraw_adjustment(period: str, adjustment_id: int):
+    if _period_arg(period) is None or not 0 < adjustment_id <= MAX_ID:
+        return _not_found()
+    user = _user()
+    try:
+        service.withdraw_adjustment(user, period, adjustment_id)
         db.session.commit()
     except (IntegrityError, StaleDataError, OperationalError):
         return _conflict()

@@ -532,16 +532,31 @@ ASSESSMENT_SCHEMAS: dict = {
             "metrics": {**_METRIC_MAP, "description": "Metric key -> raw value"},
             "computed": {**_DECIMAL, "description": "The rubric's points"},
             "adjustment": {**_DECIMAL, "description": "Sum of the adjustments"},
-            "points": {**_METRIC_MAP, "description": "Metric key -> points"},
+            "points": {
+                **_METRIC_MAP,
+                "description": "Metric key -> points (null: not applicable, no data)",
+            },
+            "not_applicable": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": (
+                    "Metrics with no data that the rubric counts as not applicable: their "
+                    "weight is spread over the others in proportion"
+                ),
+            },
             "adjustments": {
                 "type": "array",
+                "description": "Withdrawn ones too (withdrawn_at set); only the others count",
                 "items": {
                     "type": "object",
                     "properties": {
+                        "id": {"type": "integer"},
                         "points": _DECIMAL,
                         "reason": {"type": "string"},
                         "at": {"type": "string", "format": "date-time"},
                         "by": {"type": "string"},
+                        "withdrawn_at": {"type": ["string", "null"], "format": "date-time"},
+                        "withdrawn_by": {"type": ["string", "null"]},
                     },
                 },
             },
@@ -570,6 +585,22 @@ ASSESSMENT_SCHEMAS: dict = {
             "compile_count": {"type": "integer"},
             "published_at": {"type": ["string", "null"], "format": "date-time"},
             "version": {"type": "integer", "description": "Optimistic-lock version"},
+            "in_progress": {
+                "type": "boolean",
+                "description": (
+                    "Compiled before the period ended (the current period): the figures change "
+                    "until it ends and it is compiled again"
+                ),
+            },
+            "ends_on": {"type": "string", "format": "date"},
+            "adjustment_bound": {
+                **_DECIMAL,
+                "description": "The rubric's bound on adjustments, either way",
+            },
+            "document_number": {
+                "type": ["string", "null"],
+                "description": "The notice's document number (文号), given when published",
+            },
             "rows": {
                 "type": "array",
                 "items": _ref("AssessmentRow"),
@@ -608,7 +639,17 @@ ASSESSMENT_SCHEMAS: dict = {
             "source": {"type": "string", "description": "What the compile counts"},
             "raw": _nullable(_DECIMAL),
             "points": _nullable(_DECIMAL),
+            "applicable": {
+                "type": "boolean",
+                "description": "False: no data, and the rubric counts it as not applicable",
+            },
+            "no_data": {"type": "string", "enum": ["not_applicable", "zero"]},
             "weight": _DECIMAL,
+            "effective_weight": {
+                **_nullable(_DECIMAL),
+                "description": "The weight it counts with, the weights of metrics that do "
+                "not apply spread over those that do",
+            },
             "cap": _nullable(_DECIMAL),
             "rule": {"type": "string"},
             "rule_label": {"type": "string"},
@@ -705,7 +746,16 @@ ASSESSMENT_PATHS: dict = {
                                 "version": {
                                     "type": "integer",
                                     "description": "Expected version; 409 when it changed",
-                                }
+                                },
+                                "doc_number": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "maximum": 99999,
+                                    "description": (
+                                        "The notice's number in the year (文号); left out: "
+                                        "the next one. 422 when already used that year"
+                                    ),
+                                },
                             },
                         }
                     }
@@ -729,7 +779,11 @@ ASSESSMENT_PATHS: dict = {
                                 "advisor": {"type": "string", "description": "Username"},
                                 "points": {
                                     "anyOf": [{"type": "number"}, {"type": "string"}],
-                                    "description": "-100 to 100, not 0, at most 2 decimals",
+                                    "description": (
+                                        "Not 0, at most 2 decimals, within the rubric's "
+                                        "adjustment_bound either way (10 by default), and so "
+                                        "the sum of the advisor's adjustments; else 422"
+                                    ),
                                 },
                                 "reason": {"type": "string", "maxLength": 500},
                             },
@@ -737,6 +791,26 @@ ASSESSMENT_PATHS: dict = {
                     }
                 },
             },
+            "responses": {**_ok(_ref("Assessment")), **_errors(401, 403, 404, 409, 422)},
+        }
+    },
+    "/api/v1/assessments/{period}/adjustments/{adjustment_id}/withdraw": {
+        "post": {
+            "summary": "Withdraw an adjustment while the period is a draft (finance office)",
+            "description": (
+                "The adjustment is kept, marked with who withdrew it and when (audited), and "
+                "no longer counts; 409 once the period is published or when it was already "
+                "withdrawn."
+            ),
+            "parameters": [
+                _PERIOD,
+                {
+                    "name": "adjustment_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+            ],
             "responses": {**_ok(_ref("Assessment")), **_errors(401, 403, 404, 409, 422)},
         }
     },
