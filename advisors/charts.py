@@ -62,6 +62,8 @@ def fmt(value: Number | None) -> str:
     if value is None:
         return "—"
     number = round(float(value), 2)
+    if not math.isfinite(number):  # a Decimal too large for a float: nothing sensible to draw
+        return "—"
     if number == int(number):
         return str(int(number))
     return f"{number:.2f}".rstrip("0").rstrip(".")

@@ -107,10 +107,12 @@ def run_migrations_online():
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # A migration may rewrite a big table: the web requests' statement timeout
+                # (DB_STATEMENT_TIMEOUT_MS) does not apply to it.
+                connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
             context.run_migrations()
-        at_head = set(context.get_context().get_current_heads()) == set(
-            context.script.get_heads()
-        )
+        at_head = set(context.get_context().get_current_heads()) == set(context.script.get_heads())
 
     # Once the schema is at head, the reference data every database needs (policy catalogue,
     # default rubric) is topped up in a transaction of its own: advisors/reference.py.

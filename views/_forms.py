@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 
 from flask import flash, request, session
 from flask_babel import gettext as _
 from sqlalchemy import delete, select
+from wtforms.validators import ValidationError
 
+from advisors.params import parse_id
 from advisors.security import digest
 from models import FormDraft, db, utcnow
 
@@ -53,17 +56,20 @@ def restore_pending(form) -> bool:
     return True
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers; anything larger cannot exist
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def no_control_chars(form, field):
+    """A field validator: NUL and other control characters (tab and line breaks aside) are
+    refused with a message (PostgreSQL cannot store NUL in text at all)."""
+    if isinstance(field.data, str) and _CONTROL_RE.search(field.data):
+        raise ValidationError(_("This field contains characters that are not allowed."))
 
 
 def form_version(raw) -> int:
     """The record version a form was opened at. A missing or mangled value is 0, which never
     matches, so the save answers 409 rather than overwriting blindly."""
-    try:
-        value = int(str(raw).strip())
-    except (TypeError, ValueError):
-        return 0
-    return value if 0 < value <= MAX_ID else 0
+    return parse_id(raw) or 0
 
 
 def apply_errors(form, exc, aliases: dict | None = None) -> None:

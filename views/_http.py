@@ -6,10 +6,14 @@ from flask import Flask, current_app, flash, g, jsonify, redirect, render_templa
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from advisors.audit import reset_actor, set_actor
 from advisors.extensions import csrf
+from advisors.params import MAX_ID
 from advisors.permissions import may_access, rule_for
 
 
@@ -163,7 +167,10 @@ def _handle_csrf_error(exc: CSRFError):
             _("Your form had expired. Nothing was saved; please check it and submit again."),
             "warning",
         )
-        return view(**(request.view_args or {}))
+        try:
+            return view(**(request.view_args or {}))
+        except HTTPException as aborted:  # e.g. a 404 for the page's record: answered as such
+            return _handle_http_error(aborted)
     if is_api_request():
         return api_error(400, "csrf", _("The form has expired; please reload and try again."))
     return render_template(
@@ -181,6 +188,54 @@ def _handle_unexpected(exc: Exception):
     return _render_error(500)
 
 
+# How long a client should wait before trying again when the database is unavailable.
+RETRY_AFTER_SECONDS = 30
+
+
+def _handle_database_error(exc: Exception):
+    """The database is down, unreachable, out of connections or too slow (a statement
+    timeout): 503 with ``Retry-After`` and a message that says so, as JSON under /api/ and as
+    a page elsewhere. Any other database error is an unexpected one (500)."""
+    from advisors.dbutil import is_unavailable
+
+    if not is_unavailable(exc):
+        if current_app.config.get("TESTING") and not current_app.config.get(
+            "HANDLE_UNEXPECTED", True
+        ):
+            raise exc
+        return _handle_unexpected(exc)
+    from models import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001, S110 (the connection is broken: nothing to undo)
+        pass
+    first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    current_app.logger.error(
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.path,
+        type(exc).__name__,
+        first[0] if first else "",
+    )
+    # The page must not need the database: no signed-in user (nor their navigation counts).
+    g._login_user = current_app.login_manager.anonymous_user()
+    message = _(
+        "The database is not answering at the moment, so this could not be done. "
+        "Please try again in a minute."
+    )
+    if is_api_request():
+        response, status = api_error(503, "unavailable", message)
+    else:
+        response = current_app.make_response(
+            (render_template("errors/503.html", status=503, message=message), 503)
+        )
+        status = 503
+    response.status_code = status
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def form_view(view):
     """Mark a view that renders a FlaskForm: on an expired CSRF token it is re-run to re-show the
     form with the user's input (its own validation refuses the stale token, so nothing is saved)."""
@@ -188,12 +243,26 @@ def form_view(view):
     return view
 
 
+class BoundedInt(IntegerConverter):
+    """``<int:…>`` in every route: 1 to 2**31 - 1 written in ASCII digits (werkzeug's own
+    accepts any Unicode digit and any size). Anything else does not match the route: 404, so a
+    path id that no record can have never reaches a view or the database."""
+
+    regex = r"[0-9]{1,10}"
+
+    def __init__(self, map, fixed_digits=0, min=1, max=MAX_ID, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def init_http(app: Flask) -> None:
+    app.url_map.converters["int"] = BoundedInt
     app.before_request(_gate)
     app.teardown_request(_reset_actor)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _handle_csrf_error)
     app.register_error_handler(HTTPException, _handle_http_error)
+    for failure in (OperationalError, InterfaceError, SQLAlchemyTimeoutError):
+        app.register_error_handler(failure, _handle_database_error)
     if not app.config.get("TESTING") or app.config.get("HANDLE_UNEXPECTED", True):
         app.register_error_handler(Exception, _handle_unexpected)
 

@@ -15,6 +15,7 @@ from advisors import security
 from advisors.permissions import SIGNED_IN, allow_blueprint
 from models import ApiToken, UserSession, db
 
+from ._forms import no_control_chars
 from ._http import form_view
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -22,7 +23,9 @@ allow_blueprint(bp, SIGNED_IN)
 
 
 class TokenForm(FlaskForm):
-    name = StringField(_l("Token name"), validators=[DataRequired(), Length(max=60)])
+    name = StringField(
+        _l("Token name"), validators=[DataRequired(), Length(max=60), no_control_chars]
+    )
 
 
 class ConfirmForm(FlaskForm):

@@ -35,13 +35,14 @@ from wtforms.validators import (
 )
 
 from advisors.errors import ValidationFailed
+from advisors.params import MAX_ID, parse_id
 from advisors.permissions import GLOBAL_ROLES, allow, allow_blueprint, get_scoped, scoped
 from advisors.services import orgs as org_service
 from advisors.services import users as user_service
 from advisors.sizing import INDUSTRIES
 from models import ORG_TYPES, ROLES, AdvisorProfile, Organisation, Township, User, db
 
-from ._forms import restore_pending
+from ._forms import no_control_chars, restore_pending
 from ._http import form_view
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -50,7 +51,6 @@ allow_blueprint(bp, "admin")
 USERS_PER_PAGE = 50
 ORGS_PER_PAGE = 100
 PROFILE_EDITORS = ("admin", "finance_office")
-_MAX_ID = 2**31 - 1  # integer primary keys; larger numbers cannot name a record
 _PHONE_RE = r"^[0-9+()\- ]*$"
 _EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -61,9 +61,11 @@ class ConfirmForm(FlaskForm):
 
 
 class OrgForm(FlaskForm):
-    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=40)])
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    short_name = StringField(_l("Short name"), validators=[Optional(), Length(max=40)])
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=40), no_control_chars])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120), no_control_chars])
+    short_name = StringField(
+        _l("Short name"), validators=[Optional(), Length(max=40), no_control_chars]
+    )
     type = SelectField(_l("Type"), validators=[InputRequired()])
 
     def __init__(self, *args, **kwargs):
@@ -77,7 +79,9 @@ class OrgEditForm(OrgForm):
 
 
 class UserForm(FlaskForm):
-    display_name = StringField(_l("Display name"), validators=[DataRequired(), Length(max=60)])
+    display_name = StringField(
+        _l("Display name"), validators=[DataRequired(), Length(max=60), no_control_chars]
+    )
     role = SelectField(_l("Role"), validators=[InputRequired()])
     org = SelectField(_l("Organisation"))
     phone = StringField(
@@ -93,6 +97,7 @@ class UserForm(FlaskForm):
         validators=[
             Optional(),
             Length(max=120),
+            no_control_chars,
             Regexp(_EMAIL_RE, message=_l("Enter an email address such as name@example.com.")),
         ],
     )
@@ -103,7 +108,9 @@ class UserForm(FlaskForm):
 
 
 class UserNewForm(UserForm):
-    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=60)])
+    username = StringField(
+        _l("Username"), validators=[DataRequired(), Length(max=60), no_control_chars]
+    )
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
     confirm = PasswordField(
         _l("Repeat password"),
@@ -132,7 +139,7 @@ class CheckboxesField(SelectMultipleField):
 
 
 class AdvisorProfileForm(FlaskForm):
-    title = StringField(_l("Title"), validators=[Optional(), Length(max=60)])
+    title = StringField(_l("Title"), validators=[Optional(), Length(max=60), no_control_chars])
     capacity = IntegerField(
         _l("Capacity (firms served at a time)"),
         validators=[
@@ -143,7 +150,7 @@ class AdvisorProfileForm(FlaskForm):
     accepting = BooleanField(_l("Taking new firms"))
     specialties = CheckboxesField(_l("Industries"))
     townships = CheckboxesField(_l("Townships served"), coerce=int)
-    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=2000)])
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=2000), no_control_chars])
     version = HiddenField()
 
     def set_choices(self, profile: AdvisorProfile) -> None:
@@ -182,16 +189,9 @@ def _arg(name: str, limit: int = 100) -> str:
     return (request.args.get(name) or "").replace("\x00", "").strip()[:limit]
 
 
-def _id_arg(name: str) -> int | None:
-    value = _arg(name, 12)
-    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= _MAX_ID:
-        return None
-    return int(value)
-
-
 def _user_or_404(user_id: int) -> User:
     """A user the current user may see, or 404 (also for ids no column could hold)."""
-    user = get_scoped(User, current_user, user_id) if 0 < user_id <= _MAX_ID else None
+    user = get_scoped(User, current_user, user_id) if 0 < user_id <= MAX_ID else None
     if user is None:
         abort(404)
     return user
@@ -305,7 +305,7 @@ def org_new():
 @bp.route("/orgs/<int:org_id>/edit", methods=["GET", "POST"])
 @form_view
 def org_edit(org_id: int):
-    org = get_scoped(Organisation, current_user, org_id) if 0 < org_id <= _MAX_ID else None
+    org = get_scoped(Organisation, current_user, org_id) if 0 < org_id <= MAX_ID else None
     if org is None:
         abort(404)
     form = OrgEditForm() if request.method == "POST" else OrgEditForm(obj=org)
@@ -340,7 +340,7 @@ def org_edit(org_id: int):
 def users():
     filters = {
         "role": _arg("role"),
-        "org": _id_arg("org"),
+        "org": parse_id(request.args.get("org")),
         "q": _arg("q"),
         "active": _arg("active"),
     }
@@ -362,7 +362,7 @@ def users():
         )
     if filters["active"]:
         stmt = stmt.where(User.active.is_(filters["active"] == "1"))
-    after = _id_arg("after")
+    after = parse_id(request.args.get("after"))
     if after:
         stmt = stmt.where(User.id > after)
     rows = list(db.session.execute(stmt.order_by(User.id).limit(USERS_PER_PAGE + 1)).scalars())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -13,11 +12,11 @@ from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import ValidationError
 
 from advisors import credit_code
 from advisors.errors import Conflict, ValidationFailed
 from advisors.i18n import fmt_wan
+from advisors.params import MAX_ID, parse_id
 from advisors.permissions import allow_blueprint
 from advisors.services import firm_queries
 from advisors.services import firms as firm_service
@@ -25,14 +24,13 @@ from advisors.sizing import INDUSTRIES, measures_for
 from models import SIZE_CLASSES, Enterprise, db
 
 from ._forms import form_version, restore_pending
+from ._forms import no_control_chars as _no_control_chars
 from ._http import form_view
 
 bp = Blueprint("firms", __name__, url_prefix="/firms")
 allow_blueprint(bp, "admin", "finance_office", "pboc", "bureau")
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers; anything larger cannot exist
 MAX_QUERY = 200
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 # ------------------------------------------------------------------ form
@@ -44,11 +42,6 @@ class _Marked:
 
     def __call__(self, form, field):
         return None
-
-
-def _no_control_chars(form, field):
-    if isinstance(field.data, str) and _CONTROL_RE.search(field.data):
-        raise ValidationError(_("This field contains characters that are not allowed."))
 
 
 class FirmForm(FlaskForm):
@@ -201,22 +194,14 @@ def _duplicate_code(form: FirmForm, firm_id: int | None = None) -> bool:
 
 
 # ------------------------------------------------------------------ list
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name, "")
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
-        return None
-    value = int(raw)
-    return value if 0 < value <= MAX_ID else None
-
-
 @bp.route("/")
 def index():
     user = current_user._get_current_object()
     q = request.args.get("q", "").replace("\x00", "").strip()[:MAX_QUERY]
     industry = firm_queries.valid_industry(request.args.get("industry"))
     size = firm_queries.valid_size(request.args.get("size"))
-    township = _int_arg("township")
-    after = _int_arg("after")
+    township = parse_id(request.args.get("township"))
+    after = parse_id(request.args.get("after"))
     rows = firm_queries.list_firms(
         user,
         q=q,

@@ -18,9 +18,9 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 
 from advisors.errors import NotFound, ValidationFailed
+from advisors.params import parse_id, parse_limit
 from advisors.permissions import allow_blueprint
 from advisors.services import jobs as svc
-from advisors.services.referral_queries import parse_limit
 from models import db
 
 from ._http import form_view
@@ -48,14 +48,6 @@ class JobCard:
     latest: svc.RunRow | None
     compiles: bool
     form: RunForm
-
-
-def _before(raw) -> int | None:
-    """The keyset position (the last run id seen); anything unusable means the first page."""
-    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit() or len(raw) > 10:
-        return None
-    value = int(raw)
-    return value if 0 < value <= svc.MAX_ID else None
 
 
 def _cards(forms: dict[str, RunForm]) -> list[JobCard]:
@@ -88,8 +80,8 @@ def _cards(forms: dict[str, RunForm]) -> list[JobCard]:
 
 def _render(forms: dict[str, RunForm] | None = None, status: int = 200):
     job = (request.args.get("job") or "").strip()[:40]
-    before = _before(request.args.get("before"))
-    limit = parse_limit(request.args.get("limit"))
+    before = parse_id(request.args.get("before"))  # the last run id seen; else the first page
+    limit = parse_limit(request.args.get("limit"), svc.PAGE_SIZE, svc.MAX_LIMIT)
     error = None
     try:
         page = svc.recent_runs(job or None, before=before, limit=limit)

@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from wtforms import BooleanField, HiddenField, SelectMultipleField, StringField, TextAreaField
 
 from advisors.errors import Conflict, ValidationFailed
+from advisors.params import MAX_ID, parse_id
 from advisors.permissions import SIGNED_IN, allow, allow_blueprint
 from advisors.services import policies as policy_service
 from models import FIRM_TYPES, PolicyTool, db
@@ -23,7 +24,6 @@ from ._http import form_view
 bp = Blueprint("policies", __name__, url_prefix="/policies")
 allow_blueprint(bp, SIGNED_IN)
 
-MAX_ID = 2**31 - 1
 PAGE_SIZE = 100  # the catalogue is short: one page keeps every #tool-<id> anchor reachable
 
 
@@ -92,14 +92,6 @@ def _tool_or_404(tool_id: int) -> PolicyTool:
     return tool
 
 
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name, "")
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
-        return None
-    value = int(raw)
-    return value if 0 < value <= MAX_ID else None
-
-
 def _unique_code_error(form: PolicyForm, tool_id: int | None = None) -> bool:
     """After an IntegrityError (two people saving the same code at once)."""
     other = policy_service.find_by_code(form.code.data or "")
@@ -117,7 +109,7 @@ def _unique_code_error(form: PolicyForm, tool_id: int | None = None) -> bool:
 def index():
     user = current_user._get_current_object()
     maintainer = policy_service.may_maintain(user)
-    after = _int_arg("after")
+    after = parse_id(request.args.get("after"))
     tools = policy_service.list_tools(
         user, include_inactive=maintainer, limit=PAGE_SIZE + 1, after_id=after
     )

@@ -32,7 +32,7 @@ from advisors.services.labels import stage_labels, visit_mode_labels, visit_role
 from advisors.xlsx import XLSX_MIMETYPE, workbook_bytes
 from models import NEEDS, SIZE_CLASSES, STATUSES, db
 
-from ._forms import apply_errors, form_version
+from ._forms import apply_errors, form_version, no_control_chars
 from ._http import form_view
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
@@ -44,7 +44,7 @@ ASSIGNABLE = ("submitted", "assigned", "in_service")
 
 # ------------------------------------------------------------------ forms
 class AssignForm(FlaskForm):
-    advisor = SelectField(_l("Advisor"), validate_choice=False)
+    advisor = SelectField(_l("Advisor"), validate_choice=False, validators=[no_control_chars])
     note = TextAreaField(_l("Note for the advisor"), render_kw={"rows": 2, "maxlength": 500})
     force = BooleanField(_l("Assign anyway, past the advisor's capacity"))
     version = HiddenField()
@@ -52,7 +52,9 @@ class AssignForm(FlaskForm):
 
 
 class BulkAssignForm(FlaskForm):
-    advisor = SelectField(_l("Assign the selected cases to"), validate_choice=False)
+    advisor = SelectField(
+        _l("Assign the selected cases to"), validate_choice=False, validators=[no_control_chars]
+    )
     note = TextAreaField(_l("Note for the advisor"), render_kw={"rows": 1, "maxlength": 500})
     force = BooleanField(_l("Assign anyway, past the advisor's capacity"))
     over_capacity = False

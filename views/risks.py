@@ -16,10 +16,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField, TextAreaField
 
 from advisors.errors import Conflict, NotFound, ValidationFailed
+from advisors.params import MAX_ID, parse_limit
 from advisors.permissions import GLOBAL_ROLES, OFFICE_ROLES, allow, allow_blueprint
 from advisors.services import risk as svc
 from advisors.services.labels import risk_status_labels, risk_type_labels
-from advisors.services.referral_queries import decode_cursor, parse_limit
+from advisors.services.referral_queries import decode_cursor
 from models import db
 
 from ._forms import apply_errors, form_version
@@ -27,8 +28,6 @@ from ._http import form_view
 
 bp = Blueprint("risks", __name__, url_prefix="/risks")
 allow_blueprint(bp, "admin", "finance_office", "pboc", "advisor")
-
-MAX_ID = 2**31 - 1
 
 
 # ------------------------------------------------------------------ forms
@@ -76,7 +75,7 @@ def index():
     user = _me()
     raw = request.args.get("status")
     status = _default_status(user) if raw is None else raw.strip()[:20]
-    limit = parse_limit(request.args.get("limit"))
+    limit = parse_limit(request.args.get("limit"), svc.PAGE_SIZE, svc.MAX_LIMIT)
     cursor = decode_cursor(request.args.get("cursor"))
     error = None
     try:

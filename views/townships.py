@@ -13,11 +13,12 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import HiddenField, SelectField, StringField
 
 from advisors.errors import DomainError, ValidationFailed
+from advisors.params import MAX_ID, parse_id
 from advisors.permissions import allow_blueprint
 from advisors.services import townships as service
 from models import db
 
-from ._forms import MAX_ID, apply_errors
+from ._forms import apply_errors
 from ._http import form_view
 
 bp = Blueprint("townships", __name__, url_prefix="/townships")
@@ -76,10 +77,10 @@ def _choices(exclude_id: int | None = None) -> list[tuple[str, str]]:
 
 
 def _chosen(field) -> object | None:
-    raw = field.data or ""
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_ID:
+    township_id = parse_id(field.data)
+    if township_id is None:
         return None
-    township = service.get(int(raw))
+    township = service.get(township_id)
     return township if township is not None and township.active else None
 
 

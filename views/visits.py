@@ -28,6 +28,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from advisors.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from advisors.i18n import fmt_datetime
+from advisors.params import MAX_ID, parse_id
 from advisors.permissions import allow, allow_blueprint
 from advisors.services import financing as financing_service
 from advisors.services import policies as policy_service
@@ -60,8 +61,6 @@ from ._http import form_view
 
 bp = Blueprint("visits", __name__, url_prefix="/visits")
 allow_blueprint(bp, "admin", "finance_office", "pboc", "advisor", "liaison")
-
-MAX_ID = 2**31 - 1
 
 
 def _me() -> User:
@@ -225,10 +224,10 @@ def _render_form(form, *, referral, mode: str, visit=None, changes=None, status:
 
 
 def _referral_arg() -> int:
-    raw = (request.args.get("referral_id") or "").strip()
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= MAX_ID):
+    referral_id = parse_id(request.args.get("referral_id"))
+    if referral_id is None:
         abort(404)
-    return int(raw)
+    return referral_id
 
 
 # ------------------------------------------------------------------ log a visit
@@ -351,7 +350,8 @@ def _changes(visit, form: VisitForm) -> list[tuple[str, str, str]]:
         if key == "roles":
             return "、".join(roles.get(r, r) for r in value or [])
         if key == "policies":
-            return "、".join(tools.get(int(i), str(i)) for i in value or [] if str(i).isdigit())
+            ids = [parse_id(i) for i in value or []]
+            return "、".join(tools.get(i, str(i)) for i in ids if i is not None)
         if key == "mode":
             return modes.get(value, value or "")
         return (value or "").strip() if isinstance(value, str) else str(value or "")

@@ -108,6 +108,7 @@ from ..scoring.rubric import (
     scale_for_period,
 )
 from . import referrals as referral_service
+from .firms import clean_text
 from .labels import risk_type_labels, visit_role_labels
 from .notifications import notify
 
@@ -186,7 +187,7 @@ def save_rubric(actor: User, spec_data: dict, note: str | None = None) -> Rubric
     if note is not None and not isinstance(note, str):
         errors["note"] = _("Enter the note as text.")
         note = None
-    note = (note or "").strip() or None
+    note = clean_text(note or "") or None  # control characters dropped (no NUL in PostgreSQL)
     if note is not None and len(note) > NOTE_MAX:
         errors["note"] = _("At most %(n)s characters.", n=NOTE_MAX)
     if errors:
@@ -1336,7 +1337,7 @@ def add_adjustment(
             )
         elif value != value.quantize(CENT):
             errors["points"] = _("At most two decimal places.")
-    reason = reason.strip() if isinstance(reason, str) else ""
+    reason = clean_text(reason) if isinstance(reason, str) else ""  # without control characters
     if not reason:
         errors["reason"] = _("Give the reason for the adjustment.")
     elif len(reason) > REASON_MAX:
@@ -1447,7 +1448,7 @@ def add_comment(
     on one advisor's row."""
     period = parse_period(period_key)
     errors: dict[str, str] = {}
-    body = body.strip() if isinstance(body, str) else ""
+    body = clean_text(body) if isinstance(body, str) else ""  # without control characters
     if not body:
         errors["body"] = _("Write the comment.")
     elif len(body) > COMMENT_MAX:

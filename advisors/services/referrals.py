@@ -38,7 +38,7 @@ from models import (
 )
 
 from .. import audit
-from ..dbutil import BulkWriter, among, append_rows, chunks, is_postgresql, next_ids
+from ..dbutil import BulkWriter, among, append_rows, chunks, is_postgresql, lock_intake, next_ids
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..i18n import SHANGHAI
 from ..permissions import get_scoped
@@ -46,6 +46,7 @@ from ..sizing import classify
 from ..workdays import WorkdayCalendar
 from . import firms as firm_service
 from . import townships as township_service
+from .labels import one_of
 from .notifications import notify, users_with_role
 
 MAX_ITEMS = 1000  # per API call; uploads are chunked by the caller
@@ -187,9 +188,7 @@ def clean_item(
     )
     needs = _parse_needs(data.get("needs"), need_keys)
     if needs is None:
-        errors["needs"] = _(
-            "%(field)s must be from: financing, policy, guidance, insurance.", field=labels["needs"]
-        )
+        errors["needs"] = one_of(labels["needs"], need_labels().values())
     elif not needs:
         errors["needs"] = _("%(field)s: choose at least one.", field=labels["needs"])
     amount = None
@@ -305,6 +304,7 @@ def submit(
     # The caller's previous chunk is still being written while the items above are checked
     # (anything they query waits for it); the lookups below must see it.
     writes.wait()
+    lock_intake()  # one intake at a time from these look-ups to the commit
 
     now = utcnow()
     codes = [item.firm["credit_code"] for _i, item in clean]
@@ -818,9 +818,14 @@ def assign(
     """Assign (or reassign) one or many cases to an advisor."""
     if actor.role != "finance_office":
         raise Conflict(_("Only the finance office assigns cases."))
-    advisor = db.session.execute(
-        select(User).where(func.lower(User.username) == (advisor_username or "").strip().lower())
-    ).scalar_one_or_none()
+    username = (advisor_username or "").strip().lower() if isinstance(advisor_username, str) else ""
+    advisor = (
+        db.session.execute(
+            select(User).where(func.lower(User.username) == username)
+        ).scalar_one_or_none()
+        if username.isprintable()  # PostgreSQL refuses NUL in text
+        else None
+    )
     if advisor is None or advisor.role != "advisor" or not advisor.active:
         raise ValidationFailed(
             _("Please correct the marked fields."),

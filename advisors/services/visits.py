@@ -151,7 +151,7 @@ def _policies(raw, errors: dict, label: str) -> list[PolicyTool]:
         tool_id = parse_id(item)  # an id as a number or ASCII digits; else perhaps a code
         if tool_id is not None:
             ids.append(tool_id)
-        elif isinstance(item, str) and item.strip() and len(item.strip()) <= 40:
+        elif isinstance(item, str) and 0 < len(item.strip()) <= 40 and item.strip().isprintable():
             codes.append(item.strip().lower())
         else:
             errors["policies"] = _("%(field)s: unknown policy tool.", field=label)

@@ -43,6 +43,8 @@ from models import (
     db,
 )
 
+from ..params import MAX_ID, parse_day
+from ..params import parse_limit as _parse_limit
 from ..permissions import GLOBAL_ROLES, scoped
 from . import labels as work_labels
 from . import referrals as referral_service
@@ -51,14 +53,12 @@ from .firms import clean_text
 PAGE_SIZE = 50
 MAX_LIMIT = 200
 EXPORT_CAP = 50_000
-MAX_ID = 2**31 - 1
 MAX_QUERY = 100
 SUMMARY_CHARS = 120
 INSTITUTION_TYPES = ("bank", "insurer")
 IN_PROGRESS = ("applied", "approved")
 OVERDUE_LIST_LIMIT = 50
 RECENT_VISITS = 10
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _CURSOR_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})_(\d{1,10})$", re.ASCII)
 _FLAG_VALUES = {"1": True, "0": False}
 FA = FinancingApplication
@@ -229,18 +229,7 @@ def _text(raw: Mapping, key: str) -> str:
 
 
 def _day(raw: Mapping, key: str, label: str) -> tuple[date | None, str | None]:
-    value = _text(raw, key)
-    if not value:
-        return None, None
-    if not _DATE_RE.match(value):
-        return None, _("%(field)s must be a date written YYYY-MM-DD.", field=label)
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        return None, _("%(field)s is not a real date.", field=label)
-    if not 1970 <= day.year <= 2999:
-        return None, _("%(field)s is out of range.", field=label)
-    return day, None
+    return parse_day(_text(raw, key), label)
 
 
 def _common(
@@ -355,10 +344,7 @@ def echo_values(raw: Mapping, keys) -> dict[str, str]:
 
 def parse_limit(raw) -> int:
     """Page size: 50 by default, at most 200; anything unusable means the default."""
-    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit() or len(raw) > 6:
-        return PAGE_SIZE
-    value = int(raw)
-    return PAGE_SIZE if value < 1 else min(value, MAX_LIMIT)
+    return _parse_limit(raw, PAGE_SIZE, MAX_LIMIT)
 
 
 # ------------------------------------------------------------------ cursor

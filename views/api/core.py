@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from advisors.params import MAX_ID, parse_int
 from advisors.permissions import SIGNED_IN, allow
 from advisors.services import firms as firm_service
 from advisors.services import townships as township_service
@@ -50,16 +51,15 @@ def me():
 @allow("admin", "finance_office", "pboc", "bureau")
 def enterprises():
     q = (request.args.get("q") or "").strip()
-    try:
-        limit = min(max(int(request.args.get("limit", 50)), 1), 200)
-    except ValueError:
+    limit = parse_int(request.args.get("limit", "50"), -MAX_ID, MAX_ID)  # ASCII digits only
+    if limit is None:
         return api_error(
             422,
             "invalid",
             _("Some fields are not valid."),
             {"limit": _("Limit must be a whole number from 1 to 200.")},
         )
-    rows = firm_service.search(current_user._get_current_object(), q, limit=limit)
+    rows = firm_service.search(current_user._get_current_object(), q, limit=min(max(limit, 1), 200))
     return jsonify({"items": [enterprise_json(f) for f in rows]})
 
 

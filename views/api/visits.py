@@ -16,13 +16,14 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from advisors.dbutil import chunks
+from advisors.params import MAX_ID, parse_id
 from advisors.permissions import allow, scoped
 from advisors.services import visits as service
 from models import FinancingApplication, FinancingStep, Organisation, RiskReport, User, Visit, db
 
 from .._http import api_error
 from . import bad_request, bp
-from .referrals import MAX_ID, _body, _iso, _money, _not_found, _unicode_ok
+from .referrals import _body, _iso, _money, _not_found, _unicode_ok
 
 READERS = ("admin", "finance_office", "pboc", "advisor", "liaison")
 
@@ -126,17 +127,10 @@ def log_visit():
     return response
 
 
-def _id_arg(raw) -> int | None:
-    raw = (raw or "").strip()
-    if raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= MAX_ID:
-        return int(raw)
-    return None
-
-
 @bp.route("/visits", methods=["GET"])
 @allow(*READERS)
 def list_visits():
-    referral_id = _id_arg(request.args.get("referral_id"))
+    referral_id = parse_id(request.args.get("referral_id"))
     if referral_id is None:
         return bad_request({"referral_id": _("Give the case id (referral_id) as a number.")})
     user = current_user._get_current_object()
