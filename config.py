@@ -89,13 +89,16 @@ class Config:
     # Database timeouts, so that a database that is down or silent costs a request seconds and
     # a 503, not a worker killed by gunicorn's 30 s timeout. PostgreSQL: give up connecting
     # after DB_CONNECT_TIMEOUT s; cancel a statement after DB_STATEMENT_TIMEOUT_MS (0: never);
-    # the scheduler's jobs allow JOB_STATEMENT_TIMEOUT_MS in their own transactions; TCP
-    # keepalives drop a connection to a server that stopped answering within about
-    # DB_TCP_TIMEOUT_MS. Both: wait at most DB_POOL_TIMEOUT s for a free pooled connection.
+    # the scheduler's jobs allow JOB_STATEMENT_TIMEOUT_MS in their own transactions; end a
+    # session idle inside a transaction for DB_IDLE_TRANSACTION_TIMEOUT_MS (its client is
+    # gone: its locks are freed); TCP keepalives, both ways, drop a connection whose other end
+    # stopped answering within about DB_TCP_TIMEOUT_MS. 0 turns a timeout off. Both: wait at
+    # most DB_POOL_TIMEOUT s for a free pooled connection.
     # SQLite waits up to 10 s for another writer (busy_timeout, advisors/__init__.py).
     DB_CONNECT_TIMEOUT = int(os.environ.get("DB_CONNECT_TIMEOUT", "5"))
     DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "20000"))
     JOB_STATEMENT_TIMEOUT_MS = int(os.environ.get("JOB_STATEMENT_TIMEOUT_MS", "1800000"))
+    DB_IDLE_TRANSACTION_TIMEOUT_MS = int(os.environ.get("DB_IDLE_TRANSACTION_TIMEOUT_MS", "60000"))
     DB_TCP_TIMEOUT_MS = int(os.environ.get("DB_TCP_TIMEOUT_MS", "15000"))
     DB_POOL_TIMEOUT = int(os.environ.get("DB_POOL_TIMEOUT", "10"))
     SQLALCHEMY_RECORD_QUERIES = False
@@ -171,6 +174,13 @@ class Config:
     NOTICE_FONT_PATH = os.environ.get("NOTICE_FONT_PATH", "").strip()
     # Uploads of referral lists: rows per file.
     MAX_UPLOAD_ROWS = 20000
+    # A list that ends within this many data rows (and this many bytes of sheet XML or CSV
+    # text) is imported in the upload request; a longer one is queued for the scheduler
+    # process, and its page shows the progress (advisors/services/upload_queue.py).
+    UPLOAD_INLINE_ROWS = int(os.environ.get("UPLOAD_INLINE_ROWS", "500"))
+    UPLOAD_INLINE_BYTES = 4 * 1024 * 1024
+    # How often the scheduler looks for queued uploads.
+    UPLOAD_QUEUE_SECONDS = int(os.environ.get("UPLOAD_QUEUE_SECONDS", "5"))
 
     # Scheduler: python run.py turns it on; the WSGI app leaves it off.
     SCHEDULER = os.environ.get("SCHEDULER", "off")
@@ -251,9 +261,20 @@ def engine_options(values: dict) -> dict:
             "keepalives_count": 3,
             "tcp_user_timeout": tcp_ms,
         }
-        statement_ms = int(values.get("DB_STATEMENT_TIMEOUT_MS", 0))
-        if statement_ms > 0:
-            connect_args["options"] = f"-c statement_timeout={statement_ms}"
+        # The server's side: cancel a statement after the statement timeout; end a session
+        # left idle inside a transaction too long (its client went away mid-work: its locks
+        # are released); probe the client like the client probes the server, so a client
+        # machine that went down loses its session (and its locks) within seconds too.
+        settings = {
+            "statement_timeout": max(int(values.get("DB_STATEMENT_TIMEOUT_MS", 0)), 0),
+            "idle_in_transaction_session_timeout": max(
+                int(values.get("DB_IDLE_TRANSACTION_TIMEOUT_MS", 0)), 0
+            ),
+            "tcp_keepalives_idle": connect_args["keepalives_idle"],
+            "tcp_keepalives_interval": connect_args["keepalives_interval"],
+            "tcp_keepalives_count": connect_args["keepalives_count"],
+        }
+        connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in settings.items())
         options["connect_args"] = {**connect_args, **options.get("connect_args", {})}
         options.setdefault("pool_timeout", int(values.get("DB_POOL_TIMEOUT", 10)))
     elif url.startswith("sqlite") and url not in ("sqlite://", "sqlite:///:memory:"):

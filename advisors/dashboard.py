@@ -62,9 +62,17 @@ def home_for(user: User) -> dict:
         panel["users_by_role"] = _counts(
             select(User.role, func.count()).where(User.active.is_(True)).group_by(User.role)
         )
-        panel["recent_audit"] = list(
-            db.session.execute(select(AuditLog).order_by(AuditLog.id.desc()).limit(10)).scalars()
+        from .services.audit_queries import readable_entries
+        from .services.feedback import public_base_problem
+
+        panel["recent_audit"] = readable_entries(
+            list(
+                db.session.execute(
+                    select(AuditLog).order_by(AuditLog.id.desc()).limit(10)
+                ).scalars()
+            )
         )
+        panel["public_base_problem"] = public_base_problem()
     elif user.role in ("finance_office", "pboc"):
         panel.update(_firm_summary(user))
         panel.update(_advisor_capacity())

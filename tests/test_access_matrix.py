@@ -283,6 +283,8 @@ def test_out_of_scope_records_are_404(app, make, world):
         # Risk reports: only the reporter and the office roles.
         (other_advisor, f"/risks/{world['args']['risk_id']}"),
         (other_advisor, f"/feedback/case/{world['args']['referral_id']}"),
+        # Feedback links: a bureau only on the cases it referred.
+        (other_bureau, f"/feedback/case/{world['args']['referral_id']}"),
     ]
     for user, url in cases:
         client = app.test_client()

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 from advisors.audit import acting_as
 from advisors.services import audit_queries
 from advisors.services.audit_queries import AuditFilters, parse_filters, search_audit
-from models import AuditLog, Township, db
+from models import AuditLog, Enterprise, Referral, Township, db
 
 _ROW_RE = re.compile(r'data-audit-id="(\d+)"')
 
@@ -351,3 +351,323 @@ def test_masked_values_are_shown_masked(client, auth, make):
     html = r.get_data(as_text=True)
     assert "***" in html
     assert "argon2" not in html
+
+
+# ------------------------------------------------------------------ readable entries
+_NEW_RE = re.compile(r'<span data-testid="new">([^<]*)</span>')
+_OLD_RE = re.compile(r'<span class="text-muted" data-testid="old">([^<]*)</span>')
+
+
+@pytest.fixture
+def readable_trail(make):
+    """Audit rows that name a township, a user, an organisation, a firm and a case by id, with
+    a coded status, booleans, money and an instant, written at a known UTC time."""
+    bureau_org = make.org("bureau", code="GXJ-R", name="江州市工业和信息化局")
+    bureau = make.user("bureau", org=bureau_org, username="gxj_reader")
+    advisor = make.user("advisor", username="adv_reader")
+    town = make.township(name="新港街道")
+    firm = make.firm(actor=bureau, name="江州市恒达精密机械有限公司")
+    make.user("admin", username="admin_reader")  # reads the trail (its own rows cleared)
+    at = datetime(2026, 3, 1, 16, 30, 45, tzinfo=UTC)  # 2026-03-02 00:30 in Shanghai
+    ids = {
+        "town": town.id,
+        "advisor": advisor.id,
+        "org": bureau_org.id,
+        "firm": firm.id,
+        "bureau": bureau.id,
+    }
+    db.session.query(AuditLog).delete()
+    db.session.commit()
+    rows = [
+        {
+            "table_name": "enterprise",
+            "record_id": str(firm.id),
+            "changes": {
+                "township_id": [None, town.id],
+                "registered_by_org_id": [None, bureau_org.id],
+                "revenue_wan": ["800", "1234.5"],
+                "industry": ["retail", "industry"],
+            },
+        },
+        {
+            "table_name": "referral",
+            "record_id": "987654",  # a case that no longer exists
+            "changes": {
+                "status": ["assigned", "in_service"],
+                "advisor_id": [None, advisor.id],
+                "enterprise_id": [None, firm.id],
+                "need_financing": [False, True],
+                "assigned_at": [None, "2026-03-01T16:30:45.123456+00:00"],
+            },
+        },
+        {
+            "table_name": "user_account",
+            "record_id": str(advisor.id),
+            "changes": {"org_id": [None, bureau_org.id], "role": ["bureau", "advisor"]},
+        },
+    ]
+    for row in rows:
+        _add_rows(1, at=at, actor_id=bureau.id, actor_label="gxj_reader", action="update", **row)
+    return ids
+
+
+def _change(html: str, field: str) -> str:
+    found = re.search(rf'<li data-field="{field}">(.*?)</li>', html, re.S)
+    assert found, field
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1))).strip()
+
+
+def test_page_shows_labels_and_names_in_english(client, auth, make, readable_trail):
+    auth.login("admin_reader")
+    with client.session_transaction() as s:
+        s["lang"] = "en"
+    html = client.get("/audit/").get_data(as_text=True)
+    assert "Firm" in html and "User account" in html
+    assert _change(html, "township_id") == "Township : — → 新港街道"
+    assert "江州市工业和信息化局" in _change(html, "registered_by_org_id")
+    assert _change(html, "status") == "Status : Assigned → In service"
+    assert "advisor user" in _change(html, "advisor_id")  # the display name
+    assert "江州市恒达精密机械有限公司" in _change(html, "enterprise_id")
+    assert _change(html, "need_financing").endswith("no → yes")
+    assert "1,234.50" in _change(html, "revenue_wan") and "万元" in _change(html, "revenue_wan")
+    assert "Retail" in _change(html, "industry")
+    assert "2026-03-02 00:30" in _change(html, "assigned_at")
+    assert "Advisor" in _change(html, "role")  # a role as its label
+    # The record's own name beside its id, and the actor's name beside the label written then.
+    assert 'data-testid="audit-record">江州市恒达精密机械有限公司<' in html
+    assert "bureau user" in html and "gxj_reader" in html
+
+
+def test_page_shows_labels_in_chinese(client, auth, make, readable_trail):
+    auth.login("admin_reader")
+    html = client.get("/audit/").get_data(as_text=True)
+    assert '<html lang="zh-CN">' in html
+    assert "企业" in html  # the record type
+    assert _change(html, "township_id") == "乡镇（街道） : — → 新港街道"
+    assert _change(html, "status") == "状态 : 已分派 → 服务中"
+    assert _change(html, "need_financing").endswith("否 → 是")
+    assert "万元" in _change(html, "revenue_wan")
+
+
+def test_no_raw_ids_for_known_references(client, auth, make, readable_trail):
+    auth.login("admin_reader")
+    html = client.get("/audit/").get_data(as_text=True)
+    shown = set(_NEW_RE.findall(html)) | set(_OLD_RE.findall(html))
+    for key, record_id in readable_trail.items():
+        assert str(record_id) not in shown, (key, record_id, shown)
+        assert f"#{record_id}<" not in "".join(f"{v}<" for v in shown), key
+
+
+def test_times_are_shanghai_to_the_minute(client, auth, make, readable_trail):
+    auth.login("admin_reader")
+    html = client.get("/audit/").get_data(as_text=True)
+    times = re.findall(r'data-testid="audit-at">([^<]*)<', html)
+    assert times and set(times) == {"2026-03-02 00:30"}
+
+
+def test_throttle_clearing_and_unknown_actions_read_readably(client, auth, make):
+    admin = make.user("admin", username="admin_thr")
+    auth.login(admin.username)
+    with client.session_transaction() as s:
+        s["lang"] = "en"
+    _add_rows(
+        1,
+        table_name="login_attempt",
+        record_id="account:wang",
+        action="update",
+        changes={
+            "scope": [None, "account"],
+            "kind": [None, "sign_in"],
+            "failures": [12, 0],
+            "cleared_at": [None, "2026-03-01T16:30:00+00:00"],
+        },
+    )
+    _add_rows(1, table_name="township", record_id="1", action="merge_into", changes={})
+    html = client.get("/audit/").get_data(as_text=True)
+    actions = re.findall(r'data-testid="audit-action">([^<]*)<', html)
+    assert actions[:2] == ["Merge into", "Cleared"]
+    assert "Sign-in throttle" in html
+    assert _change(html, "scope").endswith("Account, from any address")
+    assert _change(html, "kind").endswith("Sign-in")
+    assert _change(html, "cleared_at").endswith("2026-03-02 00:30")
+
+
+def test_every_audited_table_has_a_label():
+    from advisors.services import audit_labels
+
+    audited = {
+        mapper.local_table.name
+        for mapper in db.Model.registry.mappers
+        if getattr(mapper.class_, "__audited__", False)
+    }
+    missing = audited - set(audit_labels.spec())
+    assert not missing, f"add these tables to audit_labels: {sorted(missing)}"
+    for name, table in audit_labels.spec().items():
+        model = next(
+            (m.class_ for m in db.Model.registry.mappers if m.local_table.name == name), None
+        )
+        if model is None or name not in audited:
+            continue
+        columns = {c.key for c in model.__table__.columns} - {
+            "id",
+            "created_at",
+            "updated_at",
+            "version",
+            "token_hash",
+        }
+        unknown = columns - set(table.fields)
+        assert not unknown, f"{name}: no label for {sorted(unknown)}"
+
+
+def test_query_count_is_fixed_with_names_for_1_and_50_rows(
+    client, auth, make, count_queries, readable_trail
+):
+    auth.login("admin_reader")
+    client.get("/audit/")  # warm up
+    row = db.session.execute(select(AuditLog).order_by(AuditLog.id)).scalars().first()
+    base = {
+        "at": row.at,
+        "actor_id": row.actor_id,
+        "actor_label": row.actor_label,
+        "action": "update",
+        "table_name": "referral",
+        "changes": {},
+        "ip": None,
+    }
+    db.session.query(AuditLog).delete()
+    db.session.commit()
+
+    def add(n: int, offset: int) -> None:
+        rows = []
+        for i in range(n):
+            rows.append(
+                {
+                    **base,
+                    "record_id": str(offset + i),
+                    "changes": {
+                        "status": ["assigned", "in_service"],
+                        "advisor_id": [None, readable_trail["advisor"]],
+                        "org_id": [None, readable_trail["org"]],
+                        "enterprise_id": [None, readable_trail["firm"]],
+                        "upload_id": [None, offset + i],
+                    },
+                }
+            )
+            rows.append(
+                {
+                    **base,
+                    "table_name": "enterprise",
+                    "record_id": str(readable_trail["firm"]),
+                    "changes": {"township_id": [None, readable_trail["town"]]},
+                }
+            )
+        db.session.execute(insert(AuditLog), rows)
+        db.session.commit()
+
+    add(1, 1000)
+    with count_queries() as one:
+        r = client.get("/audit/")
+    assert r.status_code == 200 and len(_ids(r)) == 2
+    add(25, 2000)  # 50 rows more: a full page
+    with count_queries() as fifty:
+        r = client.get("/audit/")
+    assert r.status_code == 200 and len(_ids(r)) == 50
+    assert one.count == fifty.count, fifty.statements
+
+
+def test_admin_home_latest_changes_are_readable(client, auth, make, readable_trail):
+    auth.login("admin_reader")
+    with client.session_transaction() as s:
+        s["lang"] = "en"
+    html = client.get("/").get_data(as_text=True)
+    items = re.findall(r'data-testid="recent-change"[^>]*>(.*?)</li>', html, re.S)
+    text = " ".join(re.sub(r"<[^>]+>", " ", i) for i in items)
+    assert "Changed" in text and "Firm" in text and "Referral case" in text
+    assert "新港街道" in text and "In service" in text and "bureau user" in text
+    assert "2026-03-02 00:30" in text
+    for raw in ("update", "enterprise ", "township_id"):
+        assert raw not in text, raw
+
+
+def test_every_reference_kind_reads_in_one_statement(app, make, count_queries):
+    """Names of users, organisations, townships, firms, cases, visits, policy tools (by id and
+    by the code a visit's policy list records), rubric versions, assessments and uploads: one
+    statement for a page, on SQLite and PostgreSQL alike."""
+    from advisors.services import audit_labels
+    from models import PolicyTool, Visit
+    from tests.test_feedback import new_case
+
+    world = {
+        "bureau": make.user("bureau", org=make.org("bureau")),
+        "office": make.user("finance_office"),
+        "advisor": make.user("advisor"),
+    }
+    case_id = new_case(make, world, status="in_service")
+    visit = db.session.scalars(select(Visit).where(Visit.referral_id == case_id)).one()
+    tool = PolicyTool(code="audit_tool", name="再贷款审计测试", description="", eligible_types=[])
+    db.session.add(tool)
+    db.session.commit()
+    rows = [
+        AuditLog(
+            id=1,
+            at=datetime.now(UTC),
+            actor_id=world["advisor"].id,
+            actor_label="x",
+            action="update",
+            table_name="financing_application",
+            record_id="1",
+            changes={
+                "visit_id": [None, visit.id],
+                "referral_id": [None, case_id],
+                "lender_id": [None, world["advisor"].org_id],
+            },
+        ),
+        AuditLog(
+            id=2,
+            at=datetime.now(UTC),
+            actor_id=None,
+            actor_label="job:sla_overdue_sweep",
+            action="update",
+            table_name="visit",
+            record_id=str(visit.id),
+            changes={"policies": [[], [f"<PolicyTool {tool.code}>"]]},
+        ),
+        AuditLog(
+            id=3,
+            at=datetime.now(UTC),
+            actor_id=None,
+            actor_label="cli",
+            action="update",
+            table_name="assessment",
+            record_id="424242",
+            changes={"rubric_id": [1, 2], "status": ["draft", "published"]},
+        ),
+        AuditLog(
+            id=4,
+            at=datetime.now(UTC),
+            actor_id=None,
+            actor_label="demo",
+            action="update",
+            table_name="referral",
+            record_id=str(case_id),
+            changes={"upload_id": [None, 424242], "org_id": [None, world["bureau"].org_id]},
+        ),
+    ]
+    from advisors.services.jobs import job_labels
+
+    with app.test_request_context(), count_queries() as q:
+        entries = audit_labels.readable(rows)
+        job = job_labels()["sla_overdue_sweep"]
+    assert q.count == 1, q.statements
+    changes = {(e.id, c.field): c.new for e in entries for c in e.changes}
+    firm_name = db.session.scalar(
+        select(Enterprise.name).join(Referral).where(Referral.id == case_id)
+    )
+    assert changes[(1, "referral_id")] == firm_name
+    assert changes[(1, "visit_id")].startswith(firm_name + " · ")
+    assert changes[(2, "policies")] == "再贷款审计测试"
+    assert changes[(4, "upload_id")] == "#424242"  # gone: the id, marked as one
+    assert entries[1].record_name.startswith(firm_name)
+    assert entries[3].record_name == firm_name
+    assert entries[2].actor_name != "cli" and entries[3].actor_name != "demo"
+    assert entries[1].actor_name.endswith(job)  # a scheduled job by its name

@@ -36,6 +36,7 @@ def world(make):
         "admin": make.user("admin"),
         "pboc": make.user("pboc"),
         "liaison": make.user("liaison", org=bank),
+        "other_bureau": make.user("bureau", org=make.org("bureau")),
     }
 
 
@@ -162,10 +163,11 @@ def test_expiry_follows_the_setting(app, make, world):
 
 def test_who_may_make_a_link(make, world):
     rid = new_case(make, world)
-    for role in ("advisor", "office", "admin"):
+    for role in ("advisor", "office", "admin", "bureau"):
         link, _token = make_link(world[role], rid)
         assert link.id
-    for role in ("other_advisor", "bureau", "pboc", "liaison"):
+    # Another bureau's case, another advisor's, and the roles that follow without acting.
+    for role in ("other_advisor", "other_bureau", "pboc", "liaison"):
         with pytest.raises(svc.NotFound):
             svc.create_link(world[role], rid)
         db.session.rollback()
@@ -341,7 +343,7 @@ def test_case_page_before_resolution_has_no_button(client, login, make, world):
 
 @pytest.mark.parametrize(
     ("role", "status"),
-    [("other_advisor", 404), ("bureau", 403), ("pboc", 403), ("liaison", 403)],
+    [("other_advisor", 404), ("other_bureau", 404), ("pboc", 403), ("liaison", 403)],
 )
 def test_staff_outside_the_rule_or_scope_cannot_see_or_make_links(
     client, auth, login, make, world, role, status
@@ -366,7 +368,18 @@ def test_unknown_case_or_link_is_404(client, login, make, world):
     assert client.post("/feedback/999999/revoke", data={"csrf_token": csrf}).status_code == 404
 
 
-def test_creating_shows_the_link_and_qr_once(app, client, login, make, world):
+@pytest.fixture
+def public_base(app, monkeypatch):
+    """Set PUBLIC_BASE_URL for one test (unset by default, whatever the environment says)."""
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "")
+
+    def set_base(value: str) -> None:
+        monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", value)
+
+    return set_base
+
+
+def test_creating_shows_the_link_and_qr_once(app, client, login, make, world, public_base):
     rid = new_case(make, world)
     login(world["office"])
     html = client.get(f"/feedback/case/{rid}").get_data(as_text=True)
@@ -376,7 +389,7 @@ def test_creating_shows_the_link_and_qr_once(app, client, login, make, world):
     assert r.headers["Referrer-Policy"] == "no-referrer"
     page = r.get_data(as_text=True)
     url = re.search(r'id="feedback-url-input"[^>]*value="([^"]+)"', page).group(1)
-    assert url.startswith("http://localhost/feedback/r/")
+    assert url.startswith("http://localhost/feedback/r/")  # PUBLIC_BASE_URL unset (tests)
     token = url.rsplit("/", 1)[1]
     link = db.session.scalars(select(FeedbackLink)).one()
     assert link.token_hash == digest(token)
@@ -593,3 +606,147 @@ def test_signed_in_staff_opening_the_link_see_the_public_page(client, login, mak
         )
     ).one()
     assert (label, actor, ip) == ("firm feedback", None, "127.0.0.1")
+
+
+# ------------------------------------------------------------------ the public address
+@pytest.fixture
+def at_host(app, monkeypatch):
+    """``at_host(host)``: the test client reaches the app at ``host`` (the intranet address)
+    from then on, signing in included."""
+
+    def reach(host: str = "intranet.jrb.local") -> None:
+        monkeypatch.setitem(app.config, "SERVER_NAME", host)
+
+    return reach
+
+
+def _create_through_the_page(client, rid) -> str:
+    html = client.get(f"/feedback/case/{rid}").get_data(as_text=True)
+    r = client.post(f"/feedback/case/{rid}/new", data={"csrf_token": csrf_from(html)})
+    assert r.status_code == 200, r.status_code
+    return r.get_data(as_text=True)
+
+
+def _url_and_qr(page: str) -> tuple[str, str]:
+    url = re.search(r'id="feedback-url-input"[^>]*value="([^"]+)"', page).group(1)
+    src = re.search(r'<img src="data:image/svg\+xml;base64,([^"]+)"', page).group(1)
+    return url, base64.b64decode(src).decode()
+
+
+@pytest.mark.parametrize(
+    "setting", ["https://pj.jzjrb.gov.cn/advisors", "https://pj.jzjrb.gov.cn/advisors/"]
+)
+def test_link_and_qr_use_the_public_base_url_not_the_advisors_host(
+    client, login, make, world, public_base, at_host, setting
+):
+    public_base(setting)
+    rid = new_case(make, world)
+    at_host("10.8.0.12:8000")
+    login(world["advisor"])
+    page = _create_through_the_page(client, rid)
+    url, svg = _url_and_qr(page)
+    assert url.startswith("https://pj.jzjrb.gov.cn/advisors/feedback/r/"), url
+    assert "10.8.0.12" not in page
+    assert qr_images(url)["svg"] == svg  # the QR code carries the public link too
+    token = url.rsplit("/", 1)[1]
+    assert db.session.scalars(select(FeedbackLink.token_hash)).one() == digest(token)
+    assert 'data-testid="public-base-warning"' not in page
+
+
+def test_unset_public_base_url_falls_back_to_the_host_and_warns_admins(
+    client, login, make, world, public_base, at_host
+):
+    rid = new_case(make, world)
+    at_host()
+    login(world["admin"])
+    page = _create_through_the_page(client, rid)
+    url, _svg = _url_and_qr(page)
+    assert url.startswith("http://intranet.jrb.local/feedback/r/")
+    assert 'data-testid="public-base-warning"' in page and "PUBLIC_BASE_URL" in page
+    home = client.get("/").get_data(as_text=True)
+    assert 'data-testid="public-base-warning"' in home
+    # Other roles make the link without the administrator's warning.
+    rid = new_case(make, world)
+    login(world["advisor"])
+    page = _create_through_the_page(client, rid)
+    assert 'data-testid="public-base-warning"' not in page
+
+
+@pytest.mark.parametrize(
+    ("setting", "usable"),
+    [
+        ("https://pj.jzjrb.gov.cn", True),
+        ("http://pj.jzjrb.gov.cn:8080/a/b/", True),
+        ("pj.jzjrb.gov.cn", False),
+        ("ftp://pj.jzjrb.gov.cn", False),
+        ("https://user:pw@pj.jzjrb.gov.cn", False),
+        ("https://pj.jzjrb.gov.cn/?x=1", False),
+        ("https://pj.jzjrb.gov.cn:99999", False),
+        ("https://pj jzjrb.gov.cn", False),
+    ],
+)
+def test_public_base_url_is_checked(app, client, login, make, world, public_base, setting, usable):
+    public_base(setting)
+    with app.test_request_context():
+        assert (svc.public_base_url() is not None) is usable
+        assert (svc.public_base_problem() is None) is usable
+        assert svc.link_url("/feedback/r/abc", "http://fallback/").endswith("/feedback/r/abc")
+    login(world["admin"])
+    home = client.get("/").get_data(as_text=True)
+    assert ('data-testid="public-base-warning"' in home) is not usable
+
+
+def test_admin_home_has_no_warning_once_set(client, login, world, public_base):
+    public_base("https://pj.jzjrb.gov.cn")
+    login(world["admin"])
+    assert 'data-testid="public-base-warning"' not in client.get("/").get_data(as_text=True)
+
+
+# ------------------------------------------------------------------ the referring bureau
+def test_bureau_makes_a_link_for_its_own_closed_case_from_the_case_page(
+    client, login, make, world, public_base, at_host
+):
+    rid = new_case(make, world, status="closed")
+    at_host()
+    login(world["bureau"])
+    case = client.get(f"/referrals/{rid}").get_data(as_text=True)
+    assert 'data-testid="feedback-links"' in case  # the button on the case page
+    page = _create_through_the_page(client, rid)
+    url, _svg = _url_and_qr(page)
+    link = db.session.scalars(select(FeedbackLink)).one()
+    assert link.created_by_id == world["bureau"].id and link.advisor_id == world["advisor"].id
+    # Another bureau neither sees the button nor reaches the page.
+    login(world["other_bureau"])
+    assert client.get(f"/referrals/{rid}").status_code == 404
+    assert client.get(f"/feedback/case/{rid}").status_code == 404
+
+
+def test_bureau_case_page_has_no_link_button_before_resolution(client, login, make, world):
+    rid = new_case(make, world, status="in_service")
+    login(world["bureau"])
+    case = client.get(f"/referrals/{rid}").get_data(as_text=True)
+    assert 'data-testid="feedback-links"' not in case
+
+
+def test_case_page_shows_both_ratings_each_with_who_gave_it(app, client, login, make, world):
+    rid = new_case(make, world, status="closed")  # the bureau confirmed with 5, "好"
+    _link, token = make_link(world["office"], rid)
+    assert public_post(app.test_client(), token, "3", "服务还可以").status_code == 302
+    for role in ("office", "bureau", "advisor"):
+        login(world[role])
+        html = client.get(f"/referrals/{rid}").get_data(as_text=True)
+        bureau = re.search(r'data-testid="case-satisfaction">(.*?)</dd>', html, re.S).group(1)
+        firm = re.search(r'data-testid="case-firm-rating">(.*?)</dd>', html, re.S).group(1)
+        assert "5 / 5" in bureau and "Confirmed by the referring bureau" in bureau
+        assert "好" in bureau
+        assert "3 / 5" in firm and "Rated by the firm through a feedback link" in firm
+        assert "服务还可以" in firm
+
+
+def test_case_page_without_a_firm_rating_shows_only_the_bureaus(client, login, make, world):
+    rid = new_case(make, world, status="closed")
+    make_link(world["office"], rid)  # made, not used
+    login(world["office"])
+    html = client.get(f"/referrals/{rid}").get_data(as_text=True)
+    assert 'data-testid="case-satisfaction"' in html
+    assert 'data-testid="case-firm-rating"' not in html

@@ -24,7 +24,7 @@ def index():
     )
     return render_template(
         "audit/index.html",
-        rows=rows,
+        rows=audit_queries.readable_entries(rows),
         filters=filters,
         raw=audit_queries.echo_values(request.args),
         errors=errors,
@@ -32,5 +32,4 @@ def index():
         paged=request.args.get("before") is not None,
         table_labels=audit_queries.table_labels(),
         action_labels=audit_queries.action_labels(),
-        changes_of=audit_queries.changes_of,
     ), (422 if errors else 200)

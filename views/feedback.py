@@ -1,9 +1,10 @@
 """Firm feedback without an account: one-time links (and QR codes) and the public rating page.
 
-Staff side (admin, finance office, the assigned advisor): a case's links and their status, a
-new link (shown once, with its QR code), revoking a link. Public side: the rating page the link
-opens, with no sign-in: the firm's name, 1-5 and a comment, nothing else of the case. An unknown
-or altered token is the ordinary 404; an expired, used or revoked link a 410 that says so.
+Staff side (admin, finance office, the assigned advisor, the referring bureaus): a case's links
+and their status, a new link (shown once, with its QR code, on ``PUBLIC_BASE_URL``), revoking a
+link. Public side: the rating page the link opens, with no sign-in: the firm's name, 1-5 and a
+comment, nothing else of the case. An unknown or altered token is the ordinary 404; an expired,
+used or revoked link a 410 that says so.
 The rules live in :mod:`advisors.services.feedback`.
 """
 
@@ -22,6 +23,7 @@ from wtforms import RadioField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
 from advisors.errors import Conflict, NotFound, ValidationFailed
+from advisors.params import MAX_ID
 from advisors.permissions import PUBLIC, allow, allow_blueprint
 from advisors.services import feedback as svc
 from models import FeedbackLink, db
@@ -29,9 +31,9 @@ from models import FeedbackLink, db
 from ._http import form_view
 
 bp = Blueprint("feedback", __name__, url_prefix="/feedback")
-allow_blueprint(bp, "admin", "finance_office", "advisor")
+# The roles of svc.CREATOR_ROLES; each sees only the cases in its scope (another's is a 404).
+allow_blueprint(bp, "admin", "finance_office", "advisor", "bureau")
 
-MAX_ID = 2**31 - 1
 # Pages that carry a token (in the URL or in the body): never cached, never sent as a referrer.
 _TOKEN_PAGES = {"feedback.rate", "feedback.thanks", "feedback.create"}
 
@@ -111,7 +113,7 @@ def create(referral_id: int):
     except Conflict as exc:
         db.session.rollback()
         return _render_case(referral_id, [exc.message], 409)
-    url = url_for("feedback.rate", token=token, _external=True)
+    url = _public_link(token)
     view = svc.links_for(_me(), referral_id)
     return render_template(
         "feedback/created.html",
@@ -120,7 +122,18 @@ def create(referral_id: int):
         link=link,
         url=url,
         qr=qr_images(url),
+        base_problem=svc.public_base_problem() if _me().role == "admin" else None,
     )
+
+
+def _public_link(token: str) -> str:
+    """The link the firm opens: on PUBLIC_BASE_URL, never on the intranet host the staff member
+    happens to use (that only when it is unset, for development)."""
+    path = url_for("feedback.rate", token=token)
+    root = request.script_root
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
+    return svc.link_url(path, request.url_root)
 
 
 @bp.route("/<int:link_id>/revoke", methods=["POST"])

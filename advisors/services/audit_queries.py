@@ -1,12 +1,13 @@
 """Reading the audit trail: filters, keyset pagination and a compact rendering of changes.
 
 Pure query helpers: the caller passes plain values (a mapping of filter strings, a page cursor);
-nothing here reads the HTTP request. One query per page, whatever its size.
+nothing here reads the HTTP request. A page is one query for its rows and one for the names they
+refer to (:func:`readable_entries`), whatever its size. Labels, in the reader's language, come
+from the one mapping in :mod:`advisors.services.audit_labels`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,57 +18,28 @@ from sqlalchemy import func, or_, select
 from models import AuditLog, User, db
 
 from ..i18n import SHANGHAI
+from ..params import parse_day, parse_id
+from . import audit_labels
+from .audit_labels import VALUE_CHARS as VALUE_CHARS  # a longer value is shortened
+from .audit_labels import Entry, plain_text
 
 PAGE_SIZE = 50
-ACTIONS = ("insert", "update", "delete")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
-MAX_ID = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
 MAX_TEXT = 60  # record ids and actor labels are at most this long in the trail
-VALUE_CHARS = 160  # a longer old/new value is shortened in the list
-
-# The audited tables known when this was written, in the order the filter lists them.
-# Tables that become audited later are found from the models and listed after these.
-KNOWN_TABLES = (
-    "organisation",
-    "township",
-    "user_account",
-    "advisor_profile",
-    "advisor_specialty",
-    "api_token",
-    "enterprise",
-    "policy_tool",
-)
 
 
 def table_labels() -> dict[str, str]:
     """Audited table name -> translated label, for the filter and the list."""
-    labels = {
-        "organisation": _("Organisation"),
-        "township": _("Township"),
-        "user_account": _("User account"),
-        "advisor_profile": _("Advisor profile"),
-        "advisor_specialty": _("Advisor specialty"),
-        "api_token": _("API token"),
-        "enterprise": _("Firm"),
-        "policy_tool": _("Policy tool"),
-        # Not an audited model: the one entry per throttle an administrator cleared.
-        "login_attempt": _("Sign-in throttle"),
-    }
-    extra = sorted(
-        {
-            mapper.local_table.name
-            for mapper in db.Model.registry.mappers
-            if getattr(mapper.class_, "__audited__", False)
-        }
-        - set(labels)
-    )
-    for name in extra:
-        labels[name] = name.replace("_", " ")
-    return labels
+    return audit_labels.table_labels()
 
 
 def action_labels() -> dict[str, str]:
-    return {"insert": _("Created"), "update": _("Changed"), "delete": _("Deleted")}
+    return audit_labels.action_labels()
+
+
+def readable_entries(rows: list[AuditLog]) -> list[Entry]:
+    """Audit rows as people read them (labels, names, Shanghai times): one more query for the
+    names of everything the rows refer to, whatever their number."""
+    return audit_labels.readable(rows)
 
 
 @dataclass(frozen=True)
@@ -98,20 +70,6 @@ def _text(raw: Mapping, key: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _parse_date(value: str, label: str) -> tuple[date | None, str | None]:
-    if not value:
-        return None, None
-    if not DATE_RE.match(value):
-        return None, _("%(field)s must be a date written YYYY-MM-DD.", field=label)
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        return None, _("%(field)s is not a real date.", field=label)
-    if not 1970 <= day.year <= 2999:
-        return None, _("%(field)s is out of range.", field=label)
-    return day, None
-
-
 def parse_filters(raw: Mapping) -> tuple[AuditFilters, dict[str, str]]:
     """Filter values from a mapping of strings (a query string). Returns (filters, errors):
     ``errors`` maps a field to a translated message; a field in error is left out of the
@@ -126,7 +84,7 @@ def parse_filters(raw: Mapping) -> tuple[AuditFilters, dict[str, str]]:
         values["table"] = table
 
     action = _text(raw, "action")
-    if action and action not in ACTIONS:
+    if action and action not in action_labels():
         errors["action"] = _("Choose an action from the list.")
     else:
         values["action"] = action
@@ -140,10 +98,10 @@ def parse_filters(raw: Mapping) -> tuple[AuditFilters, dict[str, str]]:
         else:
             values[key] = value
 
-    date_from, problem = _parse_date(_text(raw, "date_from"), _("From"))
+    date_from, problem = parse_day(_text(raw, "date_from"), _("From"))
     if problem:
         errors["date_from"] = problem
-    date_to, problem = _parse_date(_text(raw, "date_to"), _("To"))
+    date_to, problem = parse_day(_text(raw, "date_to"), _("To"))
     if problem:
         errors["date_to"] = problem
     if date_from and date_to and date_to < date_from:
@@ -169,10 +127,7 @@ def echo_values(raw: Mapping) -> dict[str, str]:
 
 def parse_cursor(raw) -> int | None:
     """The ``before`` id of keyset pagination; anything unusable means the first page."""
-    if not isinstance(raw, str) or not raw.strip().isdigit() or not raw.strip().isascii():
-        return None
-    value = int(raw.strip())
-    return value if 0 < value <= MAX_ID else None
+    return parse_id(raw if isinstance(raw, str) else None)
 
 
 def day_start_utc(day: date) -> datetime:
@@ -227,23 +182,8 @@ def search_audit(
 
 
 # ------------------------------------------------------------------ rendering changes
-def _short(text: str) -> str:
-    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
-
-
-def format_value(value) -> str:
-    """One old or new value of the trail as short text (masked secrets stay ``***``)."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return _("yes") if value else _("no")
-    if isinstance(value, list | tuple):
-        return _short(", ".join(format_value(v) for v in value) or "∅")
-    if isinstance(value, dict):
-        return _short(", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) or "∅")
-    if value == "":
-        return '""'
-    return _short(str(value))
+# One old or new value as short text, without its field's kind (masked secrets stay ``***``).
+format_value = plain_text
 
 
 @dataclass(frozen=True)

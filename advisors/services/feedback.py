@@ -1,14 +1,19 @@
 """Firm feedback without an account: one-time links (and their QR codes) and the rating itself.
 
-Once a case is resolved (or closed) its advisor, the finance office or an admin makes a link
-for the firm. The link carries a random token; only its SHA-256 digest is stored, so the link is
-shown once, when it is made, and a leaked database gives nobody a usable link. A new link for a
-case revokes the case's earlier unused ones. The link expires after ``FEEDBACK_LINK_DAYS`` days,
-works once, and shows the firm nothing but its own name and the rating form.
+Once a case is resolved (or closed) its advisor, a referring bureau, the finance office or an
+admin makes a link for the firm. The link carries a random token; only its SHA-256 digest is
+stored, so the link is shown once, when it is made, and a leaked database gives nobody a usable
+link. A new link for a case revokes the case's earlier unused ones. The link expires after
+``FEEDBACK_LINK_DAYS`` days, works once, and shows the firm nothing but its own name and the
+rating form.
 
 The firm's rating (1-5, optional comment) is written with one conditional UPDATE (still unused,
 not revoked, not expired), so two tabs or a replayed request record it once. The advisor whose
 service is rated is notified. The assessment reads ``feedback_link`` directly.
+
+The link is built on ``PUBLIC_BASE_URL``, the address the public reaches the app at (staff work
+on the intranet; the firm opens the link from WeChat). Unset, the caller's own address is used,
+which only suits development: :func:`public_base_problem` says so to admins.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -32,7 +38,9 @@ from .notifications import notify
 from .referrals import get_for
 
 RATEABLE = ("resolved", "closed")
-CREATOR_ROLES = ("admin", "finance_office", "advisor")
+# Who may see, make and revoke a case's links (each within their scope of cases: the advisor
+# assigned, the bureaus that referred it).
+CREATOR_ROLES = ("admin", "finance_office", "advisor", "bureau")
 COMMENT_MAX = 500
 DEFAULT_DAYS = 14
 # secrets.token_urlsafe(32) gives 43 characters of [A-Za-z0-9_-]; anything else is not ours.
@@ -83,6 +91,60 @@ def status_labels() -> dict[str, str]:
         "expired": _("Expired"),
         "revoked": _("Revoked"),
     }
+
+
+# ----------------------------------------------------------------------------- the public address
+def _normalised_base(raw) -> str | None:
+    """``raw`` as ``scheme://host[:port][/path]`` without a trailing slash, or None unless it
+    is a plain http(s) address (no user, query or fragment)."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text or any(c.isspace() for c in text):
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        return None
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+    ):
+        return None
+    return f"{parts.scheme.lower()}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def public_base_url() -> str | None:
+    """``PUBLIC_BASE_URL`` (normalised), or None when it is unset or unusable."""
+    return _normalised_base(current_app.config.get("PUBLIC_BASE_URL"))
+
+
+def public_base_problem() -> str | None:
+    """What an admin is told about ``PUBLIC_BASE_URL``: None when it is a usable address."""
+    raw = current_app.config.get("PUBLIC_BASE_URL")
+    if not (raw.strip() if isinstance(raw, str) else ""):
+        return _(
+            "PUBLIC_BASE_URL is not set: firms' feedback links and QR codes use the address "
+            "the person making them opened the app at, which a firm outside the intranet "
+            "cannot reach. Set it to the public address of the app (for example "
+            "https://jrb.example.gov.cn) and restart."
+        )
+    if public_base_url() is None:
+        return _(
+            "PUBLIC_BASE_URL is not an http:// or https:// address (%(value)s): feedback links "
+            "use the address the person making them opened the app at instead.",
+            value=raw.strip()[:100],
+        )
+    return None
+
+
+def link_url(path: str, fallback_base: str) -> str:
+    """The address the firm opens: the app path ``path`` (``/feedback/r/<token>``) under
+    ``PUBLIC_BASE_URL``, or under ``fallback_base`` (the caller's own address) when unset."""
+    base = public_base_url() or fallback_base.rstrip("/")
+    return base + "/" + path.lstrip("/")
 
 
 def _not_found() -> NotFound:
@@ -189,6 +251,22 @@ class CaseLinks:
     links: list[LinkLine]
     may_create: bool
     why_not: str | None
+
+
+@dataclass(frozen=True)
+class FirmRating:
+    rating: int
+    comment: str | None
+    at: datetime
+
+
+def firm_rating(referral_id: int) -> FirmRating | None:
+    """The firm's own rating of the case (given through its feedback link), or None. One
+    query; the caller has checked the scope."""
+    link = _rated(referral_id)
+    if link is None or link.rating is None:
+        return None
+    return FirmRating(link.rating, link.comment, link.used_at)
 
 
 def links_for(actor: User, referral_id: int) -> CaseLinks:
