@@ -251,7 +251,15 @@ def test_sweep_one_query_for_the_cases(make, monkeypatch, people, count_queries)
     with count_queries() as q:
         result = sweep_overdue(date(2026, 10, 13))
     db.session.commit()
-    assert result == {"overdue": 12, "notifications": 48}
+    # Advisor and liaison per case; the two finance-office users one summary each.
+    assert result == {"overdue": 12, "notifications": 12 * 2 + 2}
+    summaries = db.session.execute(
+        select(Notification.user_id, Notification.params).where(
+            Notification.kind == "overdue_summary"
+        )
+    ).all()
+    assert {uid for uid, _p in summaries} == {people["office"].id, people["office2"].id}
+    assert all(p["count"] == 12 for _u, p in summaries)
     # cases, finance office, liaisons, one insert (a batch)
     assert q.count <= 5, q.statements
 

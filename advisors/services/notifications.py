@@ -37,6 +37,9 @@ def _messages() -> dict[str, str]:
         "resolved": _("%(firm)s has an outcome: %(outcome)s. Please confirm it."),
         "closed": _("%(bureau)s confirmed the outcome for %(firm)s and closed the case."),
         "overdue": _("First contact with %(firm)s is overdue (due %(due)s, advisor %(advisor)s)."),
+        "overdue_summary": _(
+            "%(count)s cases are past their first-contact date (as of %(date)s): see the inbox."
+        ),
         "risk_reported": _("%(advisor)s reported a risk at %(firm)s: %(risk)s."),
         "risk_acknowledged": _("The finance office acknowledged your risk report on %(firm)s."),
         "risk_closed": _("The finance office closed the risk report on %(firm)s."),
@@ -68,6 +71,7 @@ def render(note: Notification) -> str:
         "firm": "",
         "advisor": "",
         "count": "",
+        "date": "",
         "reason": "",
         "due": "",
         "outcome": "",

@@ -15,6 +15,7 @@ from ..workdays import WorkdayCalendar
 from .notifications import users_with_role
 
 WAITING = ("assigned",)  # first contact not made yet
+OFFICE_PER_CASE_MAX = 3  # more overdue cases than this: the office gets one summary a day
 
 
 def flag(
@@ -42,9 +43,10 @@ def _insert_new(rows: list[dict]) -> int:
 
 
 def sweep_overdue(today: date | None = None) -> dict:
-    """Notify the advisor, the advisor's institution liaisons and the finance office of every
-    case whose first contact is past due. Once per case per recipient per day: the dedupe key
-    carries the day, so a second run the same day adds nothing. Flushes; the caller commits."""
+    """Notify the advisor and the advisor's institution liaisons of every case whose first
+    contact is past due, and the finance office of each (or, beyond a few, of how many in one
+    line). Once per case per recipient per day: the dedupe key carries the day, so a second run
+    the same day adds nothing. Flushes; the caller commits."""
     from .referrals import today as shanghai_today
 
     day = today or shanghai_today()
@@ -81,8 +83,25 @@ def sweep_overdue(today: date | None = None) -> dict:
             liaisons.setdefault(org_id, []).append(uid)
     now = utcnow()
     rows = []
+    # The finance office follows every case: a handful is told case by case, more as one line a
+    # day (the inbox lists them), so a bad week does not bury its bell.
+    per_case_office = office if len(cases) <= OFFICE_PER_CASE_MAX else []
+    if not per_case_office and office:
+        params = {"count": len(cases), "date": day.isoformat()}
+        key = f"overdue_summary:{day.isoformat()}"
+        rows.extend(
+            {
+                "user_id": uid,
+                "kind": "overdue_summary",
+                "referral_id": None,
+                "params": params,
+                "created_at": now,
+                "dedupe_key": key,
+            }
+            for uid in sorted(office)
+        )
     for case in cases:
-        recipients = {*office, *liaisons.get(case.org_id, [])}
+        recipients = {*per_case_office, *liaisons.get(case.org_id, [])}
         if case.active:
             recipients.add(case.advisor_id)
         params = {
