@@ -10,7 +10,8 @@ nothing twice.
 On start the scheduler first catches up the assessment periods it missed while it was down
 (worked out from the ``job_run`` table), then fires the jobs on their cron schedules. Jobs run
 one at a time (a single worker): three compiles due at 06:00 on 2 January queue up instead of
-contending for the database.
+contending for the database. Beside them, every ``UPLOAD_QUEUE_SECONDS`` the upload queue's job
+imports the list uploads too long for a request (:mod:`advisors.services.upload_queue`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import datetime
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
 from models import db
@@ -29,10 +31,12 @@ from .audit import acting_as
 from .i18n import SHANGHAI
 from .services.jobs import (
     JOBS,
+    QUEUE_JOB_ID,
     TIMEZONE,
     catch_up,
     cron_trigger,
     housekeeping,
+    process_uploads,
     run_job,
     sla_overdue_sweep,
 )
@@ -90,13 +94,34 @@ def _catch_up_runner(app: Flask, now: datetime | None = None):
     return run
 
 
+def _queue_runner(app: Flask):
+    """The upload queue's job; its first run after the scheduler starts also recovers the
+    uploads a previous life of the process left running."""
+    first = True
+
+    def run():
+        nonlocal first
+        with app.app_context(), acting_as(label=f"job:{QUEUE_JOB_ID}"):
+            try:
+                process_uploads(at_start=first)
+                first = False
+            except Exception:
+                # process_uploads fails an upload whose import fails; this is the database
+                # itself failing. Logged, and the next fire tries again.
+                db.session.rollback()
+                log.exception("job %s could not be run", QUEUE_JOB_ID)
+
+    return run
+
+
 def _executors() -> dict:
     return {"default": ThreadPoolExecutor(max_workers=1)}
 
 
-def configure(scheduler, app: Flask, *, catch_up_now: bool = False):
+def configure(scheduler, app: Flask, *, catch_up_now: bool = False, queue: bool = False):
     """Add every job (fixed ids; replacing, never duplicating) and, with ``catch_up_now``, a
-    one-off catch-up that runs as soon as the scheduler starts, before any scheduled job."""
+    one-off catch-up that runs as soon as the scheduler starts, before any scheduled job; with
+    ``queue``, the upload queue's job, every ``UPLOAD_QUEUE_SECONDS``."""
     for job_id in JOBS:
         scheduler.add_job(
             _runner(app, job_id),
@@ -115,6 +140,17 @@ def configure(scheduler, app: Flask, *, catch_up_now: bool = False):
             replace_existing=True,
             **JOB_DEFAULTS,
         )
+    if queue:
+        scheduler.add_job(
+            _queue_runner(app),
+            IntervalTrigger(
+                seconds=max(1, int(app.config.get("UPLOAD_QUEUE_SECONDS", 5))), timezone=TIMEZONE
+            ),
+            id=QUEUE_JOB_ID,
+            name=QUEUE_JOB_ID,
+            replace_existing=True,
+            **JOB_DEFAULTS,
+        )
     return scheduler
 
 
@@ -124,7 +160,7 @@ def _new(cls):
 
 def start_background(app: Flask) -> BackgroundScheduler:
     """In-process scheduler for ``python run.py``: catches up, then runs the schedule."""
-    scheduler = configure(_new(BackgroundScheduler), app, catch_up_now=True)
+    scheduler = configure(_new(BackgroundScheduler), app, catch_up_now=True, queue=True)
     scheduler.start()
     log.info("scheduler started in-process with jobs: %s", ", ".join(JOBS))
     return scheduler
@@ -132,7 +168,7 @@ def start_background(app: Flask) -> BackgroundScheduler:
 
 def run_blocking(app: Flask) -> None:
     """``flask --app run scheduler run``: catches up, then runs the schedule until stopped."""
-    scheduler = configure(_new(BlockingScheduler), app, catch_up_now=True)
+    scheduler = configure(_new(BlockingScheduler), app, catch_up_now=True, queue=True)
     log.info("scheduler started with jobs: %s", ", ".join(JOBS))
     try:
         scheduler.start()

@@ -11,6 +11,7 @@ COMMANDS = {
     "lists": "bench.lists",
     "workbench": "bench.workbench",
     "assessments": "bench.assessments",
+    "load": "bench.load",
 }
 
 

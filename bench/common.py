@@ -99,7 +99,16 @@ def scratch_app(
     try:
         with url_cm as url:
             app = create_app(
-                {"SQLALCHEMY_DATABASE_URI": url, "SCHEDULER": "off", "DEMO_DATA": False, **config}
+                {
+                    "SQLALCHEMY_DATABASE_URI": url,
+                    "SCHEDULER": "off",
+                    "DEMO_DATA": False,
+                    # Building a city inserts a million rows in one statement, and makes
+                    # rows in Python for minutes inside one transaction.
+                    "DB_STATEMENT_TIMEOUT_MS": 0,
+                    "DB_IDLE_TRANSACTION_TIMEOUT_MS": 0,
+                    **config,
+                }
             )
             with app.app_context():
                 upgrade()

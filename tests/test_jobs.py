@@ -180,6 +180,10 @@ def test_runs_are_listed_newest_first_with_keyset_pages(app, office):
 
 
 def test_stale_running_runs_are_marked_interrupted(app):
+    """A run whose process is gone (its lock is free) is interrupted; one whose process still
+    holds its lock is at work (tests/test_faults.py kills real processes)."""
+    from advisors.dbutil import held_for_life
+
     now = utcnow()
     db.session.add_all(
         [
@@ -188,7 +192,8 @@ def test_stale_running_runs_are_marked_interrupted(app):
         ]
     )
     db.session.commit()
-    assert svc.abandon_stale_runs(now) == 1
+    with held_for_life(svc.run_lock_name(runs()[1].id)):
+        assert svc.abandon_stale_runs(now) == 1
     db.session.expire_all()
     assert [(r.status, r.message) for r in runs()] == [
         ("failed", svc.INTERRUPTED),

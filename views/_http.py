@@ -233,6 +233,7 @@ def _handle_database_error(exc: Exception):
         status = 503
     response.status_code = status
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, exists, func, select, text, update
 
@@ -44,7 +48,7 @@ from models import (
 )
 
 from .. import periods
-from ..dbutil import is_postgresql
+from ..dbutil import held_for_life, is_held, is_postgresql, set_local_statement_timeout
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..i18n import SHANGHAI
 from .notifications import notify, users_with_role
@@ -58,11 +62,11 @@ STATUSES = ("running", "ok", "failed", "skipped")
 STALE_AFTER = timedelta(hours=6)  # a run still "running" after this was cut off
 PAGE_SIZE = 50
 MAX_LIMIT = 200
-MAX_ID = 2**31 - 1
 _MESSAGE_MAX = 1000
 _ERROR_MAX = 20_000
 ALREADY_COMPILED = "already_compiled"
 INTERRUPTED = "interrupted"
+FAULT_PAUSE_ENV = "ADVISORS_FAULT_PAUSE_IN_JOB"  # tests only: see _fault_pause
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,23 @@ def weekly_digest() -> Result:
 
     counts = send_weekly_digest()
     return Result(counts["notifications"], counts)
+
+
+# The upload queue's job (advisors/services/upload_queue.py): fired every few seconds
+# (UPLOAD_QUEUE_SECONDS) by the scheduler process, so not in JOBS, whose runs are recorded one
+# by one. Each upload it takes has its own status, progress and outcome instead.
+QUEUE_JOB_ID = "process_uploads"
+
+
+def process_uploads(*, at_start: bool = False) -> int:
+    """Import the queued list uploads, oldest first, for up to a minute; the first run after
+    the scheduler starts (``at_start``) first sends back to the queue (or fails) the uploads
+    its previous life left running. Returns how many uploads it took."""
+    from .upload_queue import process_queue, recover
+
+    if at_start:
+        recover(at_start=True)
+    return process_queue()
 
 
 def _compile(period: periods.Period, actor: User | None) -> Result:
@@ -365,9 +386,20 @@ def run_job(
         triggered_by_id=actor.id if actor is not None else None,
     )
     db.session.add(run)
-    db.session.commit()
+    db.session.flush()
+    # Held from before the "running" row is visible until the run's outcome is committed, and
+    # never longer than this process lives: a run left "running" by a process that was killed
+    # is told from one still at work (abandon_stale_runs).
+    with held_for_life(run_lock_name(run.id)):
+        db.session.commit()
+        return _execute(run, job_id, trigger, target, func, actor)
+
+
+def _execute(run: JobRun, job_id, trigger, target, func, actor) -> JobRun:
     run_id = run.id
     try:
+        # The job's own transaction: longer statements than a web request's are allowed.
+        set_local_statement_timeout(current_app.config.get("JOB_STATEMENT_TIMEOUT_MS", 0))
         if target is not None:
             _lock_period(target, run_id)
             if trigger in AUTOMATIC and _already_compiled(job_id, target.key, run_id):
@@ -378,6 +410,7 @@ def run_job(
             result = func(target, actor)
         else:
             result = func()
+        _fault_pause(job_id)
         _finish(run, "ok", rows=result.rows, message=_summary(result.counts))
         db.session.commit()
         log.info("job %s%s done: %s", job_id, f" {target.key}" if target else "", result.counts)
@@ -392,6 +425,21 @@ def run_job(
         log.exception("job %s failed", job_id)
         run = _record_failure(run_id, exc, traceback.format_exc())
     return run
+
+
+def run_lock_name(run_id: int) -> str:
+    """The lock a run's process holds while it runs (:func:`advisors.dbutil.held_for_life`)."""
+    return f"job_run:{run_id}"
+
+
+def _fault_pause(job_id: str) -> None:
+    """Test hook for tests/test_faults.py only: with ``ADVISORS_FAULT_PAUSE_IN_JOB=SECONDS`` in
+    the environment a job announces on stderr that its work is done but not committed, and
+    sleeps, so that a ``kill -9`` lands inside its transaction."""
+    seconds = os.environ.get(FAULT_PAUSE_ENV)
+    if seconds:
+        print(f"fault-pause: {job_id} in its transaction", file=sys.stderr, flush=True)
+        time.sleep(float(seconds))
 
 
 def _finish(run: JobRun, status: str, *, rows: int | None = None, message: str | None = None):
@@ -523,15 +571,33 @@ def missed_periods(now: datetime | None = None) -> list[periods.Period]:
 
 
 def abandon_stale_runs(now: datetime | None = None) -> int:
-    """Runs left ``running`` by a process that stopped are marked failed (not notified)."""
+    """Runs left ``running`` by a process that is gone (killed, crashed, the machine went
+    down) are marked failed as interrupted (not notified); the catch-up then compiles their
+    periods again. A run's process holds its lock (:func:`run_lock_name`) for as long as it
+    runs, so a run whose lock is free is gone whatever its age, and one still at work in
+    another process (a "Run now", a second scheduler) is left alone. Where that cannot be
+    known (no ``flock``), a run is taken for gone after :data:`STALE_AFTER`."""
     now = now or utcnow()
+    running = db.session.execute(
+        select(JobRun.id, JobRun.started_at).where(JobRun.status == "running")
+    ).all()
+    db.session.rollback()  # the checks below must not wait on a transaction of ours
+    gone = []
+    for run_id, started_at in running:
+        held = is_held(run_lock_name(run_id))
+        if held is False or (held is None and started_at < now - STALE_AFTER):
+            gone.append(run_id)
+    if not gone:
+        return 0
     count = db.session.execute(
         update(JobRun)
-        .where(JobRun.status == "running", JobRun.started_at < now - STALE_AFTER)
+        .where(JobRun.id.in_(gone), JobRun.status == "running")  # unless it finished meanwhile
         .values(status="failed", message=INTERRUPTED, finished_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
+    if count:
+        log.warning("marked %s interrupted run(s) as failed: %s", count, gone)
     return max(count or 0, 0)
 
 
