@@ -29,9 +29,9 @@ from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from advisors.errors import ValidationFailed
-from advisors.i18n import fmt_date
+from advisors.i18n import current_locale, fmt_date
 from advisors.permissions import allow_blueprint
-from advisors.services import firm_queries
+from advisors.services import firm_queries, upload_queue
 from advisors.services import referral_import as import_service
 from advisors.services import referrals as referral_service
 from advisors.sizing import INDUSTRIES
@@ -44,7 +44,6 @@ from ._http import form_view
 bp = Blueprint("intake", __name__)
 allow_blueprint(bp, "bureau")
 
-MAX_ID = 2**31 - 1
 REPORT_ROWS_SHOWN = 500
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -72,7 +71,12 @@ class ReferralForm(FlaskForm):
     )
     name = StringField(_l("Firm name"), validators=[_Marked(), _no_control_chars])
     industry = SelectField(_l("Industry"), validators=[_Marked()], validate_choice=False)
-    township = SelectField(_l("Township"), validate_choice=False)
+    # Free text offered the city's list: a township the city has not listed is kept as written.
+    township = StringField(
+        _l("Township"),
+        validators=[_no_control_chars],
+        render_kw={"list": "township-options", "autocomplete": "off", "maxlength": 60},
+    )
     address = StringField(_l("Address"), validators=[_no_control_chars])
     employees = StringField(
         _l("Employees"), validators=[_no_control_chars], render_kw={"inputmode": "numeric"}
@@ -138,7 +142,7 @@ def _prepare(form: ReferralForm) -> ReferralForm:
     form.industry.choices = [("", _("Choose an industry"))] + [
         (key, _(label)) for key, label in INDUSTRIES.items()
     ]
-    form.township.choices = [("", "—")] + [(str(t.id), t.name) for t in firm_queries.townships()]
+    form.township_options = [t.name for t in firm_queries.townships()]
     labels = referral_service.need_labels()
     form.needs.choices = [(n, labels[n]) for n in NEEDS]
     return form
@@ -156,12 +160,6 @@ def _apply_errors(form: ReferralForm, errors: dict[str, str]) -> None:
             form.form_errors.append(message)
         else:
             field.errors = [*field.errors, message]
-
-
-def _id_or_404(value: int) -> int:
-    if value > MAX_ID:
-        abort(404)
-    return value
 
 
 # ------------------------------------------------------------------ one firm
@@ -193,6 +191,8 @@ def new():
             _("This firm was referred by someone else at the same moment. Submit again.")
         )
         return _render_new(form), 409
+    for message in result.warnings.values():
+        flash(message, "warning")
     if result.status == "duplicate":
         # Nothing new; the firm details typed still updated the registry. The form stays filled.
         return _render_new(form, duplicate=result)
@@ -222,6 +222,7 @@ def _render_upload(form: UploadForm, status: int = 200):
         uploads=import_service.uploads_of(user),
         max_mb=_max_mb(),
         max_rows=_max_rows(),
+        inline_rows=int(current_app.config.get("UPLOAD_INLINE_ROWS", 500)),
     ), status
 
 
@@ -255,7 +256,8 @@ def upload():
     storage = form.file.data
     data = storage.read()
     try:
-        result = import_service.import_file(user, storage.filename or "", data)
+        # A short list is imported now; a longer one is queued for the scheduler process.
+        result = upload_queue.receive(user, storage.filename or "", data, locale=current_locale())
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
@@ -277,6 +279,14 @@ def upload():
         return redirect(url_for("intake.report", upload_id=earlier.id))
     if getattr(result, "repeat", False):
         _already_uploaded(result)
+    elif result.status == "queued":
+        flash(
+            _(
+                "The list is long, so it is imported in the background. This page shows how "
+                "far it has got, and you will get a notification when it is done."
+            ),
+            "info",
+        )
     else:
         counts = result.counts
         flash(
@@ -294,16 +304,23 @@ def upload():
     return redirect(url_for("intake.report", upload_id=result.id))
 
 
-def _upload_or_404(upload_id: int):
-    upload = import_service.get_upload(current_user._get_current_object(), _id_or_404(upload_id))
+def _upload_or_404(upload_id: int):  # the route's <int:…> already refuses ids beyond MAX_ID
+    upload = import_service.get_upload(current_user._get_current_object(), upload_id)
     if upload is None:
         abort(404)
     return upload
 
 
+REFRESH_SECONDS = 3  # how often the page of an upload being imported reloads itself
+
+
 @bp.route("/referrals/uploads/<int:upload_id>")
 def report(upload_id: int):
     upload = _upload_or_404(upload_id)
+    if upload.status in ("queued", "running"):
+        # Reloads itself (a Refresh header: no script) until the import is done.
+        page = render_template("intake/report.html", upload=upload, entries=[], hidden=0)
+        return page, 200, {"Refresh": str(REFRESH_SECONDS)}
     entries = upload.rejected or []
     return render_template(
         "intake/report.html",
@@ -311,6 +328,12 @@ def report(upload_id: int):
         entries=entries[:REPORT_ROWS_SHOWN],
         hidden=max(0, len(entries) - REPORT_ROWS_SHOWN),
         rejected_count=sum(1 for e in entries if e.get("status") == "rejected"),
+        blank_run=import_service.BLANK_RUN,
+        result_labels={
+            "rejected": _("Rejected"),
+            "duplicate": _("Duplicate"),
+            "warning": _("Saved; please check"),
+        },
     )
 
 

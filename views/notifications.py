@@ -91,8 +91,10 @@ def open_one(note_id: int):
         return redirect(url_for("referrals.index"))
     if note.kind.startswith("risk_") and params.get("risk_id"):
         return redirect(url_for("risks.detail", risk_id=params["risk_id"]))
-    if note.kind.startswith("upload_") and params.get("upload_id"):
+    if note.kind == "upload_done" and params.get("upload_id"):
         return redirect(url_for("intake.report", upload_id=params["upload_id"]))
+    if note.kind == "upload_failed":  # the list of uploads (a retried one is a new upload)
+        return redirect(url_for("intake.upload"))
     if note.referral_id:
         return redirect(url_for("referrals.detail", referral_id=note.referral_id))
     return redirect(url_for("notifications.index"))

@@ -6,10 +6,19 @@ The fingerprint (sha256 of the bytes) makes a second upload of the same file by 
 a no-op that returns the first upload. Parsing is all or nothing: an unreadable file, a missing
 required column or too many rows saves nothing and says why.
 
-On PostgreSQL the rows are saved in chunks while the rest of the file is still being read (the
+The rows are saved in chunks while the rest of the file is still being read (on PostgreSQL the
 server stores one chunk while Python reads and checks the next, see
-:class:`advisors.dbutil.BulkWriter`); a problem found further down rolls back to a savepoint
-taken before the upload, so the outcome is the same as reading the whole file first.
+:class:`advisors.dbutil.BulkWriter`); a problem found further down takes back what was written
+(to a savepoint taken before the upload), so the outcome is the same as reading the whole file
+first.
+
+Every upload costs a bounded amount whatever the file holds: the file is read by
+:mod:`advisors.sheet_reader` (parts capped by their unpacked size, rows streamed, cells capped);
+every row read, blank or not, counts against a scan bound and 1,000 blank rows end the list
+(:class:`_Scan`); a cell longer than its column's maximum rejects its row here
+(:data:`FIELD_CHARS`); a chunk holds at most :data:`CHUNK_CHARS` characters; the stored report
+keeps :data:`REPORT_CELL_CHARS` of a cell and :data:`REPORT_BYTES` in all. Lists longer than a
+request should take are imported by the scheduler (:mod:`.upload_queue`).
 """
 
 from __future__ import annotations
@@ -19,8 +28,8 @@ import gc
 import hashlib
 import io
 import itertools
+import json
 import re
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -30,22 +39,56 @@ from decimal import Decimal, InvalidOperation
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import JSON, Text, cast, literal, select
 from sqlalchemy.orm import defer
 
 from models import NEEDS, ReferralUpload, Township, User, db
 
-from .. import credit_code
-from ..dbutil import BulkWriter
+from .. import credit_code, sheet_reader
+from ..dbutil import BulkWriter, is_postgresql
 from ..errors import ValidationFailed
 from ..sizing import INDUSTRIES
 from ..xlsx import workbook_bytes
 from . import referrals as referral_service
-from .firms import UnknownTownship, clean_text
+from .firms import clean_text
 
 CHUNK = 1000  # rows per submit() call (its MAX_ITEMS)
-MAX_COLUMNS = 200  # columns read per row; a list has fourteen
-MAX_UNZIPPED = 300 * 1024 * 1024  # an .xlsx inflating beyond this is refused (zip bomb)
+# A chunk also ends once its cells hold this many characters: a chunk of a thousand rows of
+# long cells (a long shared string is a new str at every use) stays a few megabytes.
+CHUNK_CHARS = 2_000_000
+MAX_COLUMNS = sheet_reader.MAX_COLUMNS  # columns read per row; a list has fourteen
+# After the header, this many blank rows in a row end the list: what follows is not imported
+# (the report says where it starts, when a non-blank row is found within the scan bound).
+BLANK_RUN = 1000
+# The stored report keeps this many characters of a cell (and "…"): its page and the download
+# of the rows to fix stay small whatever the cells hold.
+REPORT_CELL_CHARS = 300
+# ... and its JSON at most this many bytes as Python holds it (characters times their width:
+# 1, 2 for Chinese, 4 for emoji); on its way into the database it is copied a few times over.
+# About 13,000 rejected rows of the template's fourteen columns; rows beyond are counted, not
+# listed.
+REPORT_BYTES = 12 * 1024 * 1024
+# The longest text read from each column: the services' own maxima (firms.clean_firm_fields,
+# referrals.clean_item) where they have one, and for codes, numbers and lists a length no
+# valid value comes near. A longer cell rejects its row here, with the column named, before
+# the row goes any further (a credit code of 30,000 characters would otherwise get a message
+# naming each bad position).
+FIELD_CHARS = {
+    "credit_code": 50,
+    "name": 200,
+    "industry": 100,
+    "township": 200,
+    "address": 200,
+    "employees": 50,
+    "revenue_wan": 50,
+    "assets_wan": 50,
+    "contact_name": 60,
+    "contact_phone": 50,
+    "needs": 200,
+    "amount_wan": 50,
+    "purpose": 200,
+    "note": 2000,
+}
 REASON_HEADER = "错误原因"
 STATUS_HEADER = "处理结果"
 
@@ -227,10 +270,11 @@ class Sheet:
     # the rest of the file as it is consumed
     rows: Iterable[tuple[int, tuple]]
     close: Callable[[], None] = lambda: None  # let go of the file (open_sheet)
+    # where the rows stopped being read (see _Scan), once ``rows`` has been consumed
+    scan: _Scan | None = None
 
 
-def _file_error(message: str) -> ValidationFailed:
-    return ValidationFailed(message, {"file": message})
+_file_error = sheet_reader.file_error
 
 
 def _too_many_rows(limit: int) -> ValidationFailed:
@@ -253,80 +297,71 @@ def _is_blank(values) -> bool:
     return True
 
 
-def _data_rows(records: Iterator, limit: int) -> Iterator[tuple[int, tuple]]:
-    """The numbered records after the header, blank ones skipped; more than ``limit`` of them
-    is an error."""
+def scan_limit(limit: int) -> int:
+    """How many rows (blank or not) a list of at most ``limit`` data rows may take to read."""
+    return 2 * limit + BLANK_RUN
+
+
+def _too_many_scanned(scanned: int) -> ValidationFailed:
+    return _file_error(
+        _(
+            "The file has more than %(n)s rows, blank ones included. Delete the empty rows or "
+            "split the list, and upload it again. Nothing was saved.",
+            n=f"{scanned:,}",
+        )
+    )
+
+
+class _Scan:
+    """The non-blank records of a sheet, read with the bounds every upload has: every record
+    read (blank or not) counts against ``limit``, and after the first non-blank one (the
+    header) a run of :data:`BLANK_RUN` blank rows (written or left out of the file) ends the
+    list. Reading then goes on, within ``limit``, only to find whether anything follows:
+    ``ignored_from`` is the first non-blank row after the run, which is not read."""
+
+    def __init__(self, records: Iterator, limit: int):
+        self.records, self.limit = records, limit
+        self.ignored_from: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, tuple]]:
+        scanned = last = 0
+        started = ended = False
+        for number, values in self.records:
+            scanned += 1
+            if scanned > self.limit:
+                if ended:
+                    return
+                raise _too_many_scanned(self.limit)
+            if _is_blank(values):
+                ended = ended or (started and number - last >= BLANK_RUN)
+                continue
+            if started and number - last > BLANK_RUN:
+                self.ignored_from = number
+                return
+            started, last = True, number
+            yield number, values
+
+
+def _data_rows(rows: Iterator, limit: int, width: int) -> Iterator[tuple[int, tuple]]:
+    """The numbered rows after the header (non-blank, from :class:`_Scan`), at most ``width``
+    cells each; more than ``limit`` of them is an error."""
     count = 0
-    for number, values in records:
-        if _is_blank(values):
-            continue
+    for number, values in rows:
         if count >= limit:
             raise _too_many_rows(limit)
         count += 1
-        yield number, values
+        yield number, values if len(values) <= width else values[:width]
 
 
-def _xlsx_records(data: bytes) -> Iterator[tuple[int, tuple]]:
-    """The numbered rows of the first sheet, read as they are consumed (the workbook is closed
-    when they run out or the generator is closed)."""
-    from openpyxl import load_workbook
-
-    unreadable = _(
-        "This file is not a readable .xlsx workbook. Save it from Excel or WPS as .xlsx."
-    )
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except Exception:  # noqa: BLE001 - not a zip, or one zipfile cannot read
-        raise _file_error(unreadable) from None
-    if unpacked > MAX_UNZIPPED:
-        raise _file_error(_("The .xlsx file is too large once unpacked. Nothing was saved."))
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # noqa: BLE001 - openpyxl raises many kinds on a broken file
-        raise _file_error(unreadable) from None
-    try:
-        if not wb.worksheets:
-            return
-        ws = wb.worksheets[0]
-        # Read every row the sheet has, not the range its <dimension> claims: some programs
-        # write a stale one, and openpyxl would silently stop there.
-        ws.reset_dimensions()
-        try:
-            yield from enumerate(ws.iter_rows(values_only=True), start=1)
-        except Exception:  # noqa: BLE001 - a corrupt sheet part
-            raise _file_error(
-                _("The first sheet of this workbook could not be read. Nothing was saved.")
-            ) from None
-    finally:
-        wb.close()
+def _xlsx_records(data: bytes, budget: int | None = None) -> Iterator[tuple[int, tuple]]:
+    """The numbered rows of the first sheet, read as they are consumed, at a bounded cost
+    (:mod:`advisors.sheet_reader`; the file is let go when they run out or the generator is
+    closed)."""
+    return sheet_reader.xlsx_rows(data, budget)
 
 
-def _decode_csv(data: bytes) -> str:
-    if b"\x00" in data[:4096]:
-        raise _file_error(_("This file is not a CSV text file. Nothing was saved."))
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise _file_error(
-        _("The CSV file is neither UTF-8 nor GBK/GB18030 text. Save it again as CSV (UTF-8).")
-    )
-
-
-def _csv_records(data: bytes) -> Iterator[tuple[int, tuple]]:
-    text = _decode_csv(data)
-    first_line = text.split("\n", 1)[0]
-    delimiter = max((",", "\t", ";"), key=first_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        for number, row in enumerate(reader, start=1):
-            yield number, tuple(row)
-    except csv.Error:
-        raise _file_error(
-            _("The CSV file could not be read. Save it again from Excel or WPS as CSV.")
-        ) from None
+def _csv_records(data: bytes, budget: int | None = None) -> Iterator[tuple[int, tuple]]:
+    return sheet_reader.csv_rows(data, budget)
 
 
 def _map_headers(raw: list) -> tuple[list[str], list[str | None]]:
@@ -355,20 +390,22 @@ def _map_headers(raw: list) -> tuple[list[str], list[str | None]]:
     return headers, fields
 
 
-def open_sheet(filename: str, data: bytes, limit: int) -> Sheet:
+def open_sheet(filename: str, data: bytes, limit: int, budget: int | None = None) -> Sheet:
     """Open an uploaded list: its type, header row and first data row are checked now, and the
     returned sheet's ``rows`` reads the rest of the file as it is consumed, raising when it
-    finds a problem further down (more than ``limit`` rows, a corrupt part). Raises
-    ValidationFailed (field ``file``) when the list cannot be used; the errors, and which of
-    them wins when a file has several, are those of reading the whole file first. The caller
-    calls ``close()`` when done."""
+    finds a problem further down (more than ``limit`` rows, more than ``scan_limit(limit)``
+    rows with the blank ones, a corrupt part). Raises ValidationFailed (field ``file``) when
+    the list cannot be used; the errors, and which of them wins when a file has several, are
+    those of reading the whole file first. The caller calls ``close()`` when done. With
+    ``budget`` (bytes of XML or text), reading more than that raises
+    :class:`~advisors.sheet_reader.OverBudget`, now or as ``rows`` are consumed."""
     name = (filename or "").lower()
     if not data:
         raise _file_error(_("The file is empty. Nothing was saved."))
     if name.endswith((".xlsx", ".xlsm")):
-        records = _xlsx_records(data)
+        records = _xlsx_records(data, budget)
     elif name.endswith((".csv", ".txt")):
-        records = _csv_records(data)
+        records = _csv_records(data, budget)
     elif name.endswith(".xls"):
         raise _file_error(
             _(
@@ -385,16 +422,41 @@ def open_sheet(filename: str, data: bytes, limit: int) -> Sheet:
         raise
 
 
+def read_records(filename: str, data: bytes, limit: int = 20_000) -> Iterator[tuple[int, tuple]]:
+    """The numbered non-blank rows of any uploaded .xlsx or .csv (not only referral lists),
+    with the same bounds and messages (a list of at most ``limit`` rows: see :class:`_Scan`);
+    raises ValidationFailed (field ``file``) for an unusable file. Close the iterator when
+    done."""
+    name = (filename or "").lower()
+    if not data:
+        raise _file_error(_("The file is empty. Nothing was saved."))
+    if name.endswith((".xlsx", ".xlsm")):
+        records = _xlsx_records(data)
+    elif name.endswith((".csv", ".txt")):
+        records = _csv_records(data)
+    else:
+        raise _file_error(_("Only .xlsx and .csv files can be uploaded."))
+    return _closing(iter(_Scan(records, scan_limit(limit))), records)
+
+
+def _closing(rows: Iterator, records: Iterator) -> Iterator:
+    try:
+        yield from rows
+    finally:
+        records.close()
+
+
 def _open_records(records: Iterator, limit: int) -> Sheet:
+    scan = _Scan(records, scan_limit(limit))
+    scanned = iter(scan)
     raw_header = []
-    for _number, values in records:
-        if not _is_blank(values):
-            raw_header = list(values[:MAX_COLUMNS])
-            break
-    rows = _data_rows(records, limit)
+    for _number, values in scanned:
+        raw_header = list(values[:MAX_COLUMNS])
+        break
     if not raw_header:
         raise _file_error(_("The file has no rows. Nothing was saved."))
     headers, fields = _map_headers(raw_header)
+    rows = _data_rows(scanned, limit, len(headers))
     missing = [f for f in REQUIRED_FIELDS if f not in fields]
     if missing:
         names = dict(TEMPLATE_COLUMNS)
@@ -415,7 +477,7 @@ def _open_records(records: Iterator, limit: int) -> Sheet:
     first = next(rows, None)
     if first is None:
         raise _file_error(_("The file has a header row but no data rows. Nothing was saved."))
-    return Sheet(headers, fields, itertools.chain((first,), rows), records.close)
+    return Sheet(headers, fields, itertools.chain((first,), rows), records.close, scan)
 
 
 def parse(filename: str, data: bytes, limit: int) -> Sheet:
@@ -444,14 +506,6 @@ def _industry_table() -> dict[str, str]:
     return table
 
 
-def _township_table() -> dict[str, Township]:
-    table: dict[str, Township] = {}
-    for t in db.session.execute(select(Township)).scalars():
-        table.setdefault(_norm_key(t.code), t)
-        table[_norm_key(t.name)] = t
-    return table
-
-
 class _RowMapper:
     """Turns a sheet row into a referral ITEM dict, resolving names to what the service takes
     (industry keys, township ids) without a query per row."""
@@ -459,8 +513,6 @@ class _RowMapper:
     def __init__(self, fields: list[str | None]):
         self.columns = [(i, f) for i, f in enumerate(fields) if f]
         self.industries = _industry_table()
-        self.townships = _township_table()
-        self.township_ids = {t.id for t in self.townships.values()}
 
     def item(self, values: tuple) -> dict:
         item: dict = {}
@@ -478,21 +530,8 @@ class _RowMapper:
                 text = cell_text(value).strip()
                 value = self.industries.get(_norm_key(text), text)
             elif key == "township":
-                # A known township goes as the row already loaded (no query, no lookup); an
-                # unknown name goes as typed and is reported.
-                text = cell_text(value).strip()
-                found = self.townships.get(_norm_key(text)) if text else None
-                if found is not None:
-                    value = found
-                elif text.isdecimal() and int(text) in self.township_ids:
-                    # Digits that are no township's code or name must not be taken for an id.
-                    value = UnknownTownship(text + " ")
-                elif text and clean_text(text) == text:
-                    # Not in the table (an exact name or code would have matched above), so
-                    # the service need not look it up again.
-                    value = UnknownTownship(text)
-                else:
-                    value = text or None
+                # As written: the service matches it to the city's list, or keeps the text.
+                value = cell_text(value) if value is not None else None
             elif key == "needs":
                 value = _NEED_SEP_RE.sub(",", cell_text(value).strip())
             elif value is not None and not isinstance(value, str):
@@ -521,13 +560,20 @@ def clean_filename(filename: str | None) -> str:
 
 
 class _Report:
-    """The rows not saved as new cases, with the file's own headers and values."""
+    """The rows not saved as new cases, with the file's own headers and values. Each entry is
+    kept as its JSON text from the start (compact, not ASCII-escaped: a fraction of the memory
+    of its dicts, and of the JSON column's own encoding), each cell cut to
+    :data:`REPORT_CELL_CHARS`, the whole at most :data:`REPORT_BYTES`: entries beyond that are
+    counted in ``unlisted``, not kept."""
 
     def __init__(self, sheet: Sheet):
         self.sheet = sheet
         self.header_of = {f: h for h, f in zip(sheet.headers, sheet.fields, strict=True) if f}
         self.labels = referral_service.item_labels()
-        self.rejected: list[dict] = []
+        self.entries: list[str] = []
+        self.chars = 2  # of the JSON: the entries, their commas and the brackets
+        self.width = 1  # bytes a character of the joined JSON takes (its widest character's)
+        self.unlisted = 0
 
     def column(self, key: str) -> str:
         key = {"township_id": "township"}.get(key, key)
@@ -538,36 +584,118 @@ class _Report:
     def add(self, number: int, values: tuple, status: str, errors: dict, referral_id=None):
         headers = self.sheet.headers
         size = len(values)
-        text = {h: cell_text(values[i] if i < size else None) for i, h in enumerate(headers)}
+        text = {
+            h: _report_text(cell_text(values[i] if i < size else None))
+            for i, h in enumerate(headers)
+        }
         firm = " ".join(
             text[self.header_of[k]].strip()
             for k in ("name", "credit_code")
             if k in self.header_of and text[self.header_of[k]].strip()
         )
-        self.rejected.append(
-            {
-                "row": number,
-                "firm": firm,
-                "status": status,
-                "referral_id": referral_id,
-                "values": text,
-                "errors": [
-                    {"column": self.column(k), "field": k, "message": m} for k, m in errors.items()
-                ],
-            }
-        )
+        entry = {
+            "row": number,
+            "firm": firm,
+            "status": status,
+            "referral_id": referral_id,
+            "values": text,
+            "errors": [
+                {"column": self.column(k), "field": k, "message": m} for k, m in errors.items()
+            ],
+        }
+        encoded = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        chars, width = self.chars + len(encoded) + 1, max(self.width, _width(encoded))
+        if chars * width > REPORT_BYTES:
+            self.unlisted += 1
+            return
+        self.entries.append(encoded)
+        self.chars, self.width = chars, width
+
+    def column_value(self):
+        """The report for the JSON column, as SQL around its text, so that the column does not
+        encode it again (on SQLite the text as it is; PostgreSQL casts it to json)."""
+        value = literal("[" + ",".join(self.entries) + "]", Text())
+        return cast(value, JSON) if is_postgresql() else value
+
+
+def _width(text: str) -> int:
+    """Bytes per character of ``text`` in memory (CPython keeps a string at its widest)."""
+    if text.isascii():
+        return 1
+    top = ord(max(text))
+    return 1 if top < 0x100 else 2 if top < 0x10000 else 4
+
+
+def _report_text(text: str) -> str:
+    if len(text) <= REPORT_CELL_CHARS:
+        return text
+    return text[:REPORT_CELL_CHARS] + "…"
+
+
+def _too_long(item: dict, labels: dict[str, str]) -> dict[str, str]:
+    """Field errors for the cells of ``item`` longer than :data:`FIELD_CHARS` allows, measured
+    as the services measure them (stripped, control characters dropped)."""
+    errors = {}
+    for key, value in item.items():
+        limit = FIELD_CHARS.get(key)
+        if limit is None or value.__class__ is not str or len(value) <= limit:
+            continue
+        length = len(clean_text(value))
+        if length > sheet_reader.CELL_CHARS:  # cut by the reader: longer than that
+            errors[key] = _(
+                "%(field)s is too long: more than %(n)s characters, at most %(max)s.",
+                field=labels.get(key, key),
+                n=f"{sheet_reader.CELL_CHARS:,}",
+                max=f"{limit:,}",
+            )
+        elif length > limit:
+            errors[key] = _(
+                "%(field)s is too long: %(n)s characters, at most %(max)s.",
+                field=labels.get(key, key),
+                n=f"{length:,}",
+                max=f"{limit:,}",
+            )
+    return errors
+
+
+def _chunks(rows: Iterator[tuple[int, tuple]]) -> Iterator[list[tuple[int, tuple]]]:
+    """The rows in parts of at most :data:`CHUNK` rows and about :data:`CHUNK_CHARS`
+    characters."""
+    part: list[tuple[int, tuple]] = []
+    chars = 0
+    for row in rows:
+        part.append(row)
+        chars += sum(len(v) for v in row[1] if v.__class__ is str)
+        if len(part) >= CHUNK or chars >= CHUNK_CHARS:
+            yield part
+            part, chars = [], 0
+    if part:
+        yield part
+
+
+def check_repeat(actor: User, sha256: str) -> ReferralUpload | None:
+    """The earlier upload of these bytes by the actor's bureau (``repeat = True`` set on it),
+    or None. A failed one is removed instead (it saved nothing): the file may be tried again."""
+    existing = find_repeat(actor, sha256)
+    if existing is not None and existing.status == "failed":
+        db.session.delete(existing)
+        db.session.flush()
+        return None
+    if existing is not None:
+        existing.repeat = True
+    return existing
 
 
 def import_file(actor: User, filename: str, data: bytes) -> ReferralUpload:
-    """Import an uploaded list for a bureau user. Returns the :class:`ReferralUpload`; when the
-    same bureau already uploaded these exact bytes, the earlier upload is returned unchanged
-    with ``repeat = True`` set on it. Flushes; the caller commits once."""
+    """Import an uploaded list for a bureau user, now. Returns the :class:`ReferralUpload`;
+    when the same bureau already uploaded these exact bytes, the earlier upload is returned
+    unchanged with ``repeat = True`` set on it (unless it failed: then the file is imported
+    again). Flushes; the caller commits once."""
     if actor.role != "bureau" or actor.org_id is None:
         raise ValidationFailed(_("Only bureau users can refer firms."))
     sha = fingerprint(data)
-    existing = find_repeat(actor, sha)
+    existing = check_repeat(actor, sha)
     if existing is not None:
-        existing.repeat = True
         return existing
     with _cyclic_gc_paused():
         return _import(actor, filename, data, sha)
@@ -575,10 +703,9 @@ def import_file(actor: User, filename: str, data: bytes) -> ReferralUpload:
 
 @contextmanager
 def _cyclic_gc_paused():
-    """Pause the cyclic garbage collector for the length of one import. The whole list is held
-    in memory while it is validated and saved, and the collector would otherwise walk those
-    tens of thousands of live objects again and again (about a fifth of a 10,000-row import,
-    measured with ``python -m bench upload``). Reference counting still frees everything at
+    """Pause the cyclic garbage collector for the length of one import. An import allocates
+    hundreds of thousands of objects (rows, items, audit entries), and the collector would
+    otherwise walk the live ones again and again. Reference counting still frees everything at
     once; the collector is switched back on (if it was on) even when the import fails."""
     was_enabled = gc.isenabled()
     gc.disable()
@@ -589,64 +716,123 @@ def _cyclic_gc_paused():
             gc.enable()
 
 
-def _import(actor: User, filename: str, data: bytes, sha: str) -> ReferralUpload:
+def _import(
+    actor: User,
+    filename: str,
+    data: bytes,
+    sha: str,
+    upload: ReferralUpload | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReferralUpload:
+    """Read and save the list in chunks while the rest of the file is still being read (on
+    PostgreSQL the server stores one chunk while the next one is read). A problem further down
+    the file (too many rows, a corrupt part) takes back what was written: nothing is saved, as
+    when the file is read first. ``upload``: a queued upload to fill (see
+    :mod:`.upload_queue`); ``progress(rows)`` is called after each chunk."""
     limit = int(current_app.config.get("MAX_UPLOAD_ROWS", 20000))
     writer = BulkWriter()
     sheet = open_sheet(filename, data, limit)
     try:
-        if not writer.background:
-            sheet.rows = list(sheet.rows)  # the whole file is read (and checked) first
-            return _save(actor, filename, sha, sheet, writer)
-        # PostgreSQL: the server stores one chunk while the next one is read from the file. A
-        # problem further down the file (too many rows, a corrupt part) then takes back what
-        # was written, to this savepoint: nothing is saved, as when the file is read first.
-        savepoint = db.session.begin_nested()
+        undo = _undo_point()
         try:
-            upload = _save(actor, filename, sha, sheet, writer)
+            upload = _save(actor, filename, sha, sheet, writer, upload, progress)
         except BaseException:
             writer.wait(raise_error=False)
             with suppress(Exception):  # a broken connection: the caller's rollback reports it
-                savepoint.rollback()
+                undo(False)
             raise
-        savepoint.commit()
+        undo(True)
         return upload
     finally:
         writer.close()
         sheet.close()
 
 
-def _save(actor: User, filename: str, sha: str, sheet: Sheet, writer: BulkWriter) -> ReferralUpload:
-    upload = ReferralUpload(
-        org_id=actor.org_id,
-        user_id=actor.id,
-        filename=clean_filename(filename),
-        sha256=sha,
-        rows=0,
-        counts={},
-        rejected=[],
-        headers=sheet.headers,
-    )
-    db.session.add(upload)
-    db.session.flush()
+def _undo_point() -> Callable[[bool], None]:
+    """What takes the session back to now if the import fails (``undo(False)``), or keeps
+    its work (``undo(True)``): a savepoint; on SQLite outside a transaction, where SQLite would
+    make a savepoint the transaction itself (and its release a commit), a rollback, which then
+    takes back only the import's work (the session was flushed by the repeat check)."""
+    if not is_postgresql():
+        driver = db.session.connection().connection.driver_connection
+        if not getattr(driver, "in_transaction", True):
+
+            def rollback(keep: bool) -> None:
+                if not keep:
+                    db.session.rollback()
+
+            return rollback
+    savepoint = db.session.begin_nested()
+
+    def release(keep: bool) -> None:
+        if keep:
+            savepoint.commit()
+        else:
+            savepoint.rollback()
+
+    return release
+
+
+def _save(
+    actor: User,
+    filename: str,
+    sha: str,
+    sheet: Sheet,
+    writer: BulkWriter,
+    upload: ReferralUpload | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReferralUpload:
+    if upload is None:
+        upload = ReferralUpload(
+            org_id=actor.org_id,
+            user_id=actor.id,
+            filename=clean_filename(filename),
+            sha256=sha,
+            rows=0,
+            counts={},
+            rejected=[],
+            headers=sheet.headers,
+        )
+        db.session.add(upload)
+        db.session.flush()
+    # A queued upload's row is written only at the end: its progress is written meanwhile from
+    # another connection, which must not wait for this transaction.
 
     mapper = _RowMapper(sheet.fields)
     report = _Report(sheet)
     totals = {"created": 0, "merged": 0, "duplicate": 0, "rejected": 0}
     first_row: dict[str, int] = {}  # credit code -> first row in the file that was accepted
-    rows = iter(sheet.rows)
     count = 0
-    while part := list(itertools.islice(rows, CHUNK)):
+    for part in _chunks(iter(sheet.rows)):
         count += len(part)
-        results = referral_service.submit(
-            actor,
-            [mapper.item(values) for _n, values in part],
-            source="upload",
-            upload_id=upload.id,
-            notify_office=False,
-            writer=writer,
+        items, positions, too_long = [], [], {}
+        for position, (_number, values) in enumerate(part):
+            item = mapper.item(values)
+            errors = _too_long(item, report.labels)
+            if errors:
+                too_long[position] = errors
+            else:
+                items.append(item)
+                positions.append(position)
+        results = (
+            referral_service.submit(
+                actor,
+                items,
+                source="upload",
+                upload_id=upload.id,
+                notify_office=False,
+                writer=writer,
+            )
+            if items
+            else []
         )
-        for result in sorted(results, key=lambda r: r.index):
-            number, values = part[result.index]
+        by_position = {positions[r.index]: r for r in results}
+        for position, (number, values) in enumerate(part):
+            if position in too_long:
+                totals["rejected"] += 1
+                report.add(number, values, "rejected", too_long[position])
+                continue
+            result = by_position[position]
             totals[result.status] = totals.get(result.status, 0) + 1
             if result.status == "rejected":
                 report.add(number, values, "rejected", result.errors)
@@ -664,11 +850,21 @@ def _save(actor: User, filename: str, sha: str, sheet: Sheet, writer: BulkWriter
             first_row.setdefault(code, number)
             if result.status == "duplicate":
                 report.add(number, values, "duplicate", result.errors, result.referral_id)
+            elif result.warnings:  # saved, with something for the bureau to check
+                report.add(number, values, "warning", result.warnings, result.referral_id)
+        del part, items, results, by_position
+        if progress is not None:
+            progress(count)
     writer.wait()
-    referral_service.notify_submitted(actor, totals["created"])
+    referral_service.notify_submitted(actor, totals["created"], totals["merged"])
+    if sheet.scan is not None and sheet.scan.ignored_from is not None:
+        totals["ignored_from"] = sheet.scan.ignored_from
+    if report.unlisted:
+        totals["unlisted"] = report.unlisted
+    upload.headers = sheet.headers
     upload.rows = count
     upload.counts = totals
-    upload.rejected = report.rejected
+    upload.rejected = report.column_value()
     upload.repeat = False
     db.session.flush()
     return upload
@@ -680,7 +876,7 @@ def uploads_of(actor: User, limit: int = 20) -> list[ReferralUpload]:
     return list(
         db.session.execute(
             select(ReferralUpload)
-            .options(defer(ReferralUpload.rejected))
+            .options(defer(ReferralUpload.rejected), defer(ReferralUpload.payload))
             .where(ReferralUpload.org_id == actor.org_id)
             .order_by(ReferralUpload.created_at.desc(), ReferralUpload.id.desc())
             .limit(limit)
@@ -693,9 +889,9 @@ def get_upload(actor: User, upload_id: int) -> ReferralUpload | None:
     if actor.org_id is None:
         return None
     return db.session.execute(
-        select(ReferralUpload).where(
-            ReferralUpload.id == upload_id, ReferralUpload.org_id == actor.org_id
-        )
+        select(ReferralUpload)
+        .options(defer(ReferralUpload.payload))  # the file of a queued upload: not shown
+        .where(ReferralUpload.id == upload_id, ReferralUpload.org_id == actor.org_id)
     ).scalar_one_or_none()
 
 
@@ -708,7 +904,8 @@ def _reason_text(entry: dict) -> str:
 
 def rejected_workbook(upload: ReferralUpload) -> bytes:
     """The rows to fix, with the file's own headers plus 错误原因, ready to re-upload (first
-    sheet); the duplicate rows, for information, on a second sheet."""
+    sheet); the duplicate rows and the rows saved with a warning (a township not on the city's
+    list), for information, on sheets of their own, each only when it has rows."""
     headers = list(upload.headers or [])
 
     def rows(status: str):
@@ -718,12 +915,17 @@ def rejected_workbook(upload: ReferralUpload) -> bytes:
             values = entry.get("values", {})
             yield [values.get(h, "") for h in headers] + [_reason_text(entry)]
 
-    return workbook_bytes(
-        [
-            ("需修改的行", [*headers, REASON_HEADER], rows("rejected")),
-            ("重复的行", [*headers, REASON_HEADER], rows("duplicate")),
-        ]
-    )
+    statuses = {entry.get("status", "rejected") for entry in upload.rejected or []}
+    sheets = [
+        (title, [*headers, REASON_HEADER], rows(status))
+        for status, title in (
+            ("rejected", "需修改的行"),
+            ("duplicate", "重复的行"),
+            ("warning", "已保存但需核对的行"),
+        )
+        if status in statuses or (status == "rejected" and not statuses)
+    ]
+    return workbook_bytes(sheets)
 
 
 # ----------------------------------------------------------------------------- templates
