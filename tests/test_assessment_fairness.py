@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from advisors import periods as periods_module
@@ -363,7 +364,9 @@ def test_the_average_rule(rated):
 
 def test_the_breakdown_says_which_rating_counted(rated):
     compile_("2026-07")
-    items = {m["key"]: m for m in svc.breakdown(rated["office"], "2026-07", rated["adv"].id)}
+    with force_locale("en"):  # the notes asserted in English
+        breakdown = svc.breakdown(rated["office"], "2026-07", rated["adv"].id)
+    items = {m["key"]: m for m in breakdown}
     records = items["satisfaction"]["records"]
     assert items["satisfaction"]["total"] == len(records) == 6  # 4 firm ratings, 2 closings
     counted = sorted(r["value"] for r in records if r["counted"])

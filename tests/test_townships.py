@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from advisors.audit import acting_as
@@ -47,7 +48,7 @@ def towns(office):
 
 
 def _push(user, *items):
-    with acting_as(user):
+    with acting_as(user), force_locale("en"):  # messages asserted in English
         results = referral_service.submit(user, list(items), source="api")
     db.session.commit()
     return results
@@ -269,7 +270,8 @@ def test_suggestions_say_township_unknown(make, office, bureau, towns):
     [kept] = _push(bureau, _item(make, "城关街道"))
     referral = db.session.get(Referral, kept.referral_id)
     firm = db.session.get(Enterprise, referral.enterprise_id)
-    [s] = suggest(referral, firm)
+    with force_locale("en"):
+        [s] = suggest(referral, firm)
     assert any("Township unknown" in reason for reason in s.reasons)
 
 
