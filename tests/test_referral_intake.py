@@ -649,31 +649,61 @@ def test_other_roles_may_not_refer(login, make, role):
 
 
 # ------------------------------------------------------------------ templates
-def test_xlsx_template_round_trips(login, bureau, town):
+def test_xlsx_template_has_drop_downs_and_an_example_that_never_becomes_a_firm(
+    login, bureau, town
+):
     client = login(bureau)
     r = client.get("/referrals/template.xlsx")
     assert r.status_code == 200 and r.mimetype.endswith("spreadsheetml.sheet")
     wb = load_workbook(io.BytesIO(r.data))
-    first, second = wb.worksheets[0], wb.worksheets[1]
-    rows = list(first.values)
-    assert rows[0][0] == "统一社会信用代码*" and "需求*" in rows[0]
+    data, sample, lookups = wb.worksheets
+    header = [c.value for c in data[1]]
+    assert header[0] == "统一社会信用代码*" and "需求*" in header
+    assert data.max_row == 1  # the data area is empty: nothing to forget to delete
+    assert data.freeze_panes == "A2" and data.column_dimensions["B"].width >= 20
+    checked = {str(v.sqref).split(":")[0][:1] for v in data.data_validations.dataValidation}
+    column = {h: chr(ord("A") + i) for i, h in enumerate(header)}
+    assert checked == {column["行业*"], column["乡镇（街道）"], column["需求*"]}
+    assert all(v.errorStyle == "warning" for v in data.data_validations.dataValidation)
+    example = [c.value for c in sample[2]]
     from advisors.credit_code import is_valid
 
-    assert is_valid(rows[1][0])
-    lookups = list(second.values)
-    assert "软件和信息技术服务业" in [row[0] for row in lookups]
-    assert "融资" in [row[2] for row in lookups] and "城关镇" in [row[4] for row in lookups]
-    r = _upload(client, "模板.xlsx", r.data)
-    assert _last_upload().counts["created"] == 1
+    assert is_valid(example[0]) and example[1].startswith("【示例】")
+    values = list(lookups.values)
+    assert "软件和信息技术服务业" in [row[0] for row in values]
+    assert "融资" in [row[2] for row in values] and "城关镇" in [row[3] for row in values]
+    # The example copied into the list is skipped; a real row beside it is saved.
+    real = list(example)
+    real[0], real[1] = make_code("9", "1", "330100", "MA2H7Q5K"), "江州市真实企业有限公司"
+    _upload(client, "名单.xlsx", _xlsx([example, real], headers=header))
+    counts = _last_upload().counts
+    assert (counts["created"], counts.get("example")) == (1, 1)
+    page = client.get(f"/referrals/uploads/{_last_upload().id}").get_data(as_text=True)
+    assert "example row" in page
 
 
-def test_csv_template_round_trips(login, bureau, town):
+def test_csv_template_example_row_is_skipped(login, bureau, town):
     client = login(bureau)
     r = client.get("/referrals/template.csv")
     assert r.status_code == 200 and r.data.startswith(b"\xef\xbb\xbf")
     assert "统一社会信用代码*" in r.data.decode("utf-8-sig")
     _upload(client, "模板.csv", r.data)
-    assert _last_upload().counts["created"] == 1
+    counts = _last_upload().counts
+    assert counts["created"] == 0 and counts["example"] == 1
+    assert _count(Enterprise) == 0
+
+
+def test_rejected_rows_file_keeps_figures_as_numbers(login, bureau, make, town):
+    client = login(bureau)
+    _upload(client, "bad.xlsx", _xlsx([_row(make.credit_code(), industry="宇宙航行业")]))
+    upload = _last_upload()
+    r = client.get(f"/referrals/uploads/{upload.id}/rejected.xlsx")
+    wb = load_workbook(io.BytesIO(r.data))
+    assert wb.sheetnames == ["需修改的行"]  # no empty sheets
+    rows = list(wb.worksheets[0].values)
+    header, row = rows[0], rows[1]
+    assert isinstance(row[header.index("从业人员（人）")], int)
+    assert isinstance(row[header.index("联系电话")], str)
 
 
 def test_header_normalisation():

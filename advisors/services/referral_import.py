@@ -42,7 +42,7 @@ from flask_babel import gettext as _
 from sqlalchemy import JSON, Text, cast, literal, select
 from sqlalchemy.orm import defer
 
-from models import NEEDS, ReferralUpload, Township, User, db
+from models import ReferralUpload, Township, User, db
 
 from .. import credit_code, sheet_reader
 from ..dbutil import BulkWriter, is_postgresql
@@ -186,12 +186,6 @@ _INDUSTRY_ALIASES = {
     "商务服务业": "leasing_business",
     "其他": "other",
     "其他行业": "other",
-}
-_NEED_LABELS_ZH = {
-    "financing": "融资",
-    "policy": "政策",
-    "guidance": "发展指导",
-    "insurance": "保险",
 }
 
 _BRACKETS_RE = re.compile(r"[（(\[【［{｛][^）)\]】］}｝]*[）)\]】］}｝]")
@@ -805,12 +799,14 @@ def _save(
     count = 0
     for part in _chunks(iter(sheet.rows)):
         count += len(part)
-        items, positions, too_long = [], [], {}
+        items, positions, too_long, examples = [], [], {}, set()
         for position, (_number, values) in enumerate(part):
             item = mapper.item(values)
             errors = _too_long(item, report.labels)
             if errors:
                 too_long[position] = errors
+            elif is_example(item):
+                examples.add(position)
             else:
                 items.append(item)
                 positions.append(position)
@@ -831,6 +827,9 @@ def _save(
             if position in too_long:
                 totals["rejected"] += 1
                 report.add(number, values, "rejected", too_long[position])
+                continue
+            if position in examples:  # the template's example row, left in the list
+                totals["example"] = totals.get("example", 0) + 1
                 continue
             result = by_position[position]
             totals[result.status] = totals.get(result.status, 0) + 1
@@ -902,18 +901,40 @@ def _reason_text(entry: dict) -> str:
     )
 
 
+_NUMBER_FIELDS = ("employees", "revenue_wan", "assets_wan", "amount_wan")
+
+
+def _as_number(text):
+    """A figure the report kept as text back as a number, so the file to fix reads like the
+    uploaded one (a phone number or a code stays text: only figure columns come here)."""
+    if not isinstance(text, str) or not text.strip():
+        return text
+    try:
+        value = Decimal(text.strip().replace(",", ""))
+    except InvalidOperation:
+        return text
+    if not value.is_finite():
+        return text
+    return int(value) if value == value.to_integral_value() and abs(value) < 10**15 else value
+
+
 def rejected_workbook(upload: ReferralUpload) -> bytes:
     """The rows to fix, with the file's own headers plus 错误原因, ready to re-upload (first
     sheet); the duplicate rows and the rows saved with a warning (a township not on the city's
     list), for information, on sheets of their own, each only when it has rows."""
     headers = list(upload.headers or [])
+    _names, fields = _map_headers(headers)
+    numeric = {h for h, f in zip(headers, fields, strict=False) if f in _NUMBER_FIELDS}
 
     def rows(status: str):
         for entry in upload.rejected or []:
             if entry.get("status", "rejected") != status:
                 continue
             values = entry.get("values", {})
-            yield [values.get(h, "") for h in headers] + [_reason_text(entry)]
+            yield [
+                _as_number(values.get(h, "")) if h in numeric else values.get(h, "")
+                for h in headers
+            ] + [_reason_text(entry)]
 
     statuses = {entry.get("status", "rejected") for entry in upload.rejected or []}
     sheets = [
@@ -929,14 +950,38 @@ def rejected_workbook(upload: ReferralUpload) -> bytes:
 
 
 # ----------------------------------------------------------------------------- templates
+# The templates' example row carries this mark in its firm name: a row so marked is skipped by
+# the import (counted as the example), so leaving it in the list never creates a firm.
+EXAMPLE_MARK = "【示例】"
+TEMPLATE_ROWS = 5000  # rows of the template's data sheet that carry the drop-down lists
+_TEMPLATE_WIDTHS = {
+    "credit_code": 22,
+    "name": 30,
+    "industry": 22,
+    "township": 16,
+    "address": 28,
+    "contact_phone": 15,
+    "needs": 16,
+    "purpose": 20,
+    "note": 24,
+}
+# Needs as bureaus write them: each alone and the usual pairs (the import reads any mix).
+_NEED_CHOICES = ("融资", "政策", "发展指导", "保险", "融资、政策", "政策、发展指导", "融资、保险")
+
+
+def is_example(item: dict) -> bool:
+    name = item.get("name")
+    return isinstance(name, str) and name.lstrip().startswith(EXAMPLE_MARK)
+
+
 def template_rows() -> tuple[list[str], list[list]]:
     header = [h for _f, h in TEMPLATE_COLUMNS]
     township = db.session.execute(
-        select(Township.name).where(Township.active.is_(True)).order_by(Township.name).limit(1)
+        select(Township.name).where(Township.active.is_(True)).order_by(Township.code).limit(1)
     ).scalar_one_or_none()
     example = {
         "credit_code": credit_code.make_code("9", "1", "330100", "MA2H7Q4K"),
-        "name": "示例科技有限公司",
+        "name": EXAMPLE_MARK + "示例科技有限公司（导入时跳过本行）",
         "industry": "软件和信息技术服务业",
         "township": township or "",
         "address": "示例路1号",
@@ -954,33 +999,78 @@ def template_rows() -> tuple[list[str], list[list]]:
 
 
 def template_xlsx() -> bytes:
-    header, rows = template_rows()
+    """The list template: the data sheet first (header frozen, widths, drop-down lists for
+    industry, township and needs that still accept other text), then a sheet with the example
+    row (out of the data area, and marked so it is skipped even when copied in), then the
+    lists the drop-downs read."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    header, example = template_rows()
     with force_locale("zh_CN"):
         industries = [(_(label), key) for key, label in INDUSTRIES.items()]
-    needs = [(_NEED_LABELS_ZH[n], n) for n in NEEDS]
     townships = list(
         db.session.execute(
             select(Township.name, Township.code)
             .where(Township.active.is_(True))
-            .order_by(Township.name)
+            .order_by(Township.code)
         )
     )
-    length = max(len(industries), len(needs), len(townships))
-
-    def pick(items, i):
-        return list(items[i]) if i < len(items) else ["", ""]
-
-    values = [pick(industries, i) + pick(needs, i) + pick(townships, i) for i in range(length)]
-    return workbook_bytes(
-        [
-            ("企业名单", header, rows),
-            (
-                "可选值",
-                ["行业", "行业代码", "需求", "需求代码", "乡镇（街道）", "乡镇代码"],
-                values,
-            ),
-        ]
-    )
+    wb = Workbook()
+    data = wb.active
+    data.title = "企业名单"
+    sample = wb.create_sheet("填写示例")
+    lists = wb.create_sheet("可选值")
+    bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+    for sheet in (data, sample):
+        sheet.append(header)
+        for i, (field, _h) in enumerate(TEMPLATE_COLUMNS, start=1):
+            cell = sheet.cell(row=1, column=i)
+            cell.font, cell.fill = bold, fill
+            cell.alignment = Alignment(wrap_text=True, vertical="center")
+            sheet.column_dimensions[get_column_letter(i)].width = _TEMPLATE_WIDTHS.get(field, 13)
+        sheet.freeze_panes = "A2"
+    for row in example:
+        sample.append(row)
+    lists.append(["行业", "行业代码", "需求", "乡镇（街道）", "乡镇代码"])
+    rows = max(len(industries), len(_NEED_CHOICES), len(townships))
+    for i in range(rows):
+        lists.append(
+            [
+                *(industries[i] if i < len(industries) else ("", "")),
+                _NEED_CHOICES[i] if i < len(_NEED_CHOICES) else "",
+                *(tuple(townships[i]) if i < len(townships) else ("", "")),
+            ]
+        )
+    for letter, width in zip("ABCDE", (26, 24, 16, 16, 14), strict=True):
+        lists.column_dimensions[letter].width = width
+    lists.freeze_panes = "A2"
+    column = {f: get_column_letter(i) for i, (f, _h) in enumerate(TEMPLATE_COLUMNS, start=1)}
+    for field, source, count in (
+        ("industry", "A", len(industries)),
+        ("needs", "C", len(_NEED_CHOICES)),
+        ("township", "D", len(townships)),
+    ):
+        if not count:
+            continue
+        # A warning, not a stop: an alias (制造业) or a township the city has not listed yet is
+        # still accepted by the import and reported there.
+        check = DataValidation(
+            type="list",
+            formula1=f"='可选值'!${source}$2:${source}${count + 1}",
+            allow_blank=True,
+            errorStyle="warning",
+            showErrorMessage=True,
+            errorTitle="不在可选值中",
+            error="此值不在可选值列表中，仍可保留，导入时会提示。",
+        )
+        check.add(f"{column[field]}2:{column[field]}{TEMPLATE_ROWS + 1}")
+        data.add_data_validation(check)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
 
 
 def template_csv() -> bytes:
