@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_babel import get_locale
 from flask_login import current_user
 
 from advisors.dashboard import nav_counts
@@ -74,5 +75,7 @@ def register_views(app: Flask) -> None:
             "size_label": lambda key: size_labels().get(key, key),
             "current_path": request.full_path.rstrip("?") if request else "/",
             "me": current_user,
+            # After a label: "：" in Chinese, ": " in English.
+            "colon": "：" if str(get_locale()).startswith("zh") else ": ",
             "nav": nav_counts(current_user) if current_user.is_authenticated else {},
         }

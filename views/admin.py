@@ -70,7 +70,7 @@ class OrgForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.type.choices = [("", _("— choose —")), *org_service.org_type_labels().items()]
+        self.type.choices = [("", _("Choose…")), *org_service.org_type_labels().items()]
 
 
 class OrgEditForm(OrgForm):
@@ -103,7 +103,7 @@ class UserForm(FlaskForm):
     )
 
     def set_choices(self, current_org: Organisation | None = None) -> None:
-        self.role.choices = [("", _("— choose —")), *user_service.role_labels().items()]
+        self.role.choices = [("", _("Choose…")), *user_service.role_labels().items()]
         self.org.choices = _org_choices(current_org)
 
 

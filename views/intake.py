@@ -330,7 +330,7 @@ def report(upload_id: int):
         rejected_count=sum(1 for e in entries if e.get("status") == "rejected"),
         blank_run=import_service.BLANK_RUN,
         result_labels={
-            "rejected": _("Rejected"),
+            "rejected": _("Not accepted"),
             "duplicate": _("Duplicate"),
             "warning": _("Saved; please check"),
         },

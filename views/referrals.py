@@ -85,7 +85,7 @@ class ConfirmForm(FlaskForm):
 
 def _satisfaction_choices() -> list[tuple[str, str]]:
     return [
-        ("", _("Choose")),
+        ("", _("Choose…")),
         ("5", _("5 — very satisfied")),
         ("4", _("4 — satisfied")),
         ("3", _("3 — neutral")),

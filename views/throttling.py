@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 from wtforms.validators import AnyOf, Length, Optional
@@ -66,9 +67,10 @@ def clear():
     db.session.commit()
     if cleared:
         flash(
-            _(
-                "Cleared %(count)s failed attempts of %(what)s.",
-                count=cleared,
+            ngettext(
+                "Cleared %(num)s failed attempt of %(what)s.",
+                "Cleared %(num)s failed attempts of %(what)s.",
+                cleared,
                 what=_describe(scope, username, ip),
             ),
             "success",

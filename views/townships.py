@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -269,12 +270,14 @@ def map_text():
         flash(exc.fields.get("text") or exc.message, "danger")
         return _render_unmatched(422, failed=form)
     flash(
-        _(
-            "“%(text)s” now means %(name)s: %(n)s firm(s) matched; later referrals with this "
+        ngettext(
+            "“%(text)s” now means %(name)s: %(num)s firm matched; later referrals with this "
             "name match it too.",
+            "“%(text)s” now means %(name)s: %(num)s firms matched; later referrals with this "
+            "name match it too.",
+            moved,
             text=form.text.data,
             name=township.name,
-            n=moved,
         ),
         "success",
     )

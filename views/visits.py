@@ -169,9 +169,9 @@ def _prepare(form: VisitForm, referral_id: int, actor: User) -> VisitForm:
         for t in tools
     ]
     risks = risk_type_labels()
-    form.risk_type.choices = [("", _("Choose"))] + [(k, risks[k]) for k in RISK_TYPES]
+    form.risk_type.choices = [("", _("Choose…"))] + [(k, risks[k]) for k in RISK_TYPES]
     stages = stage_labels()
-    form.fin_stage.choices = [("", _("Choose"))] + [(k, v) for k, v in stages.items()]
+    form.fin_stage.choices = [("", _("Choose…"))] + [(k, v) for k, v in stages.items()]
     open_apps = financing_service.open_applications(referral_id)
     lender_names = dict(
         db.session.execute(
@@ -188,7 +188,7 @@ def _prepare(form: VisitForm, referral_id: int, actor: User) -> VisitForm:
         )
         for a in open_apps
     ]
-    form.fin_institution.choices = [("", _("Choose"))] + [
+    form.fin_institution.choices = [("", _("Choose…"))] + [
         (o.code, o.name) for o in financing_service.lenders()
     ]
     if (
@@ -490,7 +490,7 @@ def _stage_choices(app) -> list[tuple[str, str]]:
         "applied": ("approved", "disbursed", "declined"),
         "approved": ("disbursed", "declined"),
     }
-    return [("", _("Choose"))] + [(k, labels[k]) for k in order.get(app.stage, ())]
+    return [("", _("Choose…"))] + [(k, labels[k]) for k in order.get(app.stage, ())]
 
 
 def _render_application(
@@ -519,7 +519,7 @@ def _render_application(
         lender = db.session.get(Organisation, app.lender_id) if app.lender_id else None
         details_form.institution.data = lender.code if lender else ""
     if details_form is not None:
-        details_form.institution.choices = [("", _("Choose"))] + [
+        details_form.institution.choices = [("", _("Choose…"))] + [
             (o.code, o.name) for o in financing_service.lenders()
         ]
     firm, advisor, lender_name = db.session.execute(

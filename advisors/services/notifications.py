@@ -28,7 +28,9 @@ def _messages() -> dict[str, str]:
     return {
         "referrals_submitted": _("%(bureau)s submitted %(count)s firm(s) for the advisor team."),
         "co_referred": _("%(bureau)s also recommended %(firm)s."),
-        "co_referred_many": _("%(bureau)s also recommended %(count)s firms already referred."),
+        "co_referred_many": _(
+            "%(bureau)s also recommended firms already referred (%(count)s in all)."
+        ),
         "assigned": _("%(firm)s was assigned to %(advisor)s."),
         "unassigned": _("%(firm)s was reassigned from %(advisor)s to someone else."),
         "rejected": _("The referral of %(firm)s was rejected: %(reason)s"),
@@ -38,7 +40,7 @@ def _messages() -> dict[str, str]:
         "closed": _("%(bureau)s confirmed the outcome for %(firm)s and closed the case."),
         "overdue": _("First contact with %(firm)s is overdue (due %(due)s, advisor %(advisor)s)."),
         "overdue_summary": _(
-            "%(count)s cases are past their first-contact date (as of %(date)s): see the inbox."
+            "Cases past their first-contact date on %(date)s: %(count)s. See the inbox."
         ),
         "risk_reported": _("%(advisor)s reported a risk at %(firm)s: %(risk)s."),
         "risk_acknowledged": _("The finance office acknowledged your risk report on %(firm)s."),
