@@ -231,17 +231,13 @@ def _need_flags(needs: list[str]) -> dict[str, bool]:
     return {f"need_{n}": n in needs for n in NEEDS}
 
 
-_FIRM_UPDATE_FIELDS = (
-    "name",
-    "industry",
-    "township_id",
-    "township_text",
-    "address",
-    "contact_name",
-    "contact_phone",
-    "employees",
-    "revenue_wan",
-    "assets_wan",
+# A firm's fields a push may fill when empty, or propose when another organisation registered
+# something else (every registry field but its key). ``township`` stands for the pair
+# township_id / township_text.
+_PROPOSABLE = tuple(f for f in firm_service.FIRM_FIELDS if f != "credit_code")
+# The same fields as columns of a new firm's row.
+_FIRM_UPDATE_FIELDS = tuple(
+    c for f in _PROPOSABLE for c in (("township_id", "township_text") if f == "township" else (f,))
 )
 
 
@@ -497,21 +493,6 @@ def submit(
     if notify_office:
         notify_submitted(actor, sum(1 for r in results if r.status == "created"))
     return results
-
-
-# A firm's fields a push may fill when empty, or propose when another organisation registered
-# something else. ``township`` stands for the pair township_id / township_text.
-_PROPOSABLE = (
-    "name",
-    "industry",
-    "township",
-    "address",
-    "contact_name",
-    "contact_phone",
-    "employees",
-    "revenue_wan",
-    "assets_wan",
-)
 
 
 def _update_known_firm(firm: Enterprise, values: dict, *, own: bool) -> dict:

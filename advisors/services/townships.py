@@ -270,6 +270,17 @@ def _name_owner(name: str) -> Township | None:
     return db.session.execute(select(Township).where(Township.name == name)).scalar_one_or_none()
 
 
+def _check_name_free(name: str, errors: dict, township: Township | None = None) -> None:
+    """Two townships never share a name (``township``: the one being renamed)."""
+    if "name" in errors:
+        return
+    owner = _name_owner(name)
+    if owner is not None and (township is None or owner.id != township.id):
+        errors["name"] = _(
+            "The name %(name)s is already used by township %(code)s.", name=name, code=owner.code
+        )
+
+
 def create(actor: User | None, code: str, name: str) -> Township:
     """A new township (``actor`` None: the CLI)."""
     _require_maintainer(actor)
@@ -278,14 +289,7 @@ def create(actor: User | None, code: str, name: str) -> Township:
     name = _clean_name(name, errors)
     if "code" not in errors and by_code(code) is not None:
         errors["code"] = _("A township with code %(code)s already exists.", code=code)
-    if "name" not in errors:
-        owner = _name_owner(name)
-        if owner is not None:
-            errors["name"] = _(
-                "The name %(name)s is already used by township %(code)s.",
-                name=name,
-                code=owner.code,
-            )
+    _check_name_free(name, errors)
     if errors:
         raise ValidationFailed(_("Please correct the marked fields."), errors)
     township = Township(code=code, name=name, active=True)
@@ -299,14 +303,7 @@ def rename(actor: User | None, township: Township, name: str) -> Township:
     _require_maintainer(actor)
     errors: dict[str, str] = {}
     name = _clean_name(name, errors)
-    if "name" not in errors:
-        owner = _name_owner(name)
-        if owner is not None and owner.id != township.id:
-            errors["name"] = _(
-                "The name %(name)s is already used by township %(code)s.",
-                name=name,
-                code=owner.code,
-            )
+    _check_name_free(name, errors, township)
     if errors:
         raise ValidationFailed(_("Please correct the marked fields."), errors)
     if township.name != name:
