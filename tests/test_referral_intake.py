@@ -649,9 +649,7 @@ def test_other_roles_may_not_refer(login, make, role):
 
 
 # ------------------------------------------------------------------ templates
-def test_xlsx_template_has_drop_downs_and_an_example_that_never_becomes_a_firm(
-    login, bureau, town
-):
+def test_xlsx_template_has_drop_downs_and_an_example_that_never_becomes_a_firm(login, bureau, town):
     client = login(bureau)
     r = client.get("/referrals/template.xlsx")
     assert r.status_code == 200 and r.mimetype.endswith("spreadsheetml.sheet")

@@ -345,7 +345,7 @@ def test_bulk_assign_from_the_inbox(client, login, make, people):
     assert r.status_code == 302
     assert "industry=industry" in r.headers["Location"]
     assert [get(i).advisor_id for i in ids] == [people["advisor"].id] * 2 + [None]
-    assert "2 case(s) assigned." in text_of(client.get(r.headers["Location"]))
+    assert "2 cases assigned." in text_of(client.get(r.headers["Location"]))
 
     r = post(client, "/referrals/assign", {"advisor": "adv_li"})
     assert r.status_code == 422 and "Select at least one case." in text_of(r)

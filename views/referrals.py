@@ -13,6 +13,7 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm.exc import StaleDataError
@@ -242,7 +243,7 @@ def assign_bulk():
     except NotFound:
         db.session.rollback()
         return _render_index(form, checked, [_("A selected case no longer exists.")], 422)
-    flash(_("%(n)s case(s) assigned.", n=len(done)), "success")
+    flash(ngettext("%(num)s case assigned.", "%(num)s cases assigned.", len(done)), "success")
     return redirect(url_for("referrals.index", **_list_args()))
 
 

@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import (
     BigInteger,
     Integer,
@@ -2000,14 +2001,20 @@ class _Records:
         return self._visits(
             Visit.role_policy,
             value=lambda r: r.tools,
-            note=lambda r: _("%(n)s policy tool(s) explained", n=r.tools),
+            note=lambda r: ngettext(
+                "%(num)s policy tool explained", "%(num)s policy tools explained", r.tools
+            ),
         )
 
     def _logs_on_time(self):
         return self._visits(
             counted=lambda r: r.log_delay_days <= LOG_ON_TIME_DAYS,
             value=lambda r: r.log_delay_days,
-            note=lambda r: _("Logged %(n)s day(s) after the visit", n=r.log_delay_days),
+            note=lambda r: ngettext(
+                "Logged %(num)s day after the visit",
+                "Logged %(num)s days after the visit",
+                r.log_delay_days,
+            ),
         )
 
     def _info_reports(self):

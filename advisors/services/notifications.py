@@ -26,7 +26,7 @@ BELL_CAP = 100  # the bell says "99+" beyond this; the count never scans further
 
 def _messages() -> dict[str, str]:
     return {
-        "referrals_submitted": _("%(bureau)s submitted %(count)s firm(s) for the advisor team."),
+        "referrals_submitted": _("%(bureau)s submitted firms for the advisor team: %(count)s."),
         "co_referred": _("%(bureau)s also recommended %(firm)s."),
         "co_referred_many": _(
             "%(bureau)s also recommended firms already referred (%(count)s in all)."

@@ -462,12 +462,14 @@ def _apply_filters(stmt, f: ReferralFilters):
     if f.date_to:
         stmt = stmt.where(Referral.created_at < bindparam("f_to"))
     if f.q:
-        stmt = stmt.where(
-            or_(
-                Enterprise.credit_code.like(bindparam("f_code"), escape="\\"),
-                Enterprise.name.like(bindparam("f_name"), escape="\\"),
-            )
-        )
+        found = [
+            Enterprise.credit_code.like(bindparam("f_code"), escape="\\"),
+            Enterprise.name.like(bindparam("f_name"), escape="\\"),
+        ]
+        if f.township == UNMATCHED:
+            # The townships page links a name not on the list to the cases of its firms.
+            found.append(Enterprise.township_text == bindparam("f_text"))
+        stmt = stmt.where(or_(*found))
     return stmt
 
 
@@ -496,6 +498,8 @@ def _values(f: ReferralFilters, cursor: Cursor | None = None) -> dict:
         # A credit code by its start (as typed, normalised), or a part of the name.
         values["f_code"] = _like_escape(credit_code.normalize(f.q).upper()) + "%"
         values["f_name"] = "%" + _like_escape(f.q) + "%"
+        if f.township == UNMATCHED:
+            values["f_text"] = f.q
     if cursor is not None:
         values["c_at"], values["c_id"] = cursor.created_at, cursor.id
     return values
