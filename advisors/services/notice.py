@@ -881,6 +881,8 @@ def xlsx_bytes(notice: Notice) -> bytes:
         *[label for _key, label in notice.metrics],
     ]
     na = _na()
+    chinese = str(get_locale() or "zh_CN").startswith("zh")
+    sep, left, right = ("；", "（", "）") if chinese else ("; ", " (", ")")
 
     def metric_cell(r: NoticeRow, key: str):
         if key not in r.points:
@@ -895,7 +897,7 @@ def xlsx_bytes(notice: Notice) -> bytes:
             r.institution,
             _d(r.computed),
             _d(r.adjustment),
-            "; ".join(f"{why} ({signed(points)})" for points, why in r.reasons),
+            sep.join(f"{why}{left}{signed(points)}{right}" for points, why in r.reasons),
             _d(r.score),
             r.institution_rank,
             *[metric_cell(r, key) for key, _label in notice.metrics],
@@ -910,7 +912,7 @@ def xlsx_bytes(notice: Notice) -> bytes:
     ] + [
         [
             _("Advisor"),
-            f"{r.advisor} ({r.institution})" if r.institution else r.advisor,
+            f"{r.advisor}{left}{r.institution}{right}" if r.institution else r.advisor,
             _d(r.score),
             _d(gap),
         ]
