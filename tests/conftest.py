@@ -145,6 +145,21 @@ def login(client, auth):
     return _login
 
 
+@pytest.fixture
+def client_as(app):
+    """``client_as(user)``: a new client signed in through the form as ``user``, with the English
+    interface (msgids, stable for assertions); each call a client of its own."""
+
+    def _login(user):
+        client = app.test_client()
+        assert AuthActions(client).login(user.username).status_code == 302
+        with client.session_transaction() as s:
+            s["lang"] = "en"
+        return client
+
+    return _login
+
+
 class Factory:
     """Small data factories; each call makes a new, valid record and flushes it."""
 

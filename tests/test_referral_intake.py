@@ -36,18 +36,9 @@ HEADERS = [
 
 # ------------------------------------------------------------------ helpers
 @pytest.fixture
-def login(app):
-    """A signed-in client for ``user``, English interface (msgids, stable for assertions)."""
-    from tests.conftest import AuthActions
-
-    def _login(user):
-        client = app.test_client()
-        assert AuthActions(client).login(user.username).status_code == 302
-        with client.session_transaction() as s:
-            s["lang"] = "en"
-        return client
-
-    return _login
+def login(client_as):
+    """A fresh client signed in as ``user``, English interface (see conftest.client_as)."""
+    return client_as
 
 
 @pytest.fixture
