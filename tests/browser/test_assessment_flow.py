@@ -180,7 +180,7 @@ def test_compile_review_adjust_publish_and_download_the_notice(
             people["star"].display_name,
             people["quiet"].display_name,
         ]
-        assert ranking[1][5] == "协助处置辖区风险事件 (+5)"
+        assert ranking[1][5] == "协助处置辖区风险事件（+5）"  # Chinese brackets in Chinese
         with page.expect_download() as info:
             page.locator("[data-testid=notice-pdf]").click()
         pdf = tmp_path / "notice.pdf"
