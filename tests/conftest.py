@@ -121,6 +121,19 @@ class AuthActions:
     def csrf(self, url: str = "/") -> str:
         return csrf_from(self._client.get(url).get_data(as_text=True))
 
+    def change_password(self, current: str, new: str = "Another-Pass-42", follow: bool = False):
+        """Post the password-change form as the signed-in user (a fresh CSRF token)."""
+        return self._client.post(
+            "/account/password",
+            data={
+                "current_password": current,
+                "new_password": new,
+                "confirm": new,
+                "csrf_token": self.csrf("/account/password"),
+            },
+            follow_redirects=follow,
+        )
+
 
 @pytest.fixture
 def auth(client):

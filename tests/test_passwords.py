@@ -155,17 +155,7 @@ def test_own_password_change_revokes_api_tokens_and_says_so(client, auth, make):
     other_secret = make.token(other_user)
     assert _api_ok(client, secret)
     auth.login(user.username)
-    token = auth.csrf("/account/password")
-    r = client.post(
-        "/account/password",
-        data={
-            "current_password": PASSWORD,
-            "new_password": "Another-Pass-42",
-            "confirm": "Another-Pass-42",
-            "csrf_token": token,
-        },
-        follow_redirects=True,
-    )
+    r = auth.change_password(PASSWORD, follow=True)
     assert r.status_code == 200
     assert TOKENS_REVOKED in r.get_data(as_text=True)
     assert not _api_ok(client, secret)
@@ -176,17 +166,7 @@ def test_own_password_change_revokes_api_tokens_and_says_so(client, auth, make):
 def test_no_token_message_without_tokens(client, auth, make):
     user = make.user("bureau")
     auth.login(user.username)
-    token = auth.csrf("/account/password")
-    r = client.post(
-        "/account/password",
-        data={
-            "current_password": PASSWORD,
-            "new_password": "Another-Pass-42",
-            "confirm": "Another-Pass-42",
-            "csrf_token": token,
-        },
-        follow_redirects=True,
-    )
+    r = auth.change_password(PASSWORD, follow=True)
     assert "Password changed." in r.get_data(as_text=True)
     assert TOKENS_REVOKED not in r.get_data(as_text=True)
 
@@ -278,16 +258,7 @@ def test_a_user_made_by_an_admin_must_change_the_password_first(app, client, aut
     assert client.get("/static/css/app.css").status_code in (200, 404)
     assert _api_ok(client, secret)
 
-    token = csrf_from(page.get_data(as_text=True))
-    r = client.post(
-        "/account/password",
-        data={
-            "current_password": given,
-            "new_password": "My-Own-Choice-31",
-            "confirm": "My-Own-Choice-31",
-            "csrf_token": token,
-        },
-    )
+    r = auth.change_password(given, "My-Own-Choice-31")
     assert r.status_code == 302
     db.session.expire_all()
     assert db.session.get(User, user.id).must_change_password is False

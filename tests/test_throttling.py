@@ -327,16 +327,7 @@ def test_a_forged_header_does_not_escape_the_throttle(app, make):
 
 # ------------------------------------------------------------------ password change
 def _change(client, current, new="Another-Pass-42"):
-    token = csrf_from(client.get("/account/password").get_data(as_text=True))
-    return client.post(
-        "/account/password",
-        data={
-            "current_password": current,
-            "new_password": new,
-            "confirm": new,
-            "csrf_token": token,
-        },
-    )
+    return AuthActions(client).change_password(current, new)
 
 
 def test_password_change_is_throttled(app, client, login, make, clock):

@@ -636,6 +636,11 @@ def adjust(period: str):
         db.session.rollback()
         abort(403)
     flash(_("Adjustment recorded; the score and the ranks were updated."), "success")
+    return _after_adjustment(key, origin, advisor_id, offset)
+
+
+def _after_adjustment(key: str, origin: str, advisor_id: int, offset: int | None = None):
+    """Back to the page the adjustment was made (or withdrawn) on."""
     if origin == "advisor":
         return redirect(
             url_for("assessments.advisor", period=key, user_id=advisor_id) + "#adjustments"
@@ -674,11 +679,7 @@ def withdraw_adjustment(period: str, adjustment_id: int):
         db.session.rollback()
         abort(403)
     flash(_("Adjustment withdrawn; the score and the ranks were updated."), "success")
-    if origin == "advisor":
-        return redirect(
-            url_for("assessments.advisor", period=key, user_id=advisor_id) + "#adjustments"
-        )
-    return redirect(url_for("assessments.ranking", period=key) + "#ranking")
+    return _after_adjustment(key, origin, advisor_id)
 
 
 @bp.route("/<period>/comments", methods=["POST"])

@@ -691,6 +691,11 @@ def import_file(actor: User, filename: str, data: bytes) -> ReferralUpload:
     existing = check_repeat(actor, sha)
     if existing is not None:
         return existing
+    return import_new(actor, filename, data, sha)
+
+
+def import_new(actor: User, filename: str, data: bytes, sha: str) -> ReferralUpload:
+    """Import a list whose repeat check is done (``sha``: its fingerprint), now."""
     with _cyclic_gc_paused():
         return _import(actor, filename, data, sha)
 

@@ -51,7 +51,7 @@ from .referral_import import (
     check_repeat,
     clean_filename,
     fingerprint,
-    import_file,
+    import_new,
     open_sheet,
 )
 
@@ -81,7 +81,7 @@ def receive(actor: User, filename: str, data: bytes, *, locale: str | None) -> R
         return existing
     short, headers = _look(filename, data)
     if short:
-        return import_file(actor, filename, data)
+        return import_new(actor, filename, data, sha)
     upload = ReferralUpload(
         org_id=actor.org_id,
         user_id=actor.id,
