@@ -1,5 +1,5 @@
-"""HTTP layer: one blueprint per area. Routes are thin: validate -> call a service -> commit once
--> render, redirect or JSON."""
+"""HTTP layer: one blueprint per area. Routes are thin: validate -> call a service -> render,
+redirect or JSON; each runs in one unit of work (``views/_uow.py``) that commits once."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from advisors.services.users import role_labels
 from advisors.sizing import INDUSTRIES
 
 from ._http import init_http
+from ._uow import wrap_views
 
 
 def register_views(app: Flask) -> None:
@@ -62,6 +63,7 @@ def register_views(app: Flask) -> None:
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
+    wrap_views(app)
 
     @app.context_processor
     def _globals():
