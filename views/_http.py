@@ -34,7 +34,7 @@ def _gate():
     if endpoint is None:
         return None  # 404/405 follow
     if is_api_request():
-        from views.api import authenticate_bearer
+        from views._bearer import authenticate_bearer
 
         authenticate_bearer()
     roles = rule_for(current_app, endpoint)
@@ -183,6 +183,8 @@ def _handle_csrf_error(exc: CSRFError):
 def _handle_unexpected(exc: Exception):
     from models import db
 
+    # Not a route: this also answers errors raised outside any view's unit of work (the gate in
+    # before_request, a context processor), where nothing else would undo a half-done change.
     db.session.rollback()
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
     return _render_error(500)

@@ -1,72 +1,81 @@
 """API: visit logs — ``POST /api/v1/visits`` (the assigned advisor) and the scoped reads.
 
-The same service as the web form (:mod:`advisors.services.visits`). A list costs a fixed number
-of queries: the visits with their policies, then one query each for the authors, the
-financing steps recorded on them and the risk reports the caller may see.
+The same service as the web form (:mod:`advisors.services.visits`); shapes in
+:mod:`.schemas.visits`. A list costs a fixed number of queries: the visits with their
+policies, then one query each for the authors, the financing steps recorded on them and the
+risk reports the caller may see (:mod:`advisors.services.visit_queries`).
 """
 
 from __future__ import annotations
 
 from flask import jsonify, request
 from flask_babel import gettext as _
-from flask_login import current_user
-from sqlalchemy import select
+from flask_babel import lazy_gettext as _l
+from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from advisors.dbutil import chunks
-from advisors.params import MAX_ID, parse_id
-from advisors.permissions import allow, scoped
+from advisors.params import parse_id
+from advisors.permissions import allow
+from advisors.services import users, visit_queries
 from advisors.services import visits as service
-from models import FinancingApplication, FinancingStep, Organisation, RiskReport, User, Visit, db
+from models import User, Visit
 
-from .._http import api_error
-from . import bad_request, bp
-from .referrals import _body, _iso, _money, _not_found, _unicode_ok
+from ._common import bad_request, bp, caller, conflicts, invalid, json_body, not_found
+from .openapi import operation
+from .schemas.visits import (
+    VisitCreatedSchema,
+    VisitInSchema,
+    VisitListQuerySchema,
+    VisitPageSchema,
+    VisitSchema,
+)
 
 READERS = ("admin", "finance_office", "pboc", "advisor", "liaison")
 
+_VISIT_COLUMNS = (
+    "id",
+    "referral_id",
+    "visited_on",
+    "mode",
+    "roles",
+    "summary",
+    "policies",
+    "policy_note",
+    "guidance_topic",
+    "guidance_advice",
+    "next_visit_on",
+    "created_at",
+    "updated_at",
+    "corrected_at",
+    "correction_reason",
+    "version",
+)
 
-def serialise(user: User, visits: list[Visit]) -> list[dict]:
+
+def _financing(steps) -> list[dict]:
+    """The financing steps recorded on a visit, with their application's flags."""
+    return [
+        {
+            "application_id": app.id,
+            "stage": step.stage,
+            "on": step.stage_on,
+            "amount_wan": step.amount_wan,
+            "first_loan": app.first_loan,
+            "unsecured": app.unsecured,
+        }
+        for step, app in steps
+    ]
+
+
+def visit_rows(user: User, visits: list[Visit]) -> list[dict]:
+    """What :class:`VisitSchema` dumps for ``visits`` as ``user`` may see them."""
     if not visits:
         return []
     ids = [v.id for v in visits]
-    people: dict[int, tuple[str, str | None]] = {}
-    for part in chunks(sorted({v.advisor_id for v in visits})):
-        for uid, username, code in db.session.execute(
-            select(User.id, User.username, Organisation.code)
-            .outerjoin(Organisation, Organisation.id == User.org_id)
-            .where(User.id.in_(part))
-        ):
-            people[uid] = (username, code)
-    steps: dict[int, list[dict]] = {i: [] for i in ids}
-    risks: dict[int, list[dict]] = {i: [] for i in ids}
-    for part in chunks(ids):
-        for step, app in db.session.execute(
-            select(FinancingStep, FinancingApplication)
-            .join(FinancingApplication, FinancingApplication.id == FinancingStep.application_id)
-            .where(FinancingStep.visit_id.in_(part))
-            .order_by(FinancingStep.id)
-        ):
-            steps[step.visit_id].append(
-                {
-                    "application_id": app.id,
-                    "stage": step.stage,
-                    "on": step.stage_on.isoformat(),
-                    "amount_wan": _money(step.amount_wan),
-                    "first_loan": app.first_loan,
-                    "unsecured": app.unsecured,
-                }
-            )
-        # Risk reports only for those who may see them (reporter, office roles, admin).
-        for report in db.session.execute(
-            scoped(RiskReport, user).where(RiskReport.visit_id.in_(part))
-        ).scalars():
-            risks[report.visit_id].append(
-                {"id": report.id, "risk_type": report.risk_type, "status": report.status}
-            )
-    out = []
+    people = users.usernames_with_org(v.advisor_id for v in visits)
+    steps, risks = visit_queries.steps_of(ids), visit_queries.risks_of(user, ids)
+    rows = []
     for v in visits:
         username, institution = people.get(v.advisor_id, (None, None))
         information = None
@@ -76,52 +85,42 @@ def serialise(user: User, visits: list[Visit]) -> list[dict]:
                 "risk_signal": bool(risks[v.id]),
                 "risk_reports": risks[v.id],
             }
-        out.append(
+        rows.append(
             {
-                "id": v.id,
-                "referral_id": v.referral_id,
-                "visited_on": v.visited_on.isoformat(),
-                "mode": v.mode,
-                "roles": v.roles,
-                "summary": v.summary,
+                **{key: getattr(v, key) for key in _VISIT_COLUMNS},
                 "advisor": username,
                 "institution": institution,
-                "policies": [{"id": t.id, "code": t.code, "name": t.name} for t in v.policies],
-                "policy_note": v.policy_note,
-                "guidance_topic": v.guidance_topic,
-                "guidance_advice": v.guidance_advice,
                 "information": information,
-                "financing": steps[v.id],
-                "next_visit_on": v.next_visit_on.isoformat() if v.next_visit_on else None,
-                "created_at": _iso(v.created_at),
-                "updated_at": _iso(v.updated_at),
-                "corrected_at": _iso(v.corrected_at),
-                "correction_reason": v.correction_reason,
-                "version": v.version,
+                "financing": _financing(steps[v.id]),
             }
         )
-    return out
+    return rows
 
 
 @bp.route("/visits", methods=["POST"])
 @allow("advisor")
+@operation(
+    "Log a visit (the advisor the case is assigned to)",
+    body=VisitInSchema,
+    ok=VisitCreatedSchema,
+    status=201,
+    errors=(401, 403, 404, 409, 422),
+)
+@conflicts(
+    _l("The case was changed at the same moment; send the visit again."),
+    IntegrityError,
+    StaleDataError,
+)
 def log_visit():
-    body = _body()
-    if not isinstance(body, dict):
-        return bad_request({"visit": _("Send the visit as a JSON object.")})
-    if not _unicode_ok(body):
-        return bad_request(
-            {"visit": _("The visit contains characters that are not valid Unicode.")}
-        )
+    body = json_body()
     try:
-        visit = service.log_visit(current_user._get_current_object(), body)
-        db.session.commit()
-    except (IntegrityError, StaleDataError):
-        db.session.rollback()
-        return api_error(
-            409, "conflict", _("The case was changed at the same moment; send the visit again.")
-        )
-    response = jsonify({"id": visit.id})
+        VisitInSchema().read(body)
+    except ValidationError as exc:
+        return invalid(exc)
+    # The visit service reads the body itself (the web form's rules): the schema only
+    # stopped what it cannot read.
+    visit = service.log_visit(caller(), body)
+    response = jsonify(VisitCreatedSchema().dump(visit))
     response.status_code = 201
     response.headers["Location"] = f"/api/v1/visits/{visit.id}"
     return response
@@ -129,24 +128,27 @@ def log_visit():
 
 @bp.route("/visits", methods=["GET"])
 @allow(*READERS)
+@operation(
+    "A case's visits in the caller's scope, newest first",
+    query=VisitListQuerySchema,
+    ok=VisitPageSchema,
+    errors=(401, 403, 422),
+)
 def list_visits():
     referral_id = parse_id(request.args.get("referral_id"))
     if referral_id is None:
         return bad_request({"referral_id": _("Give the case id (referral_id) as a number.")})
-    user = current_user._get_current_object()
+    user = caller()
     visits = service.list_for_api(user, referral_id)
-    return jsonify({"items": serialise(user, visits)})
+    return jsonify(VisitPageSchema().dump({"items": visit_rows(user, visits)}))
 
 
 @bp.route("/visits/<int:visit_id>")
 @allow(*READERS)
+@operation("One visit (in scope)", ok=VisitSchema, errors=(401, 403, 404))
 def get_visit(visit_id: int):
-    user = current_user._get_current_object()
-    if not 0 < visit_id <= MAX_ID:
-        return _not_found()
-    visit = db.session.execute(
-        scoped(Visit, user).where(Visit.id == visit_id).options(selectinload(Visit.policies))
-    ).scalar_one_or_none()
+    user = caller()
+    visit = visit_queries.visit_for_api(user, visit_id)
     if visit is None:
-        return _not_found()
-    return jsonify(serialise(user, [visit])[0])
+        return not_found()
+    return jsonify(VisitSchema().dump(visit_rows(user, [visit])[0]))
