@@ -195,36 +195,46 @@ def histogram_of_counts(
     if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in counts):
         raise ValueError("counts must be whole numbers, not negative")
     counts = list(counts)
-    width_of_bin = (hi - lo) / bins
     left, right, top, bottom = 44.0, width - 12.0, 16.0, height - 44.0
     y_top = nice_ceiling(max(counts)) if max(counts) > 4 else max(max(counts), 4)
     parts = _open(width, height, id_prefix, title, desc, "histogram")
     _y_axis(parts, left, right, top, bottom, float(y_top))
     slot = (right - left) / bins
+    width_of_bin = (hi - lo) / bins
     for i, count in enumerate(counts):
         start = lo + i * width_of_bin
         label = f"{fmt(start)}–{fmt(start + width_of_bin)}"
         bar_h = count / y_top * (bottom - top)
-        x = left + i * slot + 2
-        y = bottom - bar_h
-        tip = bar_title.format(range=label, count=count)
-        parts.append(
-            f'<rect x="{_c(x)}" y="{_c(y)}" width="{_c(slot - 4)}" height="{_c(bar_h)}" '
-            f'fill="{BAR}"><title>{escape(tip)}</title></rect>'
-        )
-        if count:
-            parts.append(
-                f'<text x="{_c(x + (slot - 4) / 2)}" y="{_c(y - 3)}" text-anchor="middle">'
-                f"{count}</text>"
-            )
-        parts.append(
-            f'<text x="{_c(x + (slot - 4) / 2)}" y="{_c(bottom + 15)}" text-anchor="middle" '
-            f'font-size="10" fill="{MUTED}">{escape(label)}</text>'
-        )
+        _bar(parts, left + i * slot + 2, bottom, bar_h, slot, count, label, bar_title)
     parts.append(
         f'<line x1="{_c(left)}" y1="{_c(bottom)}" x2="{_c(right)}" y2="{_c(bottom)}" '
         f'stroke="{MUTED}" stroke-width="1"/>'
     )
+    _axis_labels(parts, left, right, top, bottom, height, x_label, y_label)
+    parts.append("</svg>")
+    return _markup(parts)
+
+
+def _bar(parts, x, bottom, bar_h, slot, count, label, bar_title) -> None:
+    """One bar of a histogram: the bar with its tooltip, its count above, its range below."""
+    y = bottom - bar_h
+    tip = bar_title.format(range=label, count=count)
+    parts.append(
+        f'<rect x="{_c(x)}" y="{_c(y)}" width="{_c(slot - 4)}" height="{_c(bar_h)}" '
+        f'fill="{BAR}"><title>{escape(tip)}</title></rect>'
+    )
+    if count:
+        parts.append(
+            f'<text x="{_c(x + (slot - 4) / 2)}" y="{_c(y - 3)}" text-anchor="middle">'
+            f"{count}</text>"
+        )
+    parts.append(
+        f'<text x="{_c(x + (slot - 4) / 2)}" y="{_c(bottom + 15)}" text-anchor="middle" '
+        f'font-size="10" fill="{MUTED}">{escape(label)}</text>'
+    )
+
+
+def _axis_labels(parts, left, right, top, bottom, height, x_label: str, y_label: str) -> None:
     if x_label:
         parts.append(
             f'<text x="{_c((left + right) / 2)}" y="{height - 6}" text-anchor="middle" '
@@ -235,8 +245,6 @@ def histogram_of_counts(
             f'<text x="12" y="{_c((top + bottom) / 2)}" text-anchor="middle" fill="{MUTED}" '
             f'transform="rotate(-90 12 {_c((top + bottom) / 2)})">{escape(y_label)}</text>'
         )
-    parts.append("</svg>")
-    return _markup(parts)
 
 
 def line_chart(
@@ -263,88 +271,119 @@ def line_chart(
             raise ValueError(f"series {name!r} has {len(values)} values for {n} labels")
         parsed.append((str(name), [_num(v) for v in values]))
     target_value = _num(target)
-    top_value = _num(y_max)
-    if top_value is None:
-        candidates = [v for _name, vs in parsed for v in vs if v is not None]
-        if target_value is not None:
-            candidates.append(target_value)
-        top_value = nice_ceiling(max(candidates, default=0.0))
-    top_value = top_value if top_value > 0 else 1.0
+    top_value = _y_top(parsed, target_value, _num(y_max))
     legend_rows = math.ceil(len(parsed) / 3) if len(parsed) > 1 else 0
     total_height = height + legend_rows * 18
-    left, right, top, bottom = 44.0, width - 16.0, 16.0, height - 40.0
+    plot = _Plot(44.0, width - 16.0, 16.0, height - 40.0, n, top_value)
     parts = _open(width, total_height, id_prefix, title, desc, "lines")
-    _y_axis(parts, left, right, top, bottom, top_value)
+    _y_axis(parts, plot.left, plot.right, plot.top, plot.bottom, top_value)
     parts.append(
-        f'<line x1="{_c(left)}" y1="{_c(bottom)}" x2="{_c(right)}" y2="{_c(bottom)}" '
-        f'stroke="{MUTED}" stroke-width="1"/>'
+        f'<line x1="{_c(plot.left)}" y1="{_c(plot.bottom)}" x2="{_c(plot.right)}" '
+        f'y2="{_c(plot.bottom)}" stroke="{MUTED}" stroke-width="1"/>'
     )
-
-    def x_at(i: int) -> float:
-        return (left + right) / 2 if n == 1 else left + 10 + i * (right - left - 20) / (n - 1)
-
-    def y_at(v: float) -> float:
-        return bottom - min(max(v, 0.0), top_value) / top_value * (bottom - top)
-
     every = max(1, math.ceil(n / 12))
     for i, label in enumerate(x_labels):
         if i % every and i != n - 1:
             continue
         parts.append(
-            f'<text x="{_c(x_at(i))}" y="{_c(bottom + 16)}" text-anchor="middle" '
+            f'<text x="{_c(plot.x_at(i))}" y="{_c(plot.bottom + 16)}" text-anchor="middle" '
             f'font-size="10" fill="{MUTED}">{escape(label)}</text>'
         )
     if target_value is not None and 0 <= target_value <= top_value:
-        y = y_at(target_value)
-        parts.append(
-            f'<line x1="{_c(left)}" y1="{_c(y)}" x2="{_c(right)}" y2="{_c(y)}" '
-            f'stroke="{TARGET}" stroke-width="1.5" stroke-dasharray="5 3">'
-            f"<title>{escape(target_label)}</title></line>"
-        )
-        if target_label:
-            parts.append(
-                f'<text x="{_c(right)}" y="{_c(y - 4)}" text-anchor="end" font-size="10" '
-                f'fill="{TARGET}">{escape(target_label)}</text>'
-            )
+        _target_line(parts, plot, target_value, target_label)
     for s, (name, values) in enumerate(parsed):
-        colour = PALETTE[s % len(PALETTE)]
-        dash = DASHES[(s // len(PALETTE)) % len(DASHES)]
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<g class="series" data-series="{s}">')
-        segment: list[str] = []
-        for i, value in enumerate([*values, None]):
-            if value is not None:
-                segment.append(f"{_c(x_at(i))},{_c(y_at(value))}")
-                continue
-            if len(segment) > 1:
-                parts.append(
-                    f'<polyline points="{" ".join(segment)}" fill="none" stroke="{colour}" '
-                    f'stroke-width="2"{dash_attr}/>'
-                )
-            segment = []
-        for i, value in enumerate(values):
-            if value is None:
-                continue
-            parts.append(
-                f'<circle cx="{_c(x_at(i))}" cy="{_c(y_at(value))}" r="3.5" fill="{colour}">'
-                f"<title>{escape(name)} · {escape(x_labels[i])}: {escape(fmt(value))}</title>"
-                f"</circle>"
-            )
-        parts.append("</g>")
+        _series_line(parts, plot, s, name, values, x_labels)
     if legend_rows:
-        col_w = (width - 2 * 16) / 3
-        for s, (name, _values) in enumerate(parsed):
-            colour = PALETTE[s % len(PALETTE)]
-            dash = DASHES[(s // len(PALETTE)) % len(DASHES)]
-            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-            x = 16 + (s % 3) * col_w
-            y = height - 6 + (s // 3) * 18
-            short = name if len(name) <= 16 else name[:15] + "…"
-            parts.append(
-                f'<line x1="{_c(x)}" y1="{_c(y - 4)}" x2="{_c(x + 18)}" y2="{_c(y - 4)}" '
-                f'stroke="{colour}" stroke-width="2"{dash_attr}/>'
-                f'<text x="{_c(x + 24)}" y="{_c(y)}"><title>{escape(name)}</title>'
-                f"{escape(short)}</text>"
-            )
+        _legend(parts, parsed, width, height)
     parts.append("</svg>")
     return _markup(parts)
+
+
+def _y_top(parsed, target_value: float | None, y_max: float | None) -> float:
+    """The top of the y scale: ``y_max``, else the largest value or target rounded up (> 0)."""
+    top_value = y_max
+    if top_value is None:
+        candidates = [v for _name, vs in parsed for v in vs if v is not None]
+        if target_value is not None:
+            candidates.append(target_value)
+        top_value = nice_ceiling(max(candidates, default=0.0))
+    return top_value if top_value > 0 else 1.0
+
+
+class _Plot:
+    """A line chart's plot area: where the i-th label and a value are drawn."""
+
+    def __init__(self, left, right, top, bottom, n: int, top_value: float):
+        self.left, self.right, self.top, self.bottom = left, right, top, bottom
+        self.n, self.top_value = n, top_value
+
+    def x_at(self, i: int) -> float:
+        left, right, n = self.left, self.right, self.n
+        return (left + right) / 2 if n == 1 else left + 10 + i * (right - left - 20) / (n - 1)
+
+    def y_at(self, v: float) -> float:
+        span = self.bottom - self.top
+        return self.bottom - min(max(v, 0.0), self.top_value) / self.top_value * span
+
+
+def _style(s: int) -> tuple[str, str]:
+    """The s-th series' colour and dash attribute (colours cycle, then the dash changes)."""
+    colour = PALETTE[s % len(PALETTE)]
+    dash = DASHES[(s // len(PALETTE)) % len(DASHES)]
+    return colour, (f' stroke-dasharray="{dash}"' if dash else "")
+
+
+def _target_line(parts, plot: _Plot, target_value: float, target_label: str) -> None:
+    y = plot.y_at(target_value)
+    parts.append(
+        f'<line x1="{_c(plot.left)}" y1="{_c(y)}" x2="{_c(plot.right)}" y2="{_c(y)}" '
+        f'stroke="{TARGET}" stroke-width="1.5" stroke-dasharray="5 3">'
+        f"<title>{escape(target_label)}</title></line>"
+    )
+    if target_label:
+        parts.append(
+            f'<text x="{_c(plot.right)}" y="{_c(y - 4)}" text-anchor="end" font-size="10" '
+            f'fill="{TARGET}">{escape(target_label)}</text>'
+        )
+
+
+def _series_line(parts, plot: _Plot, s: int, name: str, values, x_labels) -> None:
+    """One series: its polylines (a gap at each missing value) and a dot per value."""
+    colour, dash_attr = _style(s)
+    parts.append(f'<g class="series" data-series="{s}">')
+    segment: list[str] = []
+    for i, value in enumerate([*values, None]):
+        if value is not None:
+            segment.append(f"{_c(plot.x_at(i))},{_c(plot.y_at(value))}")
+            continue
+        if len(segment) > 1:
+            parts.append(
+                f'<polyline points="{" ".join(segment)}" fill="none" stroke="{colour}" '
+                f'stroke-width="2"{dash_attr}/>'
+            )
+        segment = []
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        parts.append(
+            f'<circle cx="{_c(plot.x_at(i))}" cy="{_c(plot.y_at(value))}" r="3.5" '
+            f'fill="{colour}">'
+            f"<title>{escape(name)} · {escape(x_labels[i])}: {escape(fmt(value))}</title>"
+            f"</circle>"
+        )
+    parts.append("</g>")
+
+
+def _legend(parts, parsed, width: int, height: int) -> None:
+    col_w = (width - 2 * 16) / 3
+    for s, (name, _values) in enumerate(parsed):
+        colour, dash_attr = _style(s)
+        x = 16 + (s % 3) * col_w
+        y = height - 6 + (s // 3) * 18
+        short = name if len(name) <= 16 else name[:15] + "…"
+        parts.append(
+            f'<line x1="{_c(x)}" y1="{_c(y - 4)}" x2="{_c(x + 18)}" y2="{_c(y - 4)}" '
+            f'stroke="{colour}" stroke-width="2"{dash_attr}/>'
+            f'<text x="{_c(x + 24)}" y="{_c(y)}"><title>{escape(name)}</title>'
+            f"{escape(short)}</text>"
+        )

@@ -647,7 +647,7 @@ def _feedback(dialect: str, n: int, origin: date) -> None:
 def build(sizes: Sizes, seed: int = 5) -> dict:
     """The whole city in the current app's (empty, migrated) database. Returns the people and
     the counts of what was built, with the build time."""
-    from advisors.services.referrals import today as shanghai_today
+    from advisors.clock import today as shanghai_today
     from models import db
 
     began = time.perf_counter()
@@ -727,7 +727,7 @@ def _kept_city(url: str, sizes: Sizes) -> dict | None:
     ``url`` (``--reuse``), or None when there is none to reuse."""
     from sqlalchemy import create_engine
 
-    from advisors.services.referrals import today as shanghai_today
+    from advisors.clock import today as shanghai_today
 
     target = make_url(url)
     if target.drivername == "postgresql":
@@ -1034,7 +1034,7 @@ class City:
         import functools
         import inspect
 
-        from advisors.services import assessments as svc
+        from advisors.services.assessments import compiling as svc
         from models import db
 
         self.drop_draft(period)
@@ -1074,7 +1074,9 @@ class City:
         originals = {
             name: fn
             for name, fn in vars(svc).items()
-            if inspect.isfunction(fn) and fn.__module__ == svc.__name__ and name != "compile_period"
+            if inspect.isfunction(fn)
+            and fn.__module__.startswith(svc.__name__.rpartition(".")[0])
+            and name != "compile_period"
         }
         for name, fn in originals.items():
             setattr(svc, name, wrap(name, fn))

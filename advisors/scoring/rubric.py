@@ -182,82 +182,16 @@ class RubricSpec:
         errors: dict[str, Any] = {}
         if not isinstance(data, Mapping):
             raise RubricFormatError({"rubric": _l("The rubric must be a set of named values.")})
-        total = data.get("total")
-        if total is not None:
-            try:
-                ok = to_decimal(total) == TOTAL
-            except ValueError:
-                ok = False
-            if not ok:
-                errors["total"] = _l("A rubric totals %(n)s points.", n=TOTAL)
-        bound = _number(data.get("adjustment_bound"), "adjustment_bound", errors, required=False)
-        case_rating = data.get("case_rating")
-        if case_rating is None or (isinstance(case_rating, str) and not case_rating.strip()):
-            case_rating = DEFAULT_CASE_RATING
-        elif not isinstance(case_rating, str):
-            errors["case_rating"] = _l("Enter text.")
-            case_rating = DEFAULT_CASE_RATING
+        bound, case_rating = _whole_from_dict(data, errors)
         items = data.get("metrics")
         if not isinstance(items, list | tuple):
             errors["metrics"] = _l("Enter the list of metrics.")
             raise RubricFormatError(errors)
         metrics = []
         for i, item in enumerate(items):
-            where = f"metrics.{i}"
-            if not isinstance(item, Mapping):
-                errors[where] = _l("Each metric must be a set of named values.")
-                continue
-            unknown = set(item) - {
-                "key",
-                "label",
-                "source",
-                "rule",
-                "params",
-                "weight",
-                "cap",
-                "scales_with_period",
-                "no_data",
-            }
-            for name in sorted(map(str, unknown)):
-                errors[f"{where}.{name}"] = _l("Unknown field.")
-            texts = {}
-            for name in ("key", "label", "source", "rule"):
-                value = item.get(name, "")
-                if value is None:
-                    value = ""
-                if not isinstance(value, str):
-                    errors[f"{where}.{name}"] = _l("Enter text.")
-                texts[name] = value.strip() if isinstance(value, str) else ""
-            params = item.get("params") or {}
-            if not isinstance(params, Mapping):
-                errors[f"{where}.params"] = _l("The parameters must be a set of named values.")
-                params = {}
-            weight = _number(item.get("weight"), f"{where}.weight", errors, required=True)
-            cap = _number(item.get("cap"), f"{where}.cap", errors, required=False)
-            scales = item.get("scales_with_period", False)
-            if not isinstance(scales, bool):
-                errors[f"{where}.scales_with_period"] = _l("Enter yes or no.")
-                scales = False
-            no_data = item.get("no_data")
-            if no_data is None or (isinstance(no_data, str) and not no_data.strip()):
-                no_data = default_no_data(texts["key"])
-            elif not isinstance(no_data, str):
-                errors[f"{where}.no_data"] = _l("Enter text.")
-                no_data = ZERO_POINTS
-            if not any(k.startswith(where + ".") or k == where for k in errors):
-                metrics.append(
-                    MetricSpec(
-                        key=texts["key"],
-                        label=texts["label"],
-                        source=texts["source"],
-                        rule=texts["rule"],
-                        params=params,
-                        weight=weight,
-                        cap=cap,
-                        scales_with_period=scales,
-                        no_data=no_data.strip(),
-                    )
-                )
+            metric = _metric_from_dict(item, f"metrics.{i}", errors)
+            if metric is not None:
+                metrics.append(metric)
         if errors:
             raise RubricFormatError(errors)
         return cls(
@@ -265,6 +199,81 @@ class RubricSpec:
             adjustment_bound=DEFAULT_ADJUSTMENT_BOUND if bound is None else bound,
             case_rating=case_rating.strip(),
         )
+
+
+_METRIC_FIELDS = frozenset(
+    {"key", "label", "source", "rule", "params", "weight", "cap", "scales_with_period", "no_data"}
+)
+
+
+def _whole_from_dict(data: Mapping, errors: dict) -> tuple[Decimal | None, str]:
+    """The rubric's own fields of a dict (the total checked): (adjustment bound, case rating)."""
+    total = data.get("total")
+    if total is not None:
+        try:
+            ok = to_decimal(total) == TOTAL
+        except ValueError:
+            ok = False
+        if not ok:
+            errors["total"] = _l("A rubric totals %(n)s points.", n=TOTAL)
+    bound = _number(data.get("adjustment_bound"), "adjustment_bound", errors, required=False)
+    case_rating = data.get("case_rating")
+    if case_rating is None or (isinstance(case_rating, str) and not case_rating.strip()):
+        case_rating = DEFAULT_CASE_RATING
+    elif not isinstance(case_rating, str):
+        errors["case_rating"] = _l("Enter text.")
+        case_rating = DEFAULT_CASE_RATING
+    return bound, case_rating
+
+
+def _metric_from_dict(item: Any, where: str, errors: dict) -> MetricSpec | None:
+    """One metric of a rubric dict, or None with its errors (``where``: ``metrics.<i>``)."""
+    if not isinstance(item, Mapping):
+        errors[where] = _l("Each metric must be a set of named values.")
+        return None
+    for name in sorted(map(str, set(item) - _METRIC_FIELDS)):
+        errors[f"{where}.{name}"] = _l("Unknown field.")
+    texts = {}
+    for name in ("key", "label", "source", "rule"):
+        value = item.get(name, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            errors[f"{where}.{name}"] = _l("Enter text.")
+        texts[name] = value.strip() if isinstance(value, str) else ""
+    params = item.get("params") or {}
+    if not isinstance(params, Mapping):
+        errors[f"{where}.params"] = _l("The parameters must be a set of named values.")
+        params = {}
+    weight = _number(item.get("weight"), f"{where}.weight", errors, required=True)
+    cap = _number(item.get("cap"), f"{where}.cap", errors, required=False)
+    scales = item.get("scales_with_period", False)
+    if not isinstance(scales, bool):
+        errors[f"{where}.scales_with_period"] = _l("Enter yes or no.")
+        scales = False
+    no_data = _no_data_from_dict(item.get("no_data"), texts["key"], where, errors)
+    if any(k.startswith(where + ".") or k == where for k in errors):
+        return None
+    return MetricSpec(
+        key=texts["key"],
+        label=texts["label"],
+        source=texts["source"],
+        rule=texts["rule"],
+        params=params,
+        weight=weight,
+        cap=cap,
+        scales_with_period=scales,
+        no_data=no_data.strip(),
+    )
+
+
+def _no_data_from_dict(no_data: Any, key: str, where: str, errors: dict) -> str:
+    if no_data is None or (isinstance(no_data, str) and not no_data.strip()):
+        return default_no_data(key)
+    if not isinstance(no_data, str):
+        errors[f"{where}.no_data"] = _l("Enter text.")
+        return ZERO_POINTS
+    return no_data
 
 
 def default_no_data(key: str) -> str:
@@ -317,57 +326,78 @@ def validate_rubric(spec: RubricSpec, known_keys: Iterable[str] | None = None) -
     seen: set[str] = set()
     total = Decimal(0)
     for i, m in enumerate(spec.metrics):
-        where = f"metrics.{i}"
-        if not isinstance(m.key, str) or not KEY_RE.fullmatch(m.key):
-            errors[f"{where}.key"] = _l(
-                "Use 1 to 40 lower-case letters, digits or underscores, starting with a letter."
-            )
-        elif m.key in seen:
-            errors[f"{where}.key"] = _l("This metric appears twice.")
-        elif m.key not in known:
-            errors[f"{where}.key"] = _l("The compilation does not know this metric.")
-        if isinstance(m.key, str):
-            seen.add(m.key)
-        if not isinstance(m.label, str) or not m.label.strip():
-            errors[f"{where}.label"] = _l("Required.")
-        elif len(m.label) > LABEL_MAX:
-            errors[f"{where}.label"] = _l("At most %(n)s characters.", n=LABEL_MAX)
-        if not isinstance(m.source, str) or len(m.source) > SOURCE_MAX:
-            errors[f"{where}.source"] = _l("At most %(n)s characters.", n=SOURCE_MAX)
-        if m.weight <= 0:
-            errors[f"{where}.weight"] = _l("The weight must be more than 0.")
-        elif _decimals(m.weight) > 2:
-            errors[f"{where}.weight"] = _l("At most two decimal places.")
-        else:
-            total += m.weight
-        if m.cap is not None:
-            if m.cap < 0:
-                errors[f"{where}.cap"] = _l("The cap must not be negative.")
-            elif m.cap > TOTAL:  # no metric gives more than the whole score
-                errors[f"{where}.cap"] = _l("The cap must be at most %(n)s.", n=TOTAL)
-            elif _decimals(m.cap) > 2:
-                errors[f"{where}.cap"] = _l("At most two decimal places.")
-        param_errors = rules.validate_params(m.rule, m.params)
-        if "rule" in param_errors:
-            errors[f"{where}.rule"] = param_errors.pop("rule")
-        for name, message in param_errors.items():
-            errors[f"{where}.params.{name}"] = message
-        if m.no_data not in NO_DATA_CHOICES:
-            errors[f"{where}.no_data"] = _l("Choose “not applicable” or “0 points”.")
-        if m.rule == "tiers_v1" and not param_errors and f"{where}.rule" not in errors:
-            top = max((points for _t, points in m.params["tiers"]), default=Decimal(0))
-            if top > m.ceiling:
-                errors[f"{where}.params.tiers"] = _l(
-                    "A tier gives %(points)s points, more than the metric's maximum of %(max)s.",
-                    points=top,
-                    max=m.ceiling,
-                )
+        total += _metric_errors(m, f"metrics.{i}", known, seen, errors)
     if not any(k.endswith(".weight") for k in errors) and total != TOTAL:
         errors["weights"] = _l(
             "The weights add up to %(sum)s; they must add up to %(total)s.",
             sum=total,
             total=TOTAL,
         )
+    _whole_errors(spec, errors)
+    return errors
+
+
+def _metric_errors(m: MetricSpec, where: str, known: set, seen: set, errors: dict) -> Decimal:
+    """Record what is wrong with one metric; the weight it adds to the total (0 if invalid)."""
+    _key_errors(m.key, where, known, seen, errors)
+    if not isinstance(m.label, str) or not m.label.strip():
+        errors[f"{where}.label"] = _l("Required.")
+    elif len(m.label) > LABEL_MAX:
+        errors[f"{where}.label"] = _l("At most %(n)s characters.", n=LABEL_MAX)
+    if not isinstance(m.source, str) or len(m.source) > SOURCE_MAX:
+        errors[f"{where}.source"] = _l("At most %(n)s characters.", n=SOURCE_MAX)
+    weight = Decimal(0)
+    if m.weight <= 0:
+        errors[f"{where}.weight"] = _l("The weight must be more than 0.")
+    elif _decimals(m.weight) > 2:
+        errors[f"{where}.weight"] = _l("At most two decimal places.")
+    else:
+        weight = m.weight
+    _cap_errors(m.cap, where, errors)
+    param_errors = rules.validate_params(m.rule, m.params)
+    if "rule" in param_errors:
+        errors[f"{where}.rule"] = param_errors.pop("rule")
+    for name, message in param_errors.items():
+        errors[f"{where}.params.{name}"] = message
+    if m.no_data not in NO_DATA_CHOICES:
+        errors[f"{where}.no_data"] = _l("Choose “not applicable” or “0 points”.")
+    if m.rule == "tiers_v1" and not param_errors and f"{where}.rule" not in errors:
+        top = max((points for _t, points in m.params["tiers"]), default=Decimal(0))
+        if top > m.ceiling:
+            errors[f"{where}.params.tiers"] = _l(
+                "A tier gives %(points)s points, more than the metric's maximum of %(max)s.",
+                points=top,
+                max=m.ceiling,
+            )
+    return weight
+
+
+def _key_errors(key: Any, where: str, known: set, seen: set, errors: dict) -> None:
+    if not isinstance(key, str) or not KEY_RE.fullmatch(key):
+        errors[f"{where}.key"] = _l(
+            "Use 1 to 40 lower-case letters, digits or underscores, starting with a letter."
+        )
+    elif key in seen:
+        errors[f"{where}.key"] = _l("This metric appears twice.")
+    elif key not in known:
+        errors[f"{where}.key"] = _l("The compilation does not know this metric.")
+    if isinstance(key, str):
+        seen.add(key)
+
+
+def _cap_errors(cap: Decimal | None, where: str, errors: dict) -> None:
+    if cap is None:
+        return
+    if cap < 0:
+        errors[f"{where}.cap"] = _l("The cap must not be negative.")
+    elif cap > TOTAL:  # no metric gives more than the whole score
+        errors[f"{where}.cap"] = _l("The cap must be at most %(n)s.", n=TOTAL)
+    elif _decimals(cap) > 2:
+        errors[f"{where}.cap"] = _l("At most two decimal places.")
+
+
+def _whole_errors(spec: RubricSpec, errors: dict) -> None:
+    """The rubric's own fields: the bound on adjustments and the rule for a case rated twice."""
     bound = spec.adjustment_bound
     if not isinstance(bound, Decimal) or not 0 < bound <= TOTAL:
         errors["adjustment_bound"] = _l(
@@ -377,7 +407,6 @@ def validate_rubric(spec: RubricSpec, known_keys: Iterable[str] | None = None) -
         errors["adjustment_bound"] = _l("At most two decimal places.")
     if spec.case_rating not in CASE_RATING_CHOICES:
         errors["case_rating"] = _l("Choose how a case rated by the firm and the bureau counts.")
-    return errors
 
 
 def load_rubric(data: Any, known_keys: Iterable[str] | None = None):

@@ -47,12 +47,12 @@ from models import (
     db,
 )
 
+from .. import clock
 from ..dbutil import among
 from ..errors import DomainError, NotFound
 from ..i18n import current_locale, fmt_datetime, local
 from ..xlsx import safe_cell
 from . import assessments
-from .referrals import today
 
 DEFAULT_TARGET = Decimal(60)
 TREND_PERIODS = 12  # periods of the same kind shown in a trend, the notice's included
@@ -319,7 +319,7 @@ def from_view(
         below_total=len(low) if below_total is None else below_total,
         issuer=notice_issuer() if issuer is None else issuer,
         document_number=a.notice_number if a.status == "published" else None,
-        issued_on=local(a.published_at).date() if a.published_at else today(),
+        issued_on=local(a.published_at).date() if a.published_at else clock.today(),
         in_progress=view.in_progress,
         period_open=view.period_open,
     )
@@ -792,14 +792,35 @@ def _sheet(wb, name: str, notice: Notice, headers, rows, *, freeze: str = "A4", 
     repeated on every page and the page number in the footer. ``number_from``: the first
     column (0-based) holding points, shown with two decimals."""
     from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Alignment, Font, PatternFill
+
+    ws = wb.create_sheet(title=name[:31])
+    rows = [[safe_cell(v) for v in row] for row in rows]
+    _sheet_layout(ws, headers, rows, freeze)
+    _sheet_head(ws, notice, headers)
+    for row in rows:
+        if number_from:
+            cells = []
+            for i, value in enumerate(row):
+                if i >= number_from and isinstance(value, Decimal):
+                    cell = WriteOnlyCell(ws, value=value)
+                    cell.number_format = "0.00"
+                    cells.append(cell)
+                else:
+                    cells.append(value)
+            ws.append(cells)
+        else:
+            ws.append(row)
+    return ws
+
+
+def _sheet_layout(ws, headers, rows, freeze: str) -> None:
+    """Column widths from the contents, the title rows merged, the header frozen, the print
+    setup (A4, fitted to the width, header repeated, page numbers)."""
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.properties import PageSetupProperties
     from openpyxl.worksheet.worksheet import Worksheet
 
-    ws = wb.create_sheet(title=name[:31])
     columns = max(len(headers), 2)
-    rows = [[safe_cell(v) for v in row] for row in rows]
     widths = [_text_width(h) for h in headers] + [0] * (columns - len(headers))
     for row in rows:
         for i, value in enumerate(row):
@@ -823,6 +844,12 @@ def _sheet(wb, name: str, notice: Notice, headers, rows, *, freeze: str = "A4", 
     ws.row_dimensions[1].height = 30
     ws.row_dimensions[2].height = 18
 
+
+def _sheet_head(ws, notice: Notice, headers) -> None:
+    """The title row, the particulars row and the header row."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font, PatternFill
+
     title = WriteOnlyCell(ws, value=safe_cell(notice.title))
     title.font = Font(bold=True, size=16)
     title.alignment = Alignment(horizontal="center", vertical="center")
@@ -842,24 +869,58 @@ def _sheet(wb, name: str, notice: Notice, headers, rows, *, freeze: str = "A4", 
         cell.alignment = Alignment(wrap_text=True, vertical="center")
         header_cells.append(cell)
     ws.append(header_cells)
-    for row in rows:
-        if number_from:
-            cells = []
-            for i, value in enumerate(row):
-                if i >= number_from and isinstance(value, Decimal):
-                    cell = WriteOnlyCell(ws, value=value)
-                    cell.number_format = "0.00"
-                    cells.append(cell)
-                else:
-                    cells.append(value)
-            ws.append(cells)
-        else:
-            ws.append(row)
-    return ws
 
 
 def _na() -> str:
     return _("not applicable")
+
+
+def _ranking_sheet(notice: Notice, sep: str, left: str, right: str) -> list[list]:
+    """The ranking sheet's rows: every metric's points ("not applicable" where it did not
+    apply), the adjustment reasons joined."""
+    na = _na()
+
+    def metric_cell(r: NoticeRow, key: str):
+        if key not in r.points:
+            return None
+        value = r.points[key]
+        return na if value is None else _d(value)
+
+    return [
+        [
+            r.rank,
+            r.advisor,
+            r.institution,
+            _d(r.computed),
+            _d(r.adjustment),
+            sep.join(f"{why}{left}{signed(points)}{right}" for points, why in r.reasons),
+            _d(r.score),
+            r.institution_rank,
+            *[metric_cell(r, key) for key, _label in notice.metrics],
+        ]
+        for r in notice.rows
+    ]
+
+
+def _about_sheet(notice: Notice) -> list[list]:
+    """The notice's particulars, one per row."""
+    about = [
+        [_("Issuer"), notice.issuer],
+        [_("Document number"), number_line(notice)],
+        [_("Date"), notice.date_text],
+        [_("Period"), notice.period],
+        [_("From"), notice.starts_on],
+        [_("To"), notice.ends_on],
+        [_("Status"), _status_label(notice.status)],
+        [_("Rubric version"), notice.rubric_version],
+        [_("Compiled"), fmt_datetime(notice.compiled_at)],
+        [_("Published"), fmt_datetime(notice.published_at) if notice.published_at else ""],
+        [_("Target score"), notice.target],
+        [_("Advisors"), len(notice.rows)],
+    ]
+    if notice.in_progress:
+        about.append([_("Figures"), progress_text(notice)])
+    return about
 
 
 def xlsx_bytes(notice: Notice) -> bytes:
@@ -880,30 +941,9 @@ def xlsx_bytes(notice: Notice) -> bytes:
         _("Rank in institution"),
         *[label for _key, label in notice.metrics],
     ]
-    na = _na()
     chinese = str(get_locale() or "zh_CN").startswith("zh")
     sep, left, right = ("；", "（", "）") if chinese else ("; ", " (", ")")
-
-    def metric_cell(r: NoticeRow, key: str):
-        if key not in r.points:
-            return None
-        value = r.points[key]
-        return na if value is None else _d(value)
-
-    ranking = [
-        [
-            r.rank,
-            r.advisor,
-            r.institution,
-            _d(r.computed),
-            _d(r.adjustment),
-            sep.join(f"{why}{left}{signed(points)}{right}" for points, why in r.reasons),
-            _d(r.score),
-            r.institution_rank,
-            *[metric_cell(r, key) for key, _label in notice.metrics],
-        ]
-        for r in notice.rows
-    ]
+    ranking = _ranking_sheet(notice, sep, left, right)
     institutions = [
         [i.rank, i.name, i.advisors, _d(i.total), _d(i.average)] for i in notice.institutions
     ]
@@ -918,22 +958,7 @@ def xlsx_bytes(notice: Notice) -> bytes:
         ]
         for r, gap in notice.advisors_below
     ]
-    about = [
-        [_("Issuer"), notice.issuer],
-        [_("Document number"), number_line(notice)],
-        [_("Date"), notice.date_text],
-        [_("Period"), notice.period],
-        [_("From"), notice.starts_on],
-        [_("To"), notice.ends_on],
-        [_("Status"), _status_label(notice.status)],
-        [_("Rubric version"), notice.rubric_version],
-        [_("Compiled"), fmt_datetime(notice.compiled_at)],
-        [_("Published"), fmt_datetime(notice.published_at) if notice.published_at else ""],
-        [_("Target score"), notice.target],
-        [_("Advisors"), len(notice.rows)],
-    ]
-    if notice.in_progress:
-        about.append([_("Figures"), progress_text(notice)])
+    about = _about_sheet(notice)
     wb = Workbook(write_only=True)
     _sheet(wb, _("Ranking"), notice, ranking_headers, ranking, freeze="C4", number_from=3)
     _sheet(
@@ -1043,179 +1068,19 @@ def pdf_bytes(notice: Notice, config: dict | None = None) -> bytes:
     at the end, on the right, the issuer and the date (落款). The CJK font is embedded (a subset:
     :func:`register_font`), the pages numbered "— 1 —" at the foot (odd pages right, even pages
     left, as GB/T 9704 places them)."""
-    from reportlab.lib import colors
-    from reportlab.lib.enums import TA_CENTER, TA_RIGHT
     from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-    from reportlab.platypus import (
-        HRFlowable,
-        KeepTogether,
-        SimpleDocTemplate,
-        Spacer,
-        Table,
-        TableStyle,
-    )
+    from reportlab.platypus import KeepTogether, SimpleDocTemplate, Spacer
 
-    font = register_font(config)
-    body = ParagraphStyle("body", fontName=font, fontSize=10.5, leading=17)
-    small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
-    issuer = ParagraphStyle(
-        "issuer",
-        parent=body,
-        fontSize=24,
-        leading=32,
-        alignment=TA_CENTER,
-        textColor=colors.HexColor(RED),
-    )
-    number = ParagraphStyle("number", parent=body, fontSize=11, leading=16, alignment=TA_CENTER)
-    heading = ParagraphStyle(
-        "h1", parent=body, fontSize=17, leading=26, alignment=TA_CENTER, spaceBefore=6
-    )
-    h2 = ParagraphStyle("h2", parent=body, fontSize=12, leading=18, spaceBefore=8, spaceAfter=4)
-    signature = ParagraphStyle(
-        "signature", parent=body, fontSize=11, leading=20, alignment=TA_RIGHT, rightIndent=8 * mm
-    )
-    warning = ParagraphStyle("warning", parent=body, textColor=colors.HexColor(RED))
-
-    def cell(value, width):
-        """Plain text when it fits on one line (fast); a wrapping paragraph otherwise."""
-        text = "" if value is None else str(value)
-        if "\n" not in text and stringWidth(text, font, 8) <= width - 6:
-            return text
-        return _p(text, small)
-
-    def table(headers, rows, widths):
-        data = [[_p(h, small) for h in headers]] + [
-            [cell(value, w) for value, w in zip(row, widths, strict=True)] for row in rows
-        ]
-        t = Table(data, colWidths=widths, repeatRows=1)
-        t.setStyle(
-            TableStyle(
-                [
-                    ("FONT", (0, 0), (-1, -1), font, 8),
-                    ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
-                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e9ecef")),
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ]
-            )
-        )
-        return t
-
-    # Its own message, so the extractor sees it (a call nested in another one is not read).
-    published = (
-        _("; published %(at)s", at=fmt_datetime(notice.published_at)) if notice.published_at else ""
-    )
-    title = notice.title
-    story = [
-        _p(notice.issuer, issuer),
-        Spacer(1, 2 * mm),
-        _p(number_line(notice), number),
-        HRFlowable(width="100%", thickness=1.5, color=colors.HexColor(RED), spaceBefore=2 * mm),
-        Spacer(1, 4 * mm),
-        _p(title, heading),
-        Spacer(1, 4 * mm),
-    ]
-    if notice.status != "published":
-        story.append(_p(_("DRAFT — not published; figures may still change."), h2))
-    if notice.in_progress:
-        story.append(_p(progress_text(notice), warning))
-    story += [
-        _p(_("To the financial institutions and the financial advisors:"), body),
-        _p(
-            _(
-                "The work of the financial advisors in %(period)s (%(start)s to %(end)s) has "
-                "been assessed under rubric version %(version)s. The results are announced as "
-                "follows.",
-                period=period_label(notice.kind, notice.starts_on),
-                start=notice.starts_on.isoformat(),
-                end=notice.ends_on.isoformat(),
-                version=notice.rubric_version,
-            ),
-            body,
-        ),
-        _p(
-            _(
-                "Compiled %(compiled)s%(published)s. Target score: %(target)s points.",
-                compiled=fmt_datetime(notice.compiled_at),
-                published=published,
-                target=notice.target,
-            ),
-            small,
-        ),
-    ]
-
-    story.append(_p(_("Below target"), h2))
-    if notice.institutions_below:
-        story.append(
-            table(
-                [_("Institution"), _("Average"), _("Gap (points)")],
-                [[i.name, _pts(i.average), _pts(gap)] for i, gap in notice.institutions_below],
-                [100 * mm, 35 * mm, 35 * mm],
-            )
-        )
-        story.append(Spacer(1, 4 * mm))
-    if notice.advisors_below:
-        story.append(
-            table(
-                [_("Advisor"), _("Institution"), _("Final score"), _("Gap (points)")],
-                [
-                    [r.advisor, r.institution, _pts(r.score), _pts(gap)]
-                    for r, gap in notice.advisors_below
-                ],
-                [45 * mm, 75 * mm, 25 * mm, 25 * mm],
-            )
-        )
-    if not notice.institutions_below and not notice.advisors_below:
-        story.append(_p(_("Every institution and advisor reached the target."), body))
-
-    story.append(_p(_("Institutions"), h2))
-    story.append(
-        table(
-            [_("Rank"), _("Institution"), _("Advisors"), _("Total"), _("Average")],
-            [
-                [i.rank or "", i.name, i.advisors, _pts(i.total), _pts(i.average)]
-                for i in notice.institutions
-            ],
-            [15 * mm, 85 * mm, 20 * mm, 25 * mm, 25 * mm],
-        )
-    )
-    story.append(_p(_("Advisors' ranking"), h2))
-    story.append(
-        table(
-            [
-                _("Rank"),
-                _("Advisor"),
-                _("Institution"),
-                _("Computed"),
-                _("Adjustment"),
-                _("Final score"),
-                _("Rank in institution"),
-            ],
-            [
-                [
-                    r.rank or "",
-                    r.advisor,
-                    r.institution,
-                    _pts(r.computed),
-                    _pts(r.adjustment)
-                    + "".join(f"\n{signed(points)}: {why}" for points, why in r.reasons),
-                    _pts(r.score),
-                    r.institution_rank or "",
-                ]
-                for r in notice.rows
-            ],
-            [12 * mm, 28 * mm, 40 * mm, 20 * mm, 32 * mm, 20 * mm, 18 * mm],
-        )
-    )
+    kit = _PdfKit(register_font(config))
+    story = _pdf_head(notice, kit) + _pdf_below(notice, kit) + _pdf_tables(notice, kit)
     # 落款: the issuer and the date, on the right, kept together at the end.
     story.append(
         KeepTogether(
             [
                 Spacer(1, 12 * mm),
-                _p(notice.issuer, signature),
-                _p(notice.date_text, signature),
+                _p(notice.issuer, kit.signature),
+                _p(notice.date_text, kit.signature),
             ]
         )
     )
@@ -1228,17 +1093,221 @@ def pdf_bytes(notice: Notice, config: dict | None = None) -> bytes:
         rightMargin=20 * mm,
         topMargin=20 * mm,
         bottomMargin=20 * mm,
-        title=title,
+        title=notice.title,
         subject=notice.document_number or notice.period,
         author=notice.issuer,
         creator=_("Financial Advisor Team"),
         # Every font on the pages is the embedded one (reportlab would otherwise name its
         # standard Helvetica, which is never embedded, as each page's starting font).
-        initialFontName=font,
+        initialFontName=kit.font,
     )
+    page_number = _page_numberer(kit.font)
+    doc.build(story, onFirstPage=page_number, onLaterPages=page_number)
+    return out.getvalue()
+
+
+class _PdfKit:
+    """The notice PDF's font, paragraph styles and tables."""
+
+    def __init__(self, font: str):
+        from reportlab.lib import colors
+        from reportlab.lib.enums import TA_CENTER, TA_RIGHT
+        from reportlab.lib.styles import ParagraphStyle
+        from reportlab.lib.units import mm
+
+        self.font = font
+        body = self.body = ParagraphStyle("body", fontName=font, fontSize=10.5, leading=17)
+        self.small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
+        self.issuer = ParagraphStyle(
+            "issuer",
+            parent=body,
+            fontSize=24,
+            leading=32,
+            alignment=TA_CENTER,
+            textColor=colors.HexColor(RED),
+        )
+        self.number = ParagraphStyle(
+            "number", parent=body, fontSize=11, leading=16, alignment=TA_CENTER
+        )
+        self.heading = ParagraphStyle(
+            "h1", parent=body, fontSize=17, leading=26, alignment=TA_CENTER, spaceBefore=6
+        )
+        self.h2 = ParagraphStyle(
+            "h2", parent=body, fontSize=12, leading=18, spaceBefore=8, spaceAfter=4
+        )
+        self.signature = ParagraphStyle(
+            "signature",
+            parent=body,
+            fontSize=11,
+            leading=20,
+            alignment=TA_RIGHT,
+            rightIndent=8 * mm,
+        )
+        self.warning = ParagraphStyle("warning", parent=body, textColor=colors.HexColor(RED))
+
+    def cell(self, value, width):
+        """Plain text when it fits on one line (fast); a wrapping paragraph otherwise."""
+        from reportlab.pdfbase.pdfmetrics import stringWidth
+
+        text = "" if value is None else str(value)
+        if "\n" not in text and stringWidth(text, self.font, 8) <= width - 6:
+            return text
+        return _p(text, self.small)
+
+    def table(self, headers, rows, widths):
+        from reportlab.lib import colors
+        from reportlab.platypus import Table, TableStyle
+
+        data = [[_p(h, self.small) for h in headers]] + [
+            [self.cell(value, w) for value, w in zip(row, widths, strict=True)] for row in rows
+        ]
+        t = Table(data, colWidths=widths, repeatRows=1)
+        t.setStyle(
+            TableStyle(
+                [
+                    ("FONT", (0, 0), (-1, -1), self.font, 8),
+                    ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e9ecef")),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
+        return t
+
+
+def _pdf_head(notice: Notice, kit: _PdfKit) -> list:
+    """The red issuer, the number, the red rule, the title; the draft and in-progress
+    warnings; the salutation and the opening lines."""
+    from reportlab.lib import colors
+    from reportlab.lib.units import mm
+    from reportlab.platypus import HRFlowable, Spacer
+
+    # Its own message, so the extractor sees it (a call nested in another one is not read).
+    published = (
+        _("; published %(at)s", at=fmt_datetime(notice.published_at)) if notice.published_at else ""
+    )
+    story = [
+        _p(notice.issuer, kit.issuer),
+        Spacer(1, 2 * mm),
+        _p(number_line(notice), kit.number),
+        HRFlowable(width="100%", thickness=1.5, color=colors.HexColor(RED), spaceBefore=2 * mm),
+        Spacer(1, 4 * mm),
+        _p(notice.title, kit.heading),
+        Spacer(1, 4 * mm),
+    ]
+    if notice.status != "published":
+        story.append(_p(_("DRAFT — not published; figures may still change."), kit.h2))
+    if notice.in_progress:
+        story.append(_p(progress_text(notice), kit.warning))
+    story += [
+        _p(_("To the financial institutions and the financial advisors:"), kit.body),
+        _p(
+            _(
+                "The work of the financial advisors in %(period)s (%(start)s to %(end)s) has "
+                "been assessed under rubric version %(version)s. The results are announced as "
+                "follows.",
+                period=period_label(notice.kind, notice.starts_on),
+                start=notice.starts_on.isoformat(),
+                end=notice.ends_on.isoformat(),
+                version=notice.rubric_version,
+            ),
+            kit.body,
+        ),
+        _p(
+            _(
+                "Compiled %(compiled)s%(published)s. Target score: %(target)s points.",
+                compiled=fmt_datetime(notice.compiled_at),
+                published=published,
+                target=notice.target,
+            ),
+            kit.small,
+        ),
+    ]
+    return story
+
+
+def _pdf_below(notice: Notice, kit: _PdfKit) -> list:
+    """Who is below target, with the gap."""
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Spacer
+
+    story = [_p(_("Below target"), kit.h2)]
+    if notice.institutions_below:
+        story.append(
+            kit.table(
+                [_("Institution"), _("Average"), _("Gap (points)")],
+                [[i.name, _pts(i.average), _pts(gap)] for i, gap in notice.institutions_below],
+                [100 * mm, 35 * mm, 35 * mm],
+            )
+        )
+        story.append(Spacer(1, 4 * mm))
+    if notice.advisors_below:
+        story.append(
+            kit.table(
+                [_("Advisor"), _("Institution"), _("Final score"), _("Gap (points)")],
+                [
+                    [r.advisor, r.institution, _pts(r.score), _pts(gap)]
+                    for r, gap in notice.advisors_below
+                ],
+                [45 * mm, 75 * mm, 25 * mm, 25 * mm],
+            )
+        )
+    if not notice.institutions_below and not notice.advisors_below:
+        story.append(_p(_("Every institution and advisor reached the target."), kit.body))
+    return story
+
+
+def _pdf_tables(notice: Notice, kit: _PdfKit) -> list:
+    """The institution table and the advisors' ranking."""
+    from reportlab.lib.units import mm
+
+    institutions = kit.table(
+        [_("Rank"), _("Institution"), _("Advisors"), _("Total"), _("Average")],
+        [
+            [i.rank or "", i.name, i.advisors, _pts(i.total), _pts(i.average)]
+            for i in notice.institutions
+        ],
+        [15 * mm, 85 * mm, 20 * mm, 25 * mm, 25 * mm],
+    )
+    ranking = kit.table(
+        [
+            _("Rank"),
+            _("Advisor"),
+            _("Institution"),
+            _("Computed"),
+            _("Adjustment"),
+            _("Final score"),
+            _("Rank in institution"),
+        ],
+        [
+            [
+                r.rank or "",
+                r.advisor,
+                r.institution,
+                _pts(r.computed),
+                _pts(r.adjustment)
+                + "".join(f"\n{signed(points)}: {why}" for points, why in r.reasons),
+                _pts(r.score),
+                r.institution_rank or "",
+            ]
+            for r in notice.rows
+        ],
+        [12 * mm, 28 * mm, 40 * mm, 20 * mm, 32 * mm, 20 * mm, 18 * mm],
+    )
+    return [
+        _p(_("Institutions"), kit.h2),
+        institutions,
+        _p(_("Advisors' ranking"), kit.h2),
+        ranking,
+    ]
+
+
+def _page_numberer(font: str):
+    """— 1 — at the foot: odd pages on the right, even pages on the left (GB/T 9704)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
 
     def page_number(canvas, document):
-        """— 1 — at the foot: odd pages on the right, even pages on the left (GB/T 9704)."""
         canvas.saveState()
         canvas.setFont(font, 10)
         text = f"— {document.page} —"
@@ -1249,5 +1318,4 @@ def pdf_bytes(notice: Notice, config: dict | None = None) -> bytes:
             canvas.drawString(20 * mm, y, text)
         canvas.restoreState()
 
-    doc.build(story, onFirstPage=page_number, onLaterPages=page_number)
-    return out.getvalue()
+    return page_number
