@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import decimal
+from collections.abc import Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import event, inspect
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import Session
 
 from models import AuditLog, db, utcnow
@@ -48,7 +49,13 @@ def acting_as(user=None, label: str | None = None, ip: str | None = None):
         reset_actor(token)
 
 
+_SCALARS = frozenset({str, int, bool, float, type(None)})  # kept as they are
+
+
 def _plain(value):
+    """A column value as the audit row's JSON keeps it."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, dt.datetime | dt.date):
@@ -68,9 +75,18 @@ def _record_id(obj) -> str:
     return "/".join(str(part) for part in key)
 
 
+_BOOKKEEPING = frozenset({"created_at", "updated_at", "version"})
+
+
+def _left_out(model) -> set[str]:
+    """The columns an audit row does not list: the model's ``__audit_exclude__`` (shown as
+    "***" when changed) and the bookkeeping ones."""
+    return set(getattr(model, "__audit_exclude__", ())) | _BOOKKEEPING
+
+
 def _column_changes(obj, action: str) -> dict:
     state = inspect(obj)
-    exclude = set(getattr(obj, "__audit_exclude__", ())) | {"created_at", "updated_at", "version"}
+    exclude = _left_out(obj)
     changes = {}
     for attr in state.mapper.column_attrs:
         key = attr.key
@@ -99,7 +115,7 @@ def _column_changes(obj, action: str) -> dict:
             new = sorted(str(o) for o in list(hist.unchanged) + list(hist.added))
             changes[key] = [old, new]
     for excluded in exclude & {c.key for c in state.mapper.column_attrs}:
-        if excluded in ("created_at", "updated_at", "version"):
+        if excluded in _BOOKKEEPING:
             continue
         if action == "update" and state.attrs[excluded].history.has_changes():
             changes[excluded] = ["***", "***"]
@@ -108,8 +124,7 @@ def _column_changes(obj, action: str) -> dict:
 
 @event.listens_for(Session, "after_flush")
 def _write_audit_rows(session: Session, flush_context) -> None:
-    actor_id, label, ip = current_actor()
-    at = utcnow()
+    actor, at = current_actor(), utcnow()
     rows = []
     for action, objects in (
         ("insert", session.new),
@@ -125,29 +140,15 @@ def _write_audit_rows(session: Session, flush_context) -> None:
             if action == "update" and not changes:
                 continue
             rows.append(
-                {
-                    "at": at,
-                    "actor_id": actor_id,
-                    "actor_label": label[:80],
-                    "action": action,
-                    "table_name": type(obj).__table__.name,
-                    "record_id": _record_id(obj)[:60],
-                    "changes": changes,
-                    "ip": ip,
-                }
+                entry(actor, at, action, type(obj).__table__.name, _record_id(obj), changes)
             )
     if rows:
         session.execute(AuditLog.__table__.insert(), rows)
 
 
-_SCALARS = frozenset({str, int, bool, float, type(None)})  # kept as they are by _plain
-
-
-def _plain_fast(value):
-    return value if type(value) in _SCALARS else _plain(value)
-
-
-def _bulk_row(actor, at, action: str, table_name: str, record_id, changes: dict) -> dict:
+def entry(actor, at, action: str, table_name: str, record_id, changes: dict) -> dict:
+    """One ``audit_log`` row: the shape every audit path writes (the flush listener,
+    :func:`record_bulk`, :func:`insert_entries`). ``actor``: :func:`current_actor`."""
     actor_id, label, ip = actor
     return {
         "at": at,
@@ -166,39 +167,46 @@ def record_bulk(action: str, table_name: str, records: list[tuple[object, dict]]
     ``records`` is a list of (record id, {column: value or [old, new]})."""
     if not records:
         return
-    actor, at, plain = current_actor(), utcnow(), _plain_fast
+    actor, at = current_actor(), utcnow()
     rows = []
     for record_id, values in records:
         if action == "insert":
-            changes = {k: [None, plain(v)] for k, v in values.items() if v is not None}
+            changes = {k: [None, _plain(v)] for k, v in values.items() if v is not None}
         else:
-            changes = {k: [plain(v[0]), plain(v[1])] for k, v in values.items()}
-        rows.append(_bulk_row(actor, at, action, table_name, record_id, changes))
+            changes = {k: [_plain(v[0]), _plain(v[1])] for k, v in values.items()}
+        rows.append(entry(actor, at, action, table_name, record_id, changes))
     for start in range(0, len(rows), 1000):
         db.session.execute(AuditLog.__table__.insert(), rows[start : start + 1000])
 
 
-def bulk_insert_entries(
-    table_name: str, rows: list[dict], *, id_key: str = "id", skip: tuple[str, ...] = ()
-) -> list[dict]:
-    """The ``audit_log`` rows (to write with :func:`advisors.dbutil.append_rows` or a
-    :class:`~advisors.dbutil.BulkWriter`) for rows inserted in bulk, straight from
-    the inserted values: the same entries as ``record_bulk("insert", ...)``, with each row's
-    ``id_key`` as the record id and every non-empty column except ``id_key``, ``skip`` and the
-    bookkeeping columns (created_at, updated_at, version), which the flush listener leaves out
-    too. Who and when are taken now."""
-    if not rows:
+def insert_entries(table: Table, rows: Sequence[dict]) -> list[dict]:
+    """The ``audit_log`` rows for ``rows`` inserted into ``table`` in bulk (written by
+    :mod:`advisors.bulk`), the ones the flush listener would write for the same rows: the
+    record id is the primary key's values joined by "/", the changes every non-empty column but
+    those the listener leaves out. None when the table's model is not audited. Who and when are
+    taken now."""
+    model = _model_of(table)
+    if not rows or model is None or not getattr(model, "__audited__", False):
         return []
-    actor, at, plain = current_actor(), utcnow(), _plain_fast
-    leave_out = {id_key, "created_at", "updated_at", "version", *skip}
+    actor, at, name = current_actor(), utcnow(), table.name
+    leave_out = _left_out(model)
+    key = [c.name for c in table.primary_key.columns]
     return [
-        _bulk_row(
+        entry(
             actor,
             at,
             "insert",
-            table_name,
-            row[id_key],
-            {k: [None, plain(v)] for k, v in row.items() if v is not None and k not in leave_out},
+            name,
+            "/".join(str(row[k]) for k in key),
+            {k: [None, _plain(v)] for k, v in row.items() if v is not None and k not in leave_out},
         )
         for row in rows
     ]
+
+
+def _model_of(table: Table):
+    """The mapped class whose table is ``table``, or None."""
+    for mapper in db.Model.registry.mappers:
+        if mapper.local_table is table:
+            return mapper.class_
+    return None

@@ -31,8 +31,8 @@ the zip's directory, which also bounds what zipfile will inflate) or while it is
 * CSV: each row at most :data:`CSV_ROW_BYTES`, each field at most ``csv.field_size_limit()``
   (131,072 characters unless changed), decoded a line at a time.
 
-How many rows are read (blank or not) is for the caller to bound (see
-:mod:`advisors.services.referral_import`). Every problem raises
+How many rows are read (blank or not) is bounded by :class:`Scan` (:func:`read_records`, and
+:mod:`advisors.services.referral_import` for referral lists). Every problem raises
 :class:`~advisors.errors.ValidationFailed` with the field ``file`` and a message for the user.
 A caller that only wants to look at the start of a file within a fixed cost (the upload
 request) passes ``budget``, the bytes of XML or CSV it may read: :class:`OverBudget` is raised
@@ -420,30 +420,13 @@ def _open_workbook(archive, budget: int | None = None):
 def _sheet_rows(
     archive, info, strings, date_styles, epoch, budget: int | None
 ) -> Iterator[tuple[int, tuple]]:
-    """The rows of the sheet part: :class:`_Part`'s walk written out for speed, with the depths
-    of this part's elements (worksheet 1, sheetData 2, row 3, c 4)."""
-    cells = WorkSheetParser(
-        None,
-        strings,
-        data_only=True,
-        epoch=epoch,
-        date_formats=date_styles[0],
-        timedelta_formats=date_styles[1],
-    )
-    parse_cell = cells.parse_cell
+    """The rows of the sheet part, read a part of the file at a time (:class:`_SheetWalk`)."""
+    walk = _SheetWalk(strings, date_styles, epoch)
+    start, end = walk.start, walk.end
     parser = XMLPullParser(events=("start", "end"))
-    stack: list = []
-    number = count = gap = inside = 0
-    values: list = []
-    in_data = False
-    left = budget
+    gap = 0
     with archive.open(info) as source:
-        while True:
-            chunk = source.read(_FEED)
-            if left is not None:
-                left -= len(chunk)
-                if left < 0:
-                    raise OverBudget
+        for chunk in _fed(source, budget):
             if chunk:
                 parser.feed(chunk)
             else:
@@ -452,69 +435,125 @@ def _sheet_rows(
             for event, element in parser.read_events():
                 seen = True
                 if event == "start":
-                    stack.append(element)
-                    depth = len(stack)
-                    if depth > 4:
-                        inside += 1
-                        if inside > _SUBTREE_MAX:
-                            raise _sheet_unreadable()
-                    elif depth == 3 and in_data and element.tag == _ROW:
-                        r = element.get("r")
-                        number = int(float(r)) if r else number + 1
-                        cells.row_counter = number
-                        cells.col_counter = count = 0
-                        values = []
-                    elif depth == 2 and element.tag == _SHEET_DATA:
-                        in_data = True
+                    start(element)
                     continue
-                depth = len(stack)
-                stack.pop()
-                if depth == 4:
-                    if in_data and element.tag == _CELL:
-                        count += 1
-                        if count > ROW_CELLS:
-                            raise _sheet_unreadable()
-                        ref = element.get("r")
-                        column = (
-                            column_index_from_string(ref.rstrip("0123456789"))
-                            if ref
-                            else cells.col_counter + 1
-                        )
-                        if column <= MAX_COLUMNS:
-                            # The two kinds of text cell directly, as parse_cell reads them
-                            # (it spends most of its time on the inline ones); the rest,
-                            # numbers, dates, booleans, by parse_cell.
-                            kind = element.get("t")
-                            if kind == "s":
-                                index = element.findtext(_V)
-                                value = strings[int(index)] if index else None
-                            elif kind == "inlineStr":
-                                inline = element.find(_IS)
-                                value = _text(inline) if inline is not None else None
-                            else:
-                                value = parse_cell(element)["value"]
-                            if value.__class__ is str and len(value) > CELL_CHARS:
-                                value = value[: CELL_CHARS + 1]
-                            if column > len(values):
-                                values.extend([None] * (column - len(values)))
-                            values[column - 1] = value
-                        else:
-                            cells.col_counter = column
-                    stack[-1].remove(element)
-                    inside = 0
-                elif depth == 3:
-                    if in_data and element.tag == _ROW:
-                        yield number, tuple(values)
-                    stack[-1].remove(element)
-                elif depth == 2:
-                    if element.tag == _SHEET_DATA:
-                        return  # nothing after the cells is read
-                    stack[-1].remove(element)
+                row = end(element)
+                if row is not None:
+                    yield row
+                elif walk.done:
+                    return  # nothing after the cells is read
             if not chunk:
                 return
             gap = 0 if seen else gap + len(chunk)
             if gap > _GAP_MAX:
-                raise _cell_too_long(number if in_data else None)
+                raise _cell_too_long(walk.number if walk.in_data else None)
+
+
+def _fed(source, budget: int | None) -> Iterator[bytes]:
+    """The part's bytes, :data:`_FEED` at a time, then ``b""``; more than ``budget`` in all
+    raises :class:`OverBudget`."""
+    left = budget
+    while True:
+        chunk = source.read(_FEED)
+        if left is not None:
+            left -= len(chunk)
+            if left < 0:
+                raise OverBudget
+        yield chunk
+        if not chunk:
+            return
+
+
+class _SheetWalk:
+    """:class:`_Part`'s walk written out for speed for the sheet part, with the depths of its
+    elements (worksheet 1, sheetData 2, row 3, c 4): :meth:`start` and :meth:`end` take the
+    parser's events; ``end`` returns each row read, ``(number, values)``, and sets ``done`` at
+    the end of the cells."""
+
+    def __init__(self, strings, date_styles, epoch):
+        self.cells = WorkSheetParser(
+            None,
+            strings,
+            data_only=True,
+            epoch=epoch,
+            date_formats=date_styles[0],
+            timedelta_formats=date_styles[1],
+        )
+        self.parse_cell = self.cells.parse_cell
+        self.strings = strings
+        self.stack: list = []
+        self.number = self.count = self.inside = 0
+        self.values: list = []
+        self.in_data = self.done = False
+
+    def start(self, element) -> None:
+        stack = self.stack
+        stack.append(element)
+        depth = len(stack)
+        if depth > 4:
+            self.inside += 1
+            if self.inside > _SUBTREE_MAX:
+                raise _sheet_unreadable()
+        elif depth == 3 and self.in_data and element.tag == _ROW:
+            r = element.get("r")
+            self.number = int(float(r)) if r else self.number + 1
+            self.cells.row_counter = self.number
+            self.cells.col_counter = self.count = 0
+            self.values = []
+        elif depth == 2 and element.tag == _SHEET_DATA:
+            self.in_data = True
+
+    def end(self, element) -> tuple[int, tuple] | None:
+        stack = self.stack
+        depth = len(stack)
+        stack.pop()
+        row = None
+        if depth == 4:
+            if self.in_data and element.tag == _CELL:
+                self._cell(element)
+            self.inside = 0
+        elif depth == 3:
+            if self.in_data and element.tag == _ROW:
+                row = self.number, tuple(self.values)
+        elif depth == 2 and element.tag == _SHEET_DATA:
+            self.done = True
+            return None
+        if 2 <= depth <= 4:
+            stack[-1].remove(element)
+        return row
+
+    def _cell(self, element) -> None:
+        self.count += 1
+        if self.count > ROW_CELLS:
+            raise _sheet_unreadable()
+        ref = element.get("r")
+        column = (
+            column_index_from_string(ref.rstrip("0123456789"))
+            if ref
+            else self.cells.col_counter + 1
+        )
+        if column > MAX_COLUMNS:
+            self.cells.col_counter = column
+            return
+        value = self._value(element)
+        if value.__class__ is str and len(value) > CELL_CHARS:
+            value = value[: CELL_CHARS + 1]
+        values = self.values
+        if column > len(values):
+            values.extend([None] * (column - len(values)))
+        values[column - 1] = value
+
+    def _value(self, element):
+        """The two kinds of text cell directly, as parse_cell reads them (it spends most of its
+        time on the inline ones); the rest, numbers, dates, booleans, by parse_cell."""
+        kind = element.get("t")
+        if kind == "s":
+            index = element.findtext(_V)
+            return self.strings[int(index)] if index else None
+        if kind == "inlineStr":
+            inline = element.find(_IS)
+            return _text(inline) if inline is not None else None
+        return self.parse_cell(element)["value"]
 
 
 # ----------------------------------------------------------------------------- .csv
@@ -606,3 +645,88 @@ def csv_rows(data: bytes, budget: int | None = None) -> Iterator[tuple[int, tupl
         raise file_error(
             _("The CSV file could not be read. Save it again from Excel or WPS as CSV.")
         ) from None
+
+
+# ----------------------------------------------------------------------------- the rows read
+# After the header, this many blank rows in a row end a list: what follows is not imported
+# (the report says where it starts, when a non-blank row is found within the scan bound).
+BLANK_RUN = 1000
+
+
+def _is_blank(values) -> bool:
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, str) and not v.strip():
+            continue
+        return False
+    return True
+
+
+def scan_limit(limit: int) -> int:
+    """How many rows (blank or not) a list of at most ``limit`` data rows may take to read."""
+    return 2 * limit + BLANK_RUN
+
+
+def _too_many_scanned(scanned: int) -> ValidationFailed:
+    return file_error(
+        _(
+            "The file has more than %(n)s rows, blank ones included. Delete the empty rows or "
+            "split the list, and upload it again. Nothing was saved.",
+            n=f"{scanned:,}",
+        )
+    )
+
+
+class Scan:
+    """The non-blank records of a sheet, read with the bounds every upload has: every record
+    read (blank or not) counts against ``limit``, and after the first non-blank one (the
+    header) a run of :data:`BLANK_RUN` blank rows (written or left out of the file) ends the
+    list. Reading then goes on, within ``limit``, only to find whether anything follows:
+    ``ignored_from`` is the first non-blank row after the run, which is not read."""
+
+    def __init__(self, records: Iterator, limit: int):
+        self.records, self.limit = records, limit
+        self.ignored_from: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, tuple]]:
+        scanned = last = 0
+        started = ended = False
+        for number, values in self.records:
+            scanned += 1
+            if scanned > self.limit:
+                if ended:
+                    return
+                raise _too_many_scanned(self.limit)
+            if _is_blank(values):
+                ended = ended or (started and number - last >= BLANK_RUN)
+                continue
+            if started and number - last > BLANK_RUN:
+                self.ignored_from = number
+                return
+            started, last = True, number
+            yield number, values
+
+
+def read_records(filename: str, data: bytes, limit: int = 20_000) -> Iterator[tuple[int, tuple]]:
+    """The numbered non-blank rows of any uploaded .xlsx or .csv (referral lists, townships),
+    with the same bounds and messages (a list of at most ``limit`` rows: see :class:`Scan`);
+    raises ValidationFailed (field ``file``) for an unusable file. Close the iterator when
+    done."""
+    name = (filename or "").lower()
+    if not data:
+        raise file_error(_("The file is empty. Nothing was saved."))
+    if name.endswith((".xlsx", ".xlsm")):
+        records = xlsx_rows(data)
+    elif name.endswith((".csv", ".txt")):
+        records = csv_rows(data)
+    else:
+        raise file_error(_("Only .xlsx and .csv files can be uploaded."))
+    return _closing(iter(Scan(records, scan_limit(limit))), records)
+
+
+def _closing(rows: Iterator, records: Iterator) -> Iterator:
+    try:
+        yield from rows
+    finally:
+        records.close()

@@ -8,7 +8,7 @@ required column or too many rows saves nothing and says why.
 
 The rows are saved in chunks while the rest of the file is still being read (on PostgreSQL the
 server stores one chunk while Python reads and checks the next, see
-:class:`advisors.dbutil.BulkWriter`); a problem found further down takes back what was written
+:mod:`advisors.bulk`); a problem found further down takes back what was written
 (to a savepoint taken before the upload), so the outcome is the same as reading the whole file
 first.
 
@@ -24,15 +24,14 @@ request should take are imported by the scheduler (:mod:`.upload_queue`).
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import io
 import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 
@@ -44,8 +43,8 @@ from sqlalchemy.orm import defer
 
 from models import ReferralUpload, Township, User, db
 
-from .. import credit_code, sheet_reader
-from ..dbutil import BulkWriter, is_postgresql
+from .. import bulk, credit_code, sheet_reader
+from ..dbutil import is_postgresql
 from ..errors import ValidationFailed
 from ..sizing import INDUSTRIES
 from ..xlsx import workbook_bytes
@@ -57,9 +56,7 @@ CHUNK = 1000  # rows per submit() call (its MAX_ITEMS)
 # long cells (a long shared string is a new str at every use) stays a few megabytes.
 CHUNK_CHARS = 2_000_000
 MAX_COLUMNS = sheet_reader.MAX_COLUMNS  # columns read per row; a list has fourteen
-# After the header, this many blank rows in a row end the list: what follows is not imported
-# (the report says where it starts, when a non-blank row is found within the scan bound).
-BLANK_RUN = 1000
+BLANK_RUN = sheet_reader.BLANK_RUN  # blank rows in a row that end a list
 # The stored report keeps this many characters of a cell (and "…"): its page and the download
 # of the rows to fix stay small whatever the cells hold.
 REPORT_CELL_CHARS = 300
@@ -269,6 +266,7 @@ class Sheet:
 
 
 _file_error = sheet_reader.file_error
+_Scan = sheet_reader.Scan  # the bounds every upload is read with
 
 
 def _too_many_rows(limit: int) -> ValidationFailed:
@@ -279,61 +277,6 @@ def _too_many_rows(limit: int) -> ValidationFailed:
             limit=limit,
         )
     )
-
-
-def _is_blank(values) -> bool:
-    for v in values:
-        if v is None:
-            continue
-        if isinstance(v, str) and not v.strip():
-            continue
-        return False
-    return True
-
-
-def scan_limit(limit: int) -> int:
-    """How many rows (blank or not) a list of at most ``limit`` data rows may take to read."""
-    return 2 * limit + BLANK_RUN
-
-
-def _too_many_scanned(scanned: int) -> ValidationFailed:
-    return _file_error(
-        _(
-            "The file has more than %(n)s rows, blank ones included. Delete the empty rows or "
-            "split the list, and upload it again. Nothing was saved.",
-            n=f"{scanned:,}",
-        )
-    )
-
-
-class _Scan:
-    """The non-blank records of a sheet, read with the bounds every upload has: every record
-    read (blank or not) counts against ``limit``, and after the first non-blank one (the
-    header) a run of :data:`BLANK_RUN` blank rows (written or left out of the file) ends the
-    list. Reading then goes on, within ``limit``, only to find whether anything follows:
-    ``ignored_from`` is the first non-blank row after the run, which is not read."""
-
-    def __init__(self, records: Iterator, limit: int):
-        self.records, self.limit = records, limit
-        self.ignored_from: int | None = None
-
-    def __iter__(self) -> Iterator[tuple[int, tuple]]:
-        scanned = last = 0
-        started = ended = False
-        for number, values in self.records:
-            scanned += 1
-            if scanned > self.limit:
-                if ended:
-                    return
-                raise _too_many_scanned(self.limit)
-            if _is_blank(values):
-                ended = ended or (started and number - last >= BLANK_RUN)
-                continue
-            if started and number - last > BLANK_RUN:
-                self.ignored_from = number
-                return
-            started, last = True, number
-            yield number, values
 
 
 def _data_rows(rows: Iterator, limit: int, width: int) -> Iterator[tuple[int, tuple]]:
@@ -416,32 +359,8 @@ def open_sheet(filename: str, data: bytes, limit: int, budget: int | None = None
         raise
 
 
-def read_records(filename: str, data: bytes, limit: int = 20_000) -> Iterator[tuple[int, tuple]]:
-    """The numbered non-blank rows of any uploaded .xlsx or .csv (not only referral lists),
-    with the same bounds and messages (a list of at most ``limit`` rows: see :class:`_Scan`);
-    raises ValidationFailed (field ``file``) for an unusable file. Close the iterator when
-    done."""
-    name = (filename or "").lower()
-    if not data:
-        raise _file_error(_("The file is empty. Nothing was saved."))
-    if name.endswith((".xlsx", ".xlsm")):
-        records = _xlsx_records(data)
-    elif name.endswith((".csv", ".txt")):
-        records = _csv_records(data)
-    else:
-        raise _file_error(_("Only .xlsx and .csv files can be uploaded."))
-    return _closing(iter(_Scan(records, scan_limit(limit))), records)
-
-
-def _closing(rows: Iterator, records: Iterator) -> Iterator:
-    try:
-        yield from rows
-    finally:
-        records.close()
-
-
 def _open_records(records: Iterator, limit: int) -> Sheet:
-    scan = _Scan(records, scan_limit(limit))
+    scan = _Scan(records, sheet_reader.scan_limit(limit))
     scanned = iter(scan)
     raw_header = []
     for _number, values in scanned:
@@ -696,23 +615,7 @@ def import_file(actor: User, filename: str, data: bytes) -> ReferralUpload:
 
 def import_new(actor: User, filename: str, data: bytes, sha: str) -> ReferralUpload:
     """Import a list whose repeat check is done (``sha``: its fingerprint), now."""
-    with _cyclic_gc_paused():
-        return _import(actor, filename, data, sha)
-
-
-@contextmanager
-def _cyclic_gc_paused():
-    """Pause the cyclic garbage collector for the length of one import. An import allocates
-    hundreds of thousands of objects (rows, items, audit entries), and the collector would
-    otherwise walk the live ones again and again. Reference counting still frees everything at
-    once; the collector is switched back on (if it was on) even when the import fails."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    return _import(actor, filename, data, sha)
 
 
 def _import(
@@ -724,27 +627,26 @@ def _import(
     progress: Callable[[int], None] | None = None,
 ) -> ReferralUpload:
     """Read and save the list in chunks while the rest of the file is still being read (on
-    PostgreSQL the server stores one chunk while the next one is read). A problem further down
-    the file (too many rows, a corrupt part) takes back what was written: nothing is saved, as
-    when the file is read first. ``upload``: a queued upload to fill (see
-    :mod:`.upload_queue`); ``progress(rows)`` is called after each chunk."""
+    PostgreSQL the server stores one chunk while the next one is read: :mod:`advisors.bulk`).
+    A problem further down the file (too many rows, a corrupt part) takes back what was
+    written: nothing is saved, as when the file is read first. ``upload``: a queued upload to
+    fill (see :mod:`.upload_queue`); ``progress(rows)`` is called after each chunk."""
     limit = int(current_app.config.get("MAX_UPLOAD_ROWS", 20000))
-    writer = BulkWriter()
-    sheet = open_sheet(filename, data, limit)
-    try:
-        undo = _undo_point()
+    with bulk.writing() as writer:
+        sheet = open_sheet(filename, data, limit)
         try:
-            upload = _save(actor, filename, sha, sheet, writer, upload, progress)
-        except BaseException:
-            writer.wait(raise_error=False)
-            with suppress(Exception):  # a broken connection: the caller's rollback reports it
-                undo(False)
-            raise
-        undo(True)
-        return upload
-    finally:
-        writer.close()
-        sheet.close()
+            undo = _undo_point()
+            try:
+                upload = _save(actor, filename, sha, sheet, writer, upload, progress)
+            except BaseException:
+                writer.wait(raise_error=False)
+                with suppress(Exception):  # a broken connection: the caller's rollback reports it
+                    undo(False)
+                raise
+            undo(True)
+            return upload
+        finally:
+            sheet.close()
 
 
 def _undo_point() -> Callable[[bool], None]:
@@ -777,101 +679,133 @@ def _save(
     filename: str,
     sha: str,
     sheet: Sheet,
-    writer: BulkWriter,
+    writer: bulk.BulkWriter,
     upload: ReferralUpload | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ReferralUpload:
-    if upload is None:
-        upload = ReferralUpload(
-            org_id=actor.org_id,
-            user_id=actor.id,
-            filename=clean_filename(filename),
-            sha256=sha,
-            rows=0,
-            counts={},
-            rejected=[],
-            headers=sheet.headers,
-        )
-        db.session.add(upload)
-        db.session.flush()
     # A queued upload's row is written only at the end: its progress is written meanwhile from
     # another connection, which must not wait for this transaction.
-
-    mapper = _RowMapper(sheet.fields)
-    report = _Report(sheet)
-    totals = {"created": 0, "merged": 0, "duplicate": 0, "rejected": 0}
-    first_row: dict[str, int] = {}  # credit code -> first row in the file that was accepted
-    count = 0
+    if upload is None:
+        upload = _new_upload(actor, filename, sha, sheet)
+    tally = _Tally(sheet)
     for part in _chunks(iter(sheet.rows)):
-        count += len(part)
-        items, positions, too_long, examples = [], [], {}, set()
-        for position, (_number, values) in enumerate(part):
-            item = mapper.item(values)
-            errors = _too_long(item, report.labels)
-            if errors:
-                too_long[position] = errors
-            elif is_example(item):
-                examples.add(position)
-            else:
-                items.append(item)
-                positions.append(position)
+        tally.rows += len(part)
+        chunk = tally.sort(part)
         results = (
             referral_service.submit(
                 actor,
-                items,
+                chunk.items,
                 source="upload",
                 upload_id=upload.id,
                 notify_office=False,
                 writer=writer,
             )
-            if items
+            if chunk.items
             else []
         )
-        by_position = {positions[r.index]: r for r in results}
-        for position, (number, values) in enumerate(part):
-            if position in too_long:
+        tally.record(chunk, results)
+        del part, chunk, results
+        if progress is not None:
+            progress(tally.rows)
+    writer.wait()
+    totals = tally.totals
+    referral_service.notify_submitted(actor, totals["created"], totals["merged"])
+    if sheet.scan is not None and sheet.scan.ignored_from is not None:
+        totals["ignored_from"] = sheet.scan.ignored_from
+    if tally.report.unlisted:
+        totals["unlisted"] = tally.report.unlisted
+    upload.headers = sheet.headers
+    upload.rows = tally.rows
+    upload.counts = totals
+    upload.rejected = tally.report.column_value()
+    upload.repeat = False
+    db.session.flush()
+    return upload
+
+
+def _new_upload(actor: User, filename: str, sha: str, sheet: Sheet) -> ReferralUpload:
+    upload = ReferralUpload(
+        org_id=actor.org_id,
+        user_id=actor.id,
+        filename=clean_filename(filename),
+        sha256=sha,
+        rows=0,
+        counts={},
+        rejected=[],
+        headers=sheet.headers,
+    )
+    db.session.add(upload)
+    db.session.flush()
+    return upload
+
+
+@dataclass
+class _Chunk:
+    """A part of the list: its rows, the items of those to submit (and their positions in the
+    part), the rows with cells too long (position -> errors) and the example rows."""
+
+    rows: list[tuple[int, tuple]]
+    items: list[dict] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    too_long: dict[int, dict] = field(default_factory=dict)
+    examples: set[int] = field(default_factory=set)
+
+
+class _Tally:
+    """The counts and the report of one import, chunk by chunk."""
+
+    def __init__(self, sheet: Sheet):
+        self.mapper = _RowMapper(sheet.fields)
+        self.report = _Report(sheet)
+        self.totals = {"created": 0, "merged": 0, "duplicate": 0, "rejected": 0}
+        self.first_row: dict[str, int] = {}  # credit code -> first row accepted in the file
+        self.rows = 0
+
+    def sort(self, part: list[tuple[int, tuple]]) -> _Chunk:
+        chunk = _Chunk(part)
+        for position, (_number, values) in enumerate(part):
+            item = self.mapper.item(values)
+            errors = _too_long(item, self.report.labels)
+            if errors:
+                chunk.too_long[position] = errors
+            elif is_example(item):
+                chunk.examples.add(position)
+            else:
+                chunk.items.append(item)
+                chunk.positions.append(position)
+        return chunk
+
+    def record(self, chunk: _Chunk, results: list) -> None:
+        totals, report = self.totals, self.report
+        by_position = {chunk.positions[r.index]: r for r in results}
+        for position, (number, values) in enumerate(chunk.rows):
+            if position in chunk.too_long:
                 totals["rejected"] += 1
-                report.add(number, values, "rejected", too_long[position])
-                continue
-            if position in examples:  # the template's example row, left in the list
+                report.add(number, values, "rejected", chunk.too_long[position])
+            elif position in chunk.examples:  # the template's example row, left in the list
                 totals["example"] = totals.get("example", 0) + 1
-                continue
-            result = by_position[position]
-            totals[result.status] = totals.get(result.status, 0) + 1
-            if result.status == "rejected":
-                report.add(number, values, "rejected", result.errors)
-                continue
-            code = result.credit_code
-            if result.status == "duplicate" and code in first_row:
-                errors = {
-                    "credit_code": _(
-                        "The same firm appears earlier in this file (row %(row)s).",
-                        row=first_row[code],
-                    )
-                }
-                report.add(number, values, "duplicate", errors, result.referral_id)
-                continue
-            first_row.setdefault(code, number)
+            else:
+                self._record_result(number, values, by_position[position])
+
+    def _record_result(self, number: int, values: tuple, result) -> None:
+        self.totals[result.status] = self.totals.get(result.status, 0) + 1
+        report, code = self.report, result.credit_code
+        if result.status == "rejected":
+            report.add(number, values, "rejected", result.errors)
+        elif result.status == "duplicate" and code in self.first_row:
+            errors = {
+                "credit_code": _(
+                    "The same firm appears earlier in this file (row %(row)s).",
+                    row=self.first_row[code],
+                )
+            }
+            report.add(number, values, "duplicate", errors, result.referral_id)
+        else:
+            self.first_row.setdefault(code, number)
             if result.status == "duplicate":
                 report.add(number, values, "duplicate", result.errors, result.referral_id)
             elif result.warnings:  # saved, with something for the bureau to check
                 report.add(number, values, "warning", result.warnings, result.referral_id)
-        del part, items, results, by_position
-        if progress is not None:
-            progress(count)
-    writer.wait()
-    referral_service.notify_submitted(actor, totals["created"], totals["merged"])
-    if sheet.scan is not None and sheet.scan.ignored_from is not None:
-        totals["ignored_from"] = sheet.scan.ignored_from
-    if report.unlisted:
-        totals["unlisted"] = report.unlisted
-    upload.headers = sheet.headers
-    upload.rows = count
-    upload.counts = totals
-    upload.rejected = report.column_value()
-    upload.repeat = False
-    db.session.flush()
-    return upload
 
 
 # ----------------------------------------------------------------------------- reading back
@@ -1009,9 +943,6 @@ def template_xlsx() -> bytes:
     row (out of the data area, and marked so it is skipped even when copied in), then the
     lists the drop-downs read."""
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.datavalidation import DataValidation
 
     header, example = template_rows()
     with force_locale("zh_CN"):
@@ -1028,17 +959,42 @@ def template_xlsx() -> bytes:
     data.title = "企业名单"
     sample = wb.create_sheet("填写示例")
     lists = wb.create_sheet("可选值")
-    bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
     for sheet in (data, sample):
-        sheet.append(header)
-        for i, (field, _h) in enumerate(TEMPLATE_COLUMNS, start=1):
-            cell = sheet.cell(row=1, column=i)
-            cell.font, cell.fill = bold, fill
-            cell.alignment = Alignment(wrap_text=True, vertical="center")
-            sheet.column_dimensions[get_column_letter(i)].width = _TEMPLATE_WIDTHS.get(field, 13)
-        sheet.freeze_panes = "A2"
+        _template_header(sheet, header)
     for row in example:
         sample.append(row)
+    _template_lists(lists, industries, townships)
+    _template_drop_downs(
+        data,
+        (
+            ("industry", "A", len(industries)),
+            ("needs", "C", len(_NEED_CHOICES)),
+            ("township", "D", len(townships)),
+        ),
+    )
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _template_header(sheet, header: list[str]) -> None:
+    """The header row, bold on a fill, wrapped, with the columns' widths; frozen."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    bold, fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+    sheet.append(header)
+    for i, (key, _h) in enumerate(TEMPLATE_COLUMNS, start=1):
+        cell = sheet.cell(row=1, column=i)
+        cell.font, cell.fill = bold, fill
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+        sheet.column_dimensions[get_column_letter(i)].width = _TEMPLATE_WIDTHS.get(key, 13)
+    sheet.freeze_panes = "A2"
+
+
+def _template_lists(lists, industries: list[tuple], townships: list) -> None:
+    """The sheet the drop-down lists read: industries (label, key), needs, townships (name,
+    code), side by side."""
     lists.append(["行业", "行业代码", "需求", "乡镇（街道）", "乡镇代码"])
     rows = max(len(industries), len(_NEED_CHOICES), len(townships))
     for i in range(rows):
@@ -1052,12 +1008,16 @@ def template_xlsx() -> bytes:
     for letter, width in zip("ABCDE", (26, 24, 16, 16, 14), strict=True):
         lists.column_dimensions[letter].width = width
     lists.freeze_panes = "A2"
+
+
+def _template_drop_downs(data, sources) -> None:
+    """A drop-down on the data sheet's column of each field in ``sources`` ((field, column of
+    the lists sheet, how many values)), for the template's rows."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     column = {f: get_column_letter(i) for i, (f, _h) in enumerate(TEMPLATE_COLUMNS, start=1)}
-    for field, source, count in (
-        ("industry", "A", len(industries)),
-        ("needs", "C", len(_NEED_CHOICES)),
-        ("township", "D", len(townships)),
-    ):
+    for key, source, count in sources:
         if not count:
             continue
         # A warning, not a stop: an alias (制造业) or a township the city has not listed yet is
@@ -1071,11 +1031,8 @@ def template_xlsx() -> bytes:
             errorTitle="不在可选值中",
             error="此值不在可选值列表中，仍可保留，导入时会提示。",
         )
-        check.add(f"{column[field]}2:{column[field]}{TEMPLATE_ROWS + 1}")
+        check.add(f"{column[key]}2:{column[key]}{TEMPLATE_ROWS + 1}")
         data.add_data_validation(check)
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
 
 
 def template_csv() -> bytes:

@@ -24,7 +24,6 @@ from models import (
     NEEDS,
     OPEN_STATUSES,
     OUTCOMES,
-    AuditLog,
     Enterprise,
     Organisation,
     Referral,
@@ -37,16 +36,14 @@ from models import (
     utcnow,
 )
 
-from .. import audit
-from ..dbutil import BulkWriter, among, append_rows, chunks, is_postgresql, lock_intake, next_ids
+from .. import bulk, clock
+from .. import labels as vocab
+from ..dbutil import among, chunks, lock_intake
 from ..errors import Conflict, NotFound, ValidationFailed
-from ..i18n import SHANGHAI
 from ..permissions import get_scoped
-from ..sizing import classify
 from ..workdays import WorkdayCalendar
 from . import firms as firm_service
 from . import townships as township_service
-from .labels import one_of
 from .notifications import notify, users_with_role
 
 MAX_ITEMS = 1000  # per API call; uploads are chunked by the caller
@@ -64,37 +61,6 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("in_service", "resolved"): ("advisor",),
     ("resolved", "closed"): ("bureau",),
 }
-
-
-def status_labels() -> dict[str, str]:
-    return {
-        "submitted": _("Submitted"),
-        "assigned": _("Assigned"),
-        "in_service": _("In service"),
-        "resolved": _("Resolved"),
-        "closed": _("Closed"),
-        "rejected": _("Rejected"),
-        "withdrawn": _("Withdrawn"),
-    }
-
-
-def need_labels() -> dict[str, str]:
-    return {
-        "financing": _("Financing"),
-        "policy": _("Policy"),
-        "guidance": _("Guidance"),
-        "insurance": _("Insurance"),
-    }
-
-
-def outcome_labels() -> dict[str, str]:
-    return {
-        "financed": _("Financed"),
-        "not_financed": _("Not financed"),
-        "policy_delivered": _("Policy delivered"),
-        "no_need": _("No financing need"),
-        "declined": _("Declined by the firm"),
-    }
 
 
 def item_labels() -> dict[str, str]:
@@ -151,7 +117,9 @@ def _parse_needs(raw, label_keys: dict[str, str] | None = None) -> list[str] | N
         "保险": "insurance",
         "保险需求": "insurance",
     }
-    labels = label_keys if label_keys is not None else {v: k for k, v in need_labels().items()}
+    labels = (
+        label_keys if label_keys is not None else {v: k for k, v in vocab.labels("need").items()}
+    )
     needs = []
     for part in parts:
         if not part:
@@ -188,7 +156,7 @@ def clean_item(
     )
     needs = _parse_needs(data.get("needs"), need_keys)
     if needs is None:
-        errors["needs"] = one_of(labels["needs"], need_labels().values())
+        errors["needs"] = vocab.one_of(labels["needs"], vocab.labels("need").values())
     elif not needs:
         errors["needs"] = _("%(field)s: choose at least one.", field=labels["needs"])
     amount = None
@@ -248,71 +216,120 @@ def submit(
     source: str = "api",
     upload_id: int | None = None,
     notify_office: bool = True,
-    writer: BulkWriter | None = None,
+    writer: bulk.BulkWriter | None = None,
 ) -> list[ItemResult]:
     """Validate and save a batch of referral items from one bureau user. Accepted items are
     saved even when others are rejected. Flushes; the caller commits once. A caller that
     submits one list in several chunks passes ``notify_office=False`` and calls
     :func:`notify_submitted` once at the end.
 
-    ``writer``: such a caller may also pass one :class:`~advisors.dbutil.BulkWriter` for all
-    its chunks; the new firms, cases, timeline events and their audit rows are then still being
-    written when this returns (on PostgreSQL), and the caller must ``writer.wait()`` before it
-    next uses the session. Without one, everything is written before this returns."""
-    writes = writer or BulkWriter(background=False)
+    New firms, cases, bureau links and timeline events are written in bulk
+    (:mod:`advisors.bulk`). ``writer``: a caller submitting a list in chunks may pass one
+    :class:`~advisors.bulk.BulkWriter` (from :func:`advisors.bulk.writing`) for all of them;
+    those rows are then still being written when this returns (on PostgreSQL), and the caller
+    must ``writer.wait()`` before it next uses the session. Without one, everything is written
+    before this returns."""
     if actor.role != "bureau" or actor.org_id is None:
         raise ValidationFailed(_("Only bureau users can refer firms."))
-    results: list[ItemResult] = []
-    clean: list[tuple[int, CleanItem]] = []
-    first_row_of_code: dict[str, int] = {}
-    labels = item_labels()  # once per call, not per item
-    need_keys = {v: k for k, v in need_labels().items()}
-    townships = township_service.Matcher.load()
-    for index, data in enumerate(items):
-        item, errors = clean_item(data, labels=labels, need_keys=need_keys, townships=townships)
-        code = item.firm["credit_code"] if item else None
-        if item and code in first_row_of_code:
-            results.append(
-                ItemResult(
-                    index,
-                    "duplicate",
-                    None,
-                    {
-                        "credit_code": _(
-                            "The same firm appears earlier in this list (item %(n)s).",
-                            n=first_row_of_code[code] + 1,
-                        )
-                    },
-                    code,
-                )
-            )
-            continue
-        if item is None:
-            raw = data.get("credit_code") if isinstance(data, dict) else None
-            results.append(ItemResult(index, "rejected", None, errors, raw))
-            continue
-        first_row_of_code[code] = index
-        clean.append((index, item))
-        results.append(ItemResult(index, "pending", None, {}, code, item.warnings))
-    by_index = {r.index: r for r in results}
+    if writer is not None:
+        return _submit(actor, items, source, upload_id, notify_office, writer)
+    with bulk.writing(background=False, pause_gc=False) as writes:
+        return _submit(actor, items, source, upload_id, notify_office, writes)
+
+
+def _submit(
+    actor: User,
+    items: list[dict],
+    source: str,
+    upload_id: int | None,
+    notify_office: bool,
+    writes: bulk.BulkWriter,
+) -> list[ItemResult]:
+    results, clean = _check_items(items)
     if not clean:
         return results
     # The caller's previous chunk is still being written while the items above are checked
     # (anything they query waits for it); the lookups below must see it.
     writes.wait()
     lock_intake()  # one intake at a time from these look-ups to the commit
+    intake = _Intake(actor, writes, {r.index: r for r in results})
+    intake.look_up([item.firm["credit_code"] for _i, item in clean])
+    new_firms = intake.settle_firms(clean)
+    db.session.flush()
+    intake.add_new_firms(new_firms)
+    intake.add_new_cases(intake.sort_cases(clean), source, upload_id)
+    writes.write()
+    session = db.session
+    if not (
+        intake.merged
+        or intake.repeated
+        or notify_office
+        or session.new
+        or session.dirty
+        or session.deleted
+    ):
+        return results  # nothing else to write: the caller waits for the writer
+    writes.wait()
+    intake.save_co_referrals()
+    _keep_repeated_proposals(actor, intake.repeated)
+    _notify_co_referrals(
+        actor, intake.merged, intake.co_referred_from, intake.firm_names, office=notify_office
+    )
+    db.session.flush()
+    if notify_office:
+        notify_submitted(actor, sum(1 for r in results if r.status == "created"))
+    return results
 
-    now = utcnow()
-    codes = [item.firm["credit_code"] for _i, item in clean]
+
+def _check_items(items: list[dict]) -> tuple[list[ItemResult], list[tuple[int, CleanItem]]]:
+    """Every item checked (its result ``pending`` when it may be saved, else ``rejected`` or a
+    ``duplicate`` of an earlier item of the list), and the items that may be saved."""
+    results: list[ItemResult] = []
+    clean: list[tuple[int, CleanItem]] = []
+    first_index_of_code: dict[str, int] = {}
+    labels = item_labels()  # once per call, not per item
+    need_keys = {v: k for k, v in vocab.labels("need").items()}
+    townships = township_service.Matcher.load()
+    for index, data in enumerate(items):
+        item, errors = clean_item(data, labels=labels, need_keys=need_keys, townships=townships)
+        result = _checked(index, data, item, errors, first_index_of_code)
+        results.append(result)
+        if result.status == "pending":
+            first_index_of_code[result.credit_code] = index
+            clean.append((index, item))
+    return results, clean
+
+
+def _checked(
+    index: int, data, item: CleanItem | None, errors: dict, first_index_of_code: dict[str, int]
+) -> ItemResult:
+    if item is None:
+        raw = data.get("credit_code") if isinstance(data, dict) else None
+        return ItemResult(index, "rejected", None, errors, raw)
+    code = item.firm["credit_code"]
+    if code in first_index_of_code:
+        message = _(
+            "The same firm appears earlier in this list (item %(n)s).",
+            n=first_index_of_code[code] + 1,
+        )
+        return ItemResult(index, "duplicate", None, {"credit_code": message}, code)
+    return ItemResult(index, "pending", None, {}, code, item.warnings)
+
+
+def _known_firms(codes: list[str]) -> dict[str, Enterprise]:
     firms: dict[str, Enterprise] = {}
     for part in chunks(codes):
         for firm in db.session.execute(
             select(Enterprise).where(among(Enterprise.credit_code, part))
         ).scalars():
             firms[firm.credit_code] = firm
+    return firms
+
+
+def _open_cases(firm_ids: list[int]) -> tuple[dict[int, Referral], dict[int, set[int]]]:
+    """The open cases of these firms (by firm id) and their referring bureaus (by case id)."""
     open_cases: dict[int, Referral] = {}
     referrers: dict[int, set[int]] = {}
-    firm_ids = [f.id for f in firms.values()]
     for part in chunks(firm_ids):
         for ref in db.session.execute(
             select(Referral).where(
@@ -326,173 +343,186 @@ def submit(
             .where(among(Referral.enterprise_id, part), Referral.status.in_(OPEN_STATUSES))
         ):
             referrers.setdefault(rid, set()).add(org_id)
+    return open_cases, referrers
 
-    # 1. Firms: known ones get what they lack (ORM, audited by the listener) and what differs
-    # from another organisation's registration becomes a proposal; new ones go in in bulk.
-    new_firm_rows = []
-    proposals: dict[int, dict] = {}  # item index -> {field: proposed value}
-    for index, item in clean:
-        values = item.firm
-        firm = firms.get(values["credit_code"])
-        if firm is not None:
-            proposed = _update_known_firm(
-                firm, values, own=firm.registered_by_org_id == actor.org_id
-            )
+
+@dataclass
+class _Intake:
+    """One call of :func:`submit` once its items are checked: the known firms and open cases it
+    decides on, and what it decided (the steps run in the order of their methods)."""
+
+    actor: User
+    writes: bulk.BulkWriter
+    by_index: dict[int, ItemResult]
+    now: datetime = field(default_factory=utcnow)
+    firms: dict[str, Enterprise] = field(default_factory=dict)  # known, by credit code
+    open_cases: dict[int, Referral] = field(default_factory=dict)  # by firm id
+    referrers: dict[int, set[int]] = field(default_factory=dict)  # case id -> bureau orgs
+    proposals: dict[int, dict] = field(default_factory=dict)  # item index -> {field: value}
+    firm_ids: dict[str, int] = field(default_factory=dict)  # by credit code
+    firm_names: dict[str, str] = field(default_factory=dict)  # by credit code
+    merged: list[tuple] = field(default_factory=list)  # (item, case, proposal)
+    repeated: list[tuple] = field(default_factory=list)  # (case, proposal): our own open cases
+    co_referred_from: dict[int, list[int]] = field(default_factory=dict)  # org -> cases
+
+    def look_up(self, codes: list[str]) -> None:
+        self.firms = _known_firms(codes)
+        self.open_cases, self.referrers = _open_cases([f.id for f in self.firms.values()])
+
+    def settle_firms(self, clean: list[tuple[int, CleanItem]]) -> list[dict]:
+        """Known firms get what they lack (ORM, audited by the listener) and what differs from
+        another organisation's registration becomes a proposal; the rows of new ones are
+        returned."""
+        new_rows = []
+        for index, item in clean:
+            values = item.firm
+            firm = self.firms.get(values["credit_code"])
+            if firm is None:
+                new_rows.append(self._firm_row(values))
+                continue
+            own = firm.registered_by_org_id == self.actor.org_id
+            proposed = _update_known_firm(firm, values, own=own)
             if proposed:
-                proposals[index] = proposed
-        else:
-            row = {k: values.get(k) for k in ("credit_code", *_FIRM_UPDATE_FIELDS)}
-            row["size_class"] = classify(
-                row["industry"], row["employees"], row["revenue_wan"], row["assets_wan"]
+                self.proposals[index] = proposed
+        return new_rows
+
+    def _firm_row(self, values: dict) -> dict:
+        row = {k: values.get(k) for k in ("credit_code", *_FIRM_UPDATE_FIELDS)}
+        row["registered_by_org_id"] = self.actor.org_id
+        row["created_at"] = row["updated_at"] = self.now
+        row["version"] = 1
+        return row  # its size class is derived by the bulk writer
+
+    def add_new_firms(self, rows: list[dict]) -> None:
+        self.writes.add_new(Enterprise.__table__, rows, "credit_code")
+        self.firm_ids = {c: f.id for c, f in self.firms.items()}
+        self.firm_ids.update({r["credit_code"]: r["id"] for r in rows})
+        self.firm_names = {c: f.name for c, f in self.firms.items()}
+        self.firm_names.update({r["credit_code"]: r["name"] for r in rows})
+
+    def sort_cases(self, clean: list[tuple[int, CleanItem]]) -> list[tuple]:
+        """Each item a new case (returned: (index, item, firm id)), a co-referral of an open
+        case, or a duplicate of this bureau's own open case."""
+        new_cases = []
+        for index, item in clean:
+            enterprise_id = self.firm_ids[item.firm["credit_code"]]
+            case = self.open_cases.get(enterprise_id)
+            if case is None:
+                new_cases.append((index, item, enterprise_id))
+            elif self.actor.org_id in self.referrers.get(case.id, set()):
+                self._repeat(index, case)
+            else:
+                self._co_refer(index, item, case)
+        return new_cases
+
+    def _repeat(self, index: int, case: Referral) -> None:
+        result = self.by_index[index]
+        result.status, result.referral_id = "duplicate", case.id
+        if index in self.proposals:
+            self.repeated.append((case, self.proposals[index]))
+        result.errors = {
+            "credit_code": _(
+                "Your bureau already referred this firm (case %(id)s, %(status)s).",
+                id=case.id,
+                status=vocab.labels("referral_status")[case.status],
             )
-            row["registered_by_org_id"] = actor.org_id
-            row["created_at"] = row["updated_at"] = now
-            row["version"] = 1
-            new_firm_rows.append(row)
-    db.session.flush()
-    batches = []  # (table, rows) in the order they are written
-    if new_firm_rows:
-        batches += _insert_new_rows(Enterprise.__table__, new_firm_rows, "credit_code")
-        batches.append((AuditLog.__table__, audit.bulk_insert_entries("enterprise", new_firm_rows)))
-    firm_ids_by_code = {c: f.id for c, f in firms.items()}
-    firm_ids_by_code.update({r["credit_code"]: r["id"] for r in new_firm_rows})
-    firm_names = {c: f.name for c, f in firms.items()}
-    firm_names.update({r["credit_code"]: r["name"] for r in new_firm_rows})
+        }
 
-    # 2. Cases: new referral, co-referral, or duplicate.
-    new_cases = []
-    merged = []
-    repeated = []  # (case, proposal) of this bureau's own open cases
-    co_referred_from: dict[int, list[int]] = {}  # bureau org -> its cases co-referred now
-    for index, item in clean:
-        code = item.firm["credit_code"]
-        enterprise_id = firm_ids_by_code[code]
-        case = open_cases.get(enterprise_id)
-        result = by_index[index]
-        if case is None:
-            new_cases.append((index, item, enterprise_id))
-            continue
-        if actor.org_id in referrers.get(case.id, set()):
-            result.status = "duplicate"
-            result.referral_id = case.id
-            if index in proposals:
-                repeated.append((case, proposals[index]))
-            result.errors = {
-                "credit_code": _(
-                    "Your bureau already referred this firm (case %(id)s, %(status)s).",
-                    id=case.id,
-                    status=status_labels()[case.status],
-                )
-            }
-            continue
-        result.status = "merged"
-        result.referral_id = case.id
-        others = referrers.setdefault(case.id, set())
+    def _co_refer(self, index: int, item: CleanItem, case: Referral) -> None:
+        result = self.by_index[index]
+        result.status, result.referral_id = "merged", case.id
+        others = self.referrers.setdefault(case.id, set())
         for org_id in others:
-            co_referred_from.setdefault(org_id, []).append(case.id)
-        others.add(actor.org_id)
-        merged.append((item, case, proposals.get(index)))
+            self.co_referred_from.setdefault(org_id, []).append(case.id)
+        others.add(self.actor.org_id)
+        self.merged.append((item, case, self.proposals.get(index)))
 
-    if new_cases:
-        rows = [
-            {
-                "enterprise_id": enterprise_id,
-                "status": "submitted",
-                **_need_flags(item.needs),
-                "amount_wan": item.amount_wan,
-                "purpose": item.purpose,
-                "note": item.note,
-                "org_id": actor.org_id,
-                "created_by_id": actor.id,
-                "source": source,
-                "upload_id": upload_id,
-                "created_at": now,
-                "updated_at": now,
-                "version": 1,
-            }
-            for _index, item, enterprise_id in new_cases
-        ]
+    def add_new_cases(self, new_cases: list[tuple], source: str, upload_id: int | None) -> None:
+        """The new cases, each with its bureau link and its "created" event."""
+        if not new_cases:
+            return
+        rows = [self._case_row(item, firm_id, source, upload_id) for _i, item, firm_id in new_cases]
         # One open case per firm, so a new case is found again by its firm.
-        batches += _insert_new_rows(
+        self.writes.add_new(
             Referral.__table__, rows, "enterprise_id", Referral.status.in_(OPEN_STATUSES)
         )
-        for row, (index, _item, _enterprise_id) in zip(rows, new_cases, strict=True):
-            by_index[index].status = "created"
-            by_index[index].referral_id = row["id"]
-        bureau_rows = [
-            {
-                "referral_id": r["id"],
-                "org_id": actor.org_id,
-                "created_at": now,
-                "created_by_id": actor.id,
-                "needs": [n for n in NEEDS if r[f"need_{n}"]],
-                "amount_wan": r["amount_wan"],
-                "note": r["note"],
-                "proposed": proposals.get(index),
-            }
-            for r, (index, _item, _enterprise_id) in zip(rows, new_cases, strict=True)
+        indexes = [index for index, _item, _firm_id in new_cases]
+        for row, index in zip(rows, indexes, strict=True):
+            self.by_index[index].status = "created"
+            self.by_index[index].referral_id = row["id"]
+        links = [
+            self._link_row(r, self.proposals.get(i)) for r, i in zip(rows, indexes, strict=True)
         ]
-        actor_label = actor.display_name[:80]
-        event_rows = [
-            {
-                "referral_id": r["id"],
-                "at": now,
-                "kind": "created",
-                "status": "submitted",
-                "actor_id": actor.id,
-                "actor_label": actor_label,
-                "note": None,
-            }
-            for r in rows
-        ]
-        batches.append((ReferralBureau.__table__, bureau_rows))
-        batches.append((ReferralEvent.__table__, event_rows))
-        batches.append((AuditLog.__table__, audit.bulk_insert_entries("referral", rows)))
-        # The bureau links are audited like the flush listener records them (composite key).
-        links = [{**b, "key": f"{b['referral_id']}/{b['org_id']}"} for b in bureau_rows]
-        batches.append(
-            (AuditLog.__table__, audit.bulk_insert_entries("referral_bureau", links, id_key="key"))
-        )
-    writes.start(batches)
-    if not (
-        merged
-        or repeated
-        or notify_office
-        or db.session.new
-        or db.session.dirty
-        or db.session.deleted
-    ):
-        return results  # nothing else to write: the caller waits for the writer
-    writes.wait()
+        self.writes.add(ReferralBureau.__table__, links)
+        label = self.actor.display_name[:80]
+        self.writes.add(ReferralEvent.__table__, [self._created_event(r, label) for r in rows])
 
-    bureau_label = actor.org.short_name or actor.org.name
-    for item, case, proposed in merged:
-        db.session.add(
-            ReferralBureau(
-                referral_id=case.id,
-                org_id=actor.org_id,
-                created_by_id=actor.id,
-                needs=item.needs,
-                amount_wan=item.amount_wan,
-                note=item.note,
-                proposed=proposed,
-            )
-        )
-        _event(case, "co_referred", actor, note=bureau_label)
-        if case.advisor_id:
-            notify(
-                [case.advisor_id],
-                "co_referred",
-                referral_id=case.id,
-                params={"bureau": bureau_label, "firm": firm_names[item.firm["credit_code"]]},
-            )
-    _keep_repeated_proposals(actor, repeated)
-    _notify_co_referrals(actor, merged, co_referred_from, firm_names, office=notify_office)
-    db.session.flush()
+    def _case_row(self, item: CleanItem, firm_id: int, source: str, upload_id) -> dict:
+        actor, now = self.actor, self.now
+        return {
+            "enterprise_id": firm_id,
+            "status": "submitted",
+            **_need_flags(item.needs),
+            "amount_wan": item.amount_wan,
+            "purpose": item.purpose,
+            "note": item.note,
+            "org_id": actor.org_id,
+            "created_by_id": actor.id,
+            "source": source,
+            "upload_id": upload_id,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
 
-    if notify_office:
-        notify_submitted(actor, sum(1 for r in results if r.status == "created"))
-    return results
+    def _link_row(self, case: dict, proposed: dict | None) -> dict:
+        return {
+            "referral_id": case["id"],
+            "org_id": self.actor.org_id,
+            "created_at": self.now,
+            "created_by_id": self.actor.id,
+            "needs": [n for n in NEEDS if case[f"need_{n}"]],
+            "amount_wan": case["amount_wan"],
+            "note": case["note"],
+            "proposed": proposed,
+        }
+
+    def _created_event(self, case: dict, actor_label: str) -> dict:
+        return {
+            "referral_id": case["id"],
+            "at": self.now,
+            "kind": "created",
+            "status": "submitted",
+            "actor_id": self.actor.id,
+            "actor_label": actor_label,
+            "note": None,
+        }
+
+    def save_co_referrals(self) -> None:
+        """This bureau joins the open cases it co-refers (ORM: audited by the listener)."""
+        actor = self.actor
+        bureau_label = actor.org.short_name or actor.org.name
+        for item, case, proposed in self.merged:
+            db.session.add(
+                ReferralBureau(
+                    referral_id=case.id,
+                    org_id=actor.org_id,
+                    created_by_id=actor.id,
+                    needs=item.needs,
+                    amount_wan=item.amount_wan,
+                    note=item.note,
+                    proposed=proposed,
+                )
+            )
+            _event(case, "co_referred", actor, note=bureau_label)
+            if case.advisor_id:
+                firm = self.firm_names[item.firm["credit_code"]]
+                notify(
+                    [case.advisor_id],
+                    "co_referred",
+                    referral_id=case.id,
+                    params={"bureau": bureau_label, "firm": firm},
+                )
 
 
 def _update_known_firm(firm: Enterprise, values: dict, *, own: bool) -> dict:
@@ -650,30 +680,6 @@ def _notify_co_referrals(
             )
 
 
-def _insert_new_rows(table, rows: list[dict], key: str, *where) -> list[tuple]:
-    """New rows of ``table``: sets each row's ``"id"``. On PostgreSQL the ids are drawn from the
-    table's sequence and the rows are returned as a batch for the writer (nothing to read
-    back); elsewhere they are inserted now by executemany (Core: the ORM bulk path splits
-    batches on NULL patterns, and SQLite cannot return ids in parameter order) and the ids read
-    back by ``key``, which is unique among the table's rows matching ``where``."""
-    if is_postgresql():
-        for row, new_id in zip(rows, next_ids(table, len(rows)), strict=True):
-            row["id"] = new_id
-        return [(table, rows)]
-    column = table.c[key]
-    ids = {}
-    for part in chunks(rows):
-        append_rows(table, part)
-        ids.update(
-            db.session.execute(
-                select(column, table.c.id).where(column.in_([r[key] for r in part]), *where)
-            ).all()
-        )
-    for row in rows:
-        row["id"] = ids[row[key]]
-    return []
-
-
 def notify_submitted(actor: User, created: int, merged: int = 0) -> None:
     """Tell the finance office and the central bank, once, that new referrals have arrived; and
     the finance office how many firms of a list were already open (co-referrals)."""
@@ -731,8 +737,8 @@ def _move(
         raise Conflict(
             _(
                 "A case in status %(status)s cannot be moved to %(to)s by you.",
-                status=status_labels()[referral.status],
-                to=status_labels()[to],
+                status=vocab.labels("referral_status")[referral.status],
+                to=vocab.labels("referral_status")[to],
             )
         )
     referral.status = to
@@ -780,10 +786,6 @@ def calendar() -> WorkdayCalendar:
     return WorkdayCalendar(overrides)
 
 
-def today() -> date:
-    return datetime.now(SHANGHAI).date()
-
-
 def sla_days() -> int:
     return int(current_app.config.get("FIRST_CONTACT_WORKING_DAYS", 5))
 
@@ -799,7 +801,26 @@ def assign(
     """Assign (or reassign) one or many cases to an advisor."""
     if actor.role != "finance_office":
         raise Conflict(_("Only the finance office assigns cases."))
-    username = (advisor_username or "").strip().lower() if isinstance(advisor_username, str) else ""
+    advisor = _active_advisor(advisor_username)
+    if not referral_ids:
+        raise ValidationFailed(
+            _("Please correct the marked fields."), {"referrals": _("Select at least one case.")}
+        )
+    due = calendar().add_workdays(clock.today(), sla_days())
+    done = []
+    for rid in referral_ids:
+        referral = get_for(actor, rid)
+        if len(referral_ids) == 1:
+            _check_version(referral, expected_version)
+        _assign_one(actor, referral, advisor, note, due)
+        done.append(referral)
+    db.session.flush()
+    return done
+
+
+def _active_advisor(username) -> User:
+    """The active advisor with this username (any case), else a field error."""
+    username = (username or "").strip().lower() if isinstance(username, str) else ""
     advisor = (
         db.session.execute(
             select(User).where(func.lower(User.username) == username)
@@ -812,66 +833,47 @@ def assign(
             _("Please correct the marked fields."),
             {"advisor": _("No active advisor with that username.")},
         )
-    if not referral_ids:
+    return advisor
+
+
+def _assign_one(actor: User, referral: Referral, advisor: User, note, due: date) -> None:
+    if referral.advisor_id == advisor.id:
         raise ValidationFailed(
-            _("Please correct the marked fields."), {"referrals": _("Select at least one case.")}
+            _("Please correct the marked fields."),
+            {
+                "advisor": _(
+                    "Case %(id)s is already assigned to %(name)s.",
+                    id=referral.id,
+                    name=advisor.display_name,
+                )
+            },
         )
-    cal = calendar()
-    due = cal.add_workdays(today(), sla_days())
-    done = []
-    for rid in referral_ids:
-        referral = get_for(actor, rid)
-        if len(referral_ids) == 1:
-            _check_version(referral, expected_version)
-        if referral.advisor_id == advisor.id:
-            raise ValidationFailed(
-                _("Please correct the marked fields."),
-                {
-                    "advisor": _(
-                        "Case %(id)s is already assigned to %(name)s.",
-                        id=referral.id,
-                        name=advisor.display_name,
-                    )
-                },
-            )
-        previous = referral.advisor_id
-        target = "in_service" if referral.status == "in_service" else "assigned"
-        _move(
-            referral,
-            target,
-            actor,
-            "reassigned" if previous else "assigned",
-            note=note,
-            advisor_id=advisor.id,
-        )
-        referral.advisor_id = advisor.id
-        referral.assigned_at = utcnow()
-        if referral.first_contact_on is None:
-            referral.first_contact_due = due
-        firm = _firm_name(referral)
+    previous = referral.advisor_id
+    target = "in_service" if referral.status == "in_service" else "assigned"
+    kind = "reassigned" if previous else "assigned"
+    _move(referral, target, actor, kind, note=note, advisor_id=advisor.id)
+    referral.advisor_id = advisor.id
+    referral.assigned_at = utcnow()
+    if referral.first_contact_on is None:
+        referral.first_contact_due = due
+    _notify_assigned(referral, advisor, previous)
+
+
+def _notify_assigned(referral: Referral, advisor: User, previous: int | None) -> None:
+    """The advisor and their liaisons, the referring bureaus, and the advisor it was taken
+    from."""
+    firm = _firm_name(referral)
+    params = {"firm": firm, "advisor": advisor.display_name}
+    notify([advisor.id, *_liaison_ids(advisor)], "assigned", referral_id=referral.id, params=params)
+    notify(_referrer_user_ids(referral), "assigned", referral_id=referral.id, params=params)
+    if previous:
+        old = db.session.get(User, previous)
         notify(
-            [advisor.id, *_liaison_ids(advisor)],
-            "assigned",
+            [previous],
+            "unassigned",
             referral_id=referral.id,
-            params={"firm": firm, "advisor": advisor.display_name},
+            params={"firm": firm, "advisor": old.display_name if old else ""},
         )
-        notify(
-            _referrer_user_ids(referral),
-            "assigned",
-            referral_id=referral.id,
-            params={"firm": firm, "advisor": advisor.display_name},
-        )
-        if previous:
-            old = db.session.get(User, previous)
-            notify(
-                [previous],
-                "unassigned",
-                referral_id=referral.id,
-                params={"firm": firm, "advisor": old.display_name if old else ""},
-            )
-        done.append(referral)
-    db.session.flush()
-    return done
 
 
 def reject(

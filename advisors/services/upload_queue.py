@@ -46,7 +46,6 @@ from ..errors import ValidationFailed
 from ..sheet_reader import MB, OverBudget
 from .notifications import notify
 from .referral_import import (
-    _cyclic_gc_paused,
     _import,
     check_repeat,
     clean_filename,
@@ -206,8 +205,7 @@ def process(upload_id: int) -> None:
                 )
             upload.rows = _count_rows(filename, data)
             db.session.commit()
-            with _cyclic_gc_paused():
-                _import(user, filename, data, sha, upload, _progress_writer(upload_id))
+            _import(user, filename, data, sha, upload, _progress_writer(upload_id))
             upload.status = "done"
             upload.payload = None
             upload.progress = upload.rows
