@@ -11,12 +11,13 @@ being converted). Nothing here reads the request: views and services both use th
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 
 from flask_babel import gettext as _
 
 MAX_ID = 2**31 - 1  # integer primary keys are 32-bit on PostgreSQL: a larger number names nothing
 MIN_YEAR, MAX_YEAR = 1970, 2999  # the dates this product has any use for
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 200  # a list page's rows: by default, and at most
 DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _INT_RE = re.compile(r"^-?[0-9]+\Z")
 
@@ -49,7 +50,7 @@ def parse_id(raw) -> int | None:
     return parse_int(raw, 1, MAX_ID)
 
 
-def parse_limit(raw, default: int = 50, maximum: int = 200) -> int:
+def parse_limit(raw, default: int = PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
     """A page size from the query string: ``default`` when missing or unusable (not ASCII
     digits, zero, more than six digits), at most ``maximum``."""
     value = parse_int(raw, 1, 999_999)
@@ -61,6 +62,23 @@ def parse_date(raw) -> date | None:
     or None."""
     day, _problem = _day(raw)
     return day
+
+
+def parse_date_field(raw, label: str) -> date | None:
+    """A date field of a form or a JSON body: a ``date`` as given, None when empty, the day a
+    ``YYYY-MM-DD`` text (ASCII digits, a real day) names; anything else raises ``ValueError``
+    with the message to show, naming ``label``."""
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw
+    text = str(raw).strip() if raw is not None else ""
+    if not text:
+        return None
+    if DATE_RE.match(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ValueError(_("%(field)s must be a date (YYYY-MM-DD).", field=label))
 
 
 def parse_day(raw, label: str) -> tuple[date | None, str | None]:

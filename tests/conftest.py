@@ -9,15 +9,18 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from datetime import date, datetime, time
 from decimal import Decimal
 
 import pytest
+import time_machine
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from advisors import create_app
 from advisors.audit import acting_as
+from advisors.clock import SHANGHAI
 from advisors.credit_code import make_code
 from models import db
 
@@ -255,6 +258,31 @@ class Factory:
 @pytest.fixture
 def make(app):
     return Factory()
+
+
+@pytest.fixture
+def travel():
+    """Usage: ``travel(date(2026, 9, 29))`` — the whole product's clock (:mod:`advisors.clock`,
+    and every ``datetime.now`` / ``time.time``) moves to noon of that Shanghai day, or to the
+    given ``datetime`` (naive: Shanghai time), and runs on from there. Call it again to move
+    on; time comes back when the test ends."""
+    trips: list = []
+
+    def go(when: date | datetime, *, tick: bool = True) -> datetime:
+        if isinstance(when, datetime):
+            to = when if when.tzinfo is not None else when.replace(tzinfo=SHANGHAI)
+        else:
+            to = datetime.combine(when, time(12), tzinfo=SHANGHAI)
+        while trips:
+            trips.pop().stop()
+        trip = time_machine.travel(to, tick=tick)
+        trip.start()
+        trips.append(trip)
+        return to
+
+    yield go
+    while trips:
+        trips.pop().stop()
 
 
 @pytest.fixture

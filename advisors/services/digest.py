@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from models import Referral, ReferralBureau, ReferralEvent, User, db
 
+from .. import clock
 from ..i18n import SHANGHAI
 from .notifications import notify
 from .sla import WAITING
@@ -111,9 +112,7 @@ def bureau_progress(week: Week, today: date) -> dict[int, dict[str, int]]:
 def send_weekly_digest(today: date | None = None) -> dict[str, int]:
     """Notify each bureau's active users of last week's progress (bureaus with nothing new and
     nothing overdue are left alone). Once per user per ISO week. Flushes; the caller commits."""
-    from .referrals import today as shanghai_today
-
-    today = today or shanghai_today()
+    today = today or clock.today()
     week = last_week(today)
     progress = bureau_progress(week, today)
     if not progress:

@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from models import Enterprise, Notification, Referral, User, db, utcnow
 
+from .. import clock
 from ..dbutil import chunks
 from ..workdays import WorkdayCalendar
 from .notifications import users_with_role
@@ -47,10 +48,39 @@ def sweep_overdue(today: date | None = None) -> dict:
     contact is past due, and the finance office of each (or, beyond a few, of how many in one
     line). Once per case per recipient per day: the dedupe key carries the day, so a second run
     the same day adds nothing. Flushes; the caller commits."""
-    from .referrals import today as shanghai_today
+    day = today or clock.today()
+    cases = _overdue_cases(day)
+    if not cases:
+        return {"overdue": 0, "notifications": 0}
+    office = users_with_role("finance_office")
+    liaisons = _liaisons_by_org(sorted({c.org_id for c in cases if c.org_id is not None}))
+    now = utcnow()
+    rows = []
+    # The finance office follows every case: a handful is told case by case, more as one line a
+    # day (the inbox lists them), so a bad week does not bury its bell.
+    per_case_office = office if len(cases) <= OFFICE_PER_CASE_MAX else []
+    if not per_case_office and office:
+        params = {"count": len(cases), "date": day.isoformat()}
+        key = f"overdue_summary:{day.isoformat()}"
+        rows += _notes(sorted(office), "overdue_summary", None, params, now, key)
+    for case in cases:
+        recipients = {*per_case_office, *liaisons.get(case.org_id, [])}
+        if case.active:
+            recipients.add(case.advisor_id)
+        params = {
+            "firm": case.firm,
+            "due": case.first_contact_due.isoformat(),
+            "advisor": case.advisor,
+        }
+        key = f"overdue:{case.id}:{day.isoformat()}"
+        rows += _notes(sorted(recipients), "overdue", case.id, params, now, key)
+    return {"overdue": len(cases), "notifications": _insert_new(rows)}
 
-    day = today or shanghai_today()
-    cases = db.session.execute(
+
+def _overdue_cases(day: date) -> list:
+    """Every case still waiting for its first contact after its due date, with its firm's
+    name and its advisor. One query."""
+    return db.session.execute(
         select(
             Referral.id,
             Referral.first_contact_due,
@@ -69,11 +99,11 @@ def sweep_overdue(today: date | None = None) -> dict:
         )
         .order_by(Referral.id)
     ).all()
-    if not cases:
-        return {"overdue": 0, "notifications": 0}
-    office = users_with_role("finance_office")
+
+
+def _liaisons_by_org(org_ids: list[int]) -> dict[int, list[int]]:
+    """The active liaisons of each institution (user ids by org id)."""
     liaisons: dict[int, list[int]] = {}
-    org_ids = sorted({c.org_id for c in cases if c.org_id is not None})
     for part in chunks(org_ids):
         for uid, org_id in db.session.execute(
             select(User.id, User.org_id).where(
@@ -81,44 +111,19 @@ def sweep_overdue(today: date | None = None) -> dict:
             )
         ):
             liaisons.setdefault(org_id, []).append(uid)
-    now = utcnow()
-    rows = []
-    # The finance office follows every case: a handful is told case by case, more as one line a
-    # day (the inbox lists them), so a bad week does not bury its bell.
-    per_case_office = office if len(cases) <= OFFICE_PER_CASE_MAX else []
-    if not per_case_office and office:
-        params = {"count": len(cases), "date": day.isoformat()}
-        key = f"overdue_summary:{day.isoformat()}"
-        rows.extend(
-            {
-                "user_id": uid,
-                "kind": "overdue_summary",
-                "referral_id": None,
-                "params": params,
-                "created_at": now,
-                "dedupe_key": key,
-            }
-            for uid in sorted(office)
-        )
-    for case in cases:
-        recipients = {*per_case_office, *liaisons.get(case.org_id, [])}
-        if case.active:
-            recipients.add(case.advisor_id)
-        params = {
-            "firm": case.firm,
-            "due": case.first_contact_due.isoformat(),
-            "advisor": case.advisor,
+    return liaisons
+
+
+def _notes(user_ids, kind: str, referral_id, params: dict, now, key: str) -> list[dict]:
+    """Notification rows: one per user, the same message and dedupe key."""
+    return [
+        {
+            "user_id": uid,
+            "kind": kind,
+            "referral_id": referral_id,
+            "params": params,
+            "created_at": now,
+            "dedupe_key": key,
         }
-        key = f"overdue:{case.id}:{day.isoformat()}"
-        rows.extend(
-            {
-                "user_id": uid,
-                "kind": "overdue",
-                "referral_id": case.id,
-                "params": params,
-                "created_at": now,
-                "dedupe_key": key,
-            }
-            for uid in sorted(recipients)
-        )
-    return {"overdue": len(cases), "notifications": _insert_new(rows)}
+        for uid in user_ids
+    ]

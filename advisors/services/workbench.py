@@ -42,6 +42,7 @@ from models import (
 )
 from models.user import advisor_township
 
+from .. import clock
 from ..permissions import scoped
 from ..workdays import WorkdayCalendar
 from . import referrals as svc
@@ -242,44 +243,7 @@ def _flag_all(rows: list[FirmRow], today: date, cal: WorkdayCalendar) -> None:
 def _financing(user: User, start: date, today: date) -> tuple[list[StageLine], Month]:
     """In-progress counts and amounts by stage, and this month's approvals and disbursements,
     in one aggregate over my applications that are in progress or moved this month."""
-
-    def build():
-        fa = FinancingApplication
-        start, today = _START, _TODAY
-        month = and_(fa.approved_on >= start, fa.approved_on <= today)
-        paid = and_(fa.stage == "disbursed", fa.disbursed_on >= start, fa.disbursed_on <= today)
-        applied_now = fa.stage == "applied"
-        approved_now = fa.stage == "approved"
-
-        def money(expr, cond):
-            return type_coerce(func.sum(expr).filter(cond), Money)
-
-        return scoped(
-            fa,
-            user,
-            select(
-                func.count().filter(applied_now),
-                money(fa.amount_wan, applied_now),
-                func.count().filter(approved_now),
-                money(func.coalesce(fa.approved_amount_wan, fa.amount_wan), approved_now),
-                func.count().filter(month),
-                money(fa.approved_amount_wan, month),
-                func.count().filter(paid),
-                money(fa.disbursed_amount_wan, paid),
-                func.count().filter(and_(paid, fa.first_loan.is_(True))),
-                func.count().filter(and_(fa.applied_on >= start, fa.applied_on <= today)),
-            ),
-        ).where(
-            fa.advisor_id == user.id,
-            or_(
-                fa.stage.in_(IN_PROGRESS_STAGES),
-                fa.applied_on >= start,
-                fa.approved_on >= start,
-                fa.disbursed_on >= start,
-            ),
-        )
-
-    stmt = _statement("financing", user, build)
+    stmt = _statement("financing", user, lambda: _financing_statement(user))
     (
         n_applied,
         wan_applied,
@@ -307,6 +271,44 @@ def _financing(user: User, start: date, today: date) -> tuple[list[StageLine], M
         first_loans=m_first or 0,
     )
     return stages, figures
+
+
+def _money(expr, cond):
+    return type_coerce(func.sum(expr).filter(cond), Money)
+
+
+def _financing_statement(user: User):
+    """The aggregate of :func:`_financing`, the month's bounds as bind parameters."""
+    fa = FinancingApplication
+    start, today = _START, _TODAY
+    month = and_(fa.approved_on >= start, fa.approved_on <= today)
+    paid = and_(fa.stage == "disbursed", fa.disbursed_on >= start, fa.disbursed_on <= today)
+    applied_now = fa.stage == "applied"
+    approved_now = fa.stage == "approved"
+    return scoped(
+        fa,
+        user,
+        select(
+            func.count().filter(applied_now),
+            _money(fa.amount_wan, applied_now),
+            func.count().filter(approved_now),
+            _money(func.coalesce(fa.approved_amount_wan, fa.amount_wan), approved_now),
+            func.count().filter(month),
+            _money(fa.approved_amount_wan, month),
+            func.count().filter(paid),
+            _money(fa.disbursed_amount_wan, paid),
+            func.count().filter(and_(paid, fa.first_loan.is_(True))),
+            func.count().filter(and_(fa.applied_on >= start, fa.applied_on <= today)),
+        ),
+    ).where(
+        fa.advisor_id == user.id,
+        or_(
+            fa.stage.in_(IN_PROGRESS_STAGES),
+            fa.applied_on >= start,
+            fa.approved_on >= start,
+            fa.disbursed_on >= start,
+        ),
+    )
 
 
 def _applications(user: User, limit: int) -> list[ApplicationRow]:
@@ -382,9 +384,9 @@ def workbench(
     application_rows: int = APPLICATION_ROWS,
 ) -> Workbench:
     """Everything the advisor's home page shows. ``today`` is the Shanghai calendar day
-    (:func:`advisors.services.referrals.today`) unless given; "my month" is its calendar month
+    (:func:`advisors.clock.today`) unless given; "my month" is its calendar month
     up to and including today."""
-    today = today or svc.today()
+    today = today or clock.today()
     start = month_start(today)
     profile, todo = _profile(user)
     cal = cal if cal is not None else svc.calendar()
