@@ -5,7 +5,8 @@ Two layers, both in this one module:
 * **Route access** — every endpoint has a rule: the roles allowed, ``PUBLIC`` or ``SIGNED_IN``.
   Rules are attached with :func:`allow` (on a view) or :func:`allow_blueprint` (default for all of a
   blueprint's views). One ``before_request`` gate enforces them; an endpoint with no rule is refused
-  (fail closed) and the access-matrix test fails, so a forgotten route cannot leak.
+  (fail closed) and the access-matrix test fails, so a forgotten route cannot leak. The
+  navigation asks the same rules (:func:`may_open`, a template global) whether to show a link.
 * **Record scope** — one scoped query per role and record kind (:func:`scoped`). Lists and detail
   pages select through it, so a record outside the caller's scope is simply not found (404).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from flask_login import current_user
 from sqlalchemy import Select, false, select
 from sqlalchemy.orm import aliased
 
@@ -81,6 +83,21 @@ def may_access(roles: frozenset[str], user) -> bool:
     if user is None or not user.is_authenticated:
         return False
     return SIGNED_IN in roles or user.role in roles
+
+
+def may_open(app, user, *endpoints: str) -> bool:
+    """Whether ``user`` may open any of ``endpoints``, by the rules the gate enforces: the
+    navigation shows a link (or a menu of links) only to those who may follow it. An endpoint
+    without a rule, or not registered, is closed, as the gate would have it."""
+    return any(may_access(rule_for(app, e) or frozenset(), user) for e in endpoints)
+
+
+def init_app(app) -> None:
+    """Templates ask ``may_open('firms.index')`` (or several endpoints: any of them) for the
+    signed-in user of the request."""
+    app.add_template_global(
+        lambda *endpoints: may_open(app, current_user, *endpoints), name="may_open"
+    )
 
 
 # ------------------------------------------------------------------ record scopes
