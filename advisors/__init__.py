@@ -102,7 +102,10 @@ def register_web(app: Flask) -> None:
     # The factory is the composition root: it is the one place in advisors/ that knows views/.
     from views import register_views
 
+    from .permissions import init_app as init_permissions
+
     register_views(app)
+    init_permissions(app)  # the templates' may_open(endpoint): the gate's rules
 
 
 def register_cli(app: Flask) -> None:

@@ -220,72 +220,77 @@ def validate(raw: str | None) -> list[CodeProblem]:
     if problems:
         return problems
 
-    authority, category = code[0], code[1]
-    if authority not in _AUTHORITIES:
-        problems.append(
-            CodeProblem(
-                "registration",
-                N_("Position 1 (registration authority) is %(char)s; it must be 1-9, A, N or Y"),
-                {"char": authority},
-            )
-        )
-    elif category not in _CATEGORIES.get(authority, ALPHABET):
-        problems.append(
-            CodeProblem(
-                "registration",
-                N_(
-                    "Position 2 (organisation category) is %(char)s; after "
-                    "%(authority)s it must be one of %(allowed)s"
-                ),
-                {
-                    "char": category,
-                    "authority": authority,
-                    "allowed": ", ".join(_CATEGORIES[authority]),
-                },
-            )
-        )
-
-    division = code[2:8]
-    if not division.isdigit():
-        problems.append(
-            CodeProblem(
-                "division",
-                N_("Positions 3-8 (administrative division) must be six digits, not %(division)s"),
-                {"division": division},
-            )
-        )
-    elif division[:2] not in PROVINCE_PREFIXES:
-        problems.append(
-            CodeProblem(
-                "division",
-                N_(
-                    "Positions 3-8 (administrative division %(division)s) do not start "
-                    "with a province code"
-                ),
-                {"division": division},
-            )
-        )
-
-    expected_org = org_code_check(code[8:16])
-    if code[16] != expected_org:
-        problems.append(
-            CodeProblem(
+    return [
+        p
+        for p in (
+            _registration_problem(code[0], code[1]),
+            _division_problem(code[2:8]),
+            _check_problem(
                 "org_check",
                 N_("Organisation code check (position 17) should be %(expected)s, not %(actual)s"),
-                {"expected": expected_org, "actual": code[16]},
-            )
-        )
-
-    expected = check_character(code[:17])
-    if code[17] != expected:
-        problems.append(
-            CodeProblem(
+                org_code_check(code[8:16]),
+                code[16],
+            ),
+            _check_problem(
                 "check",
                 N_("Check character (position 18) should be %(expected)s, not %(actual)s"),
-                {"expected": expected, "actual": code[17]},
-            )
+                check_character(code[:17]),
+                code[17],
+            ),
         )
-    return problems
+        if p is not None
+    ]
+
+
+def _registration_problem(authority: str, category: str) -> CodeProblem | None:
+    """Positions 1-2: the registration authority and the organisation category under it."""
+    if authority not in _AUTHORITIES:
+        return CodeProblem(
+            "registration",
+            N_("Position 1 (registration authority) is %(char)s; it must be 1-9, A, N or Y"),
+            {"char": authority},
+        )
+    if category not in _CATEGORIES.get(authority, ALPHABET):
+        return CodeProblem(
+            "registration",
+            N_(
+                "Position 2 (organisation category) is %(char)s; after "
+                "%(authority)s it must be one of %(allowed)s"
+            ),
+            {
+                "char": category,
+                "authority": authority,
+                "allowed": ", ".join(_CATEGORIES[authority]),
+            },
+        )
+    return None
+
+
+def _division_problem(division: str) -> CodeProblem | None:
+    """Positions 3-8: an administrative division starting with a province code."""
+    if not division.isdigit():
+        return CodeProblem(
+            "division",
+            N_("Positions 3-8 (administrative division) must be six digits, not %(division)s"),
+            {"division": division},
+        )
+    if division[:2] not in PROVINCE_PREFIXES:
+        return CodeProblem(
+            "division",
+            N_(
+                "Positions 3-8 (administrative division %(division)s) do not start "
+                "with a province code"
+            ),
+            {"division": division},
+        )
+    return None
+
+
+def _check_problem(kind: str, message: str, expected: str, actual: str) -> CodeProblem | None:
+    """A check character that does not match the one computed."""
+    if actual == expected:
+        return None
+    return CodeProblem(kind, message, {"expected": expected, "actual": actual})
 
 
 def is_valid(raw: str | None) -> bool:

@@ -16,6 +16,8 @@ from models import (
     db,
 )
 
+from . import clock
+from .labels import labels
 from .permissions import scoped
 
 
@@ -86,17 +88,15 @@ def home_for(user: User) -> dict:
         panel.update(_firm_summary(user))
     elif user.role == "advisor":
         # The workbench: a fixed number of queries whatever the caseload (see the module).
-        from .services.labels import stage_labels
-        from .services.referral_queries import labels
         from .services.workbench import workbench
 
         bench = workbench(user)
         panel["workbench"] = bench
         panel["profile"] = bench.profile
         panel["todo"] = bench.todo
-        panel["status_labels"] = labels("status")
+        panel["status_labels"] = labels("referral_status")
         panel["sla_labels"] = labels("sla")
-        panel["stage_labels"] = stage_labels()
+        panel["stage_labels"] = labels("stage")
     elif user.role == "liaison":
         panel.update(_advisor_capacity(user.org_id))
         panel.update(_liaison_work(user))
@@ -114,12 +114,11 @@ def home_for(user: User) -> dict:
 def _liaison_work(user: User) -> dict:
     """The liaison's key figures: its institution's open cases, overdue first contacts, visits
     and disbursements this month, applications in progress (three grouped queries)."""
-    from .services.referrals import today
     from .services.work_queries import institution_totals, month_bounds
 
     if user.org_id is None:
         return {"work": None}
-    day = today()
+    day = clock.today()
     return {
         "work": institution_totals(user, user.org_id, day),
         "work_month_start": month_bounds(day)[0].isoformat(),

@@ -14,15 +14,31 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from models import AdvisorProfile, Enterprise, Organisation, Township, User, db
+from models import (
+    AdvisorProfile,
+    Enterprise,
+    FinancingApplication,
+    Organisation,
+    PolicyTool,
+    Referral,
+    ReferralBureau,
+    ReferralEvent,
+    Township,
+    User,
+    Visit,
+    db,
+    utcnow,
+)
 
-from . import security
+from . import clock, security
 from .credit_code import ALPHABET, make_code
 from .errors import DomainError
 from .i18n import SHANGHAI
@@ -477,8 +493,6 @@ def _townships() -> tuple[dict[str, Township], int]:
 
 def _visit_days(rng: random.Random, first, today) -> list:
     """One to four visit dates from the first contact, never after today."""
-    from datetime import timedelta
-
     days = [first]
     for _n in range(rng.randint(0, 3)):
         nxt = days[-1] + timedelta(days=rng.randint(3, 12))
@@ -502,26 +516,64 @@ _INFO = (
 )
 
 
-def _demo_visit(rng: random.Random, advisor: User, case, day, *, first: bool, last: bool):
-    """A visit through the same service the form and the API use."""
-    from datetime import timedelta
-
-    from models import PolicyTool
-
-    from .services import financing as financing_service
-    from .services import visits as visit_service
-
+# ------------------------------------------------------------------ visits
+# The random choices of one visit are drawn in a fixed order (roles, the visit itself, then each
+# role's part in the order below): the demo data set depends on it.
+def _visit_roles(rng: random.Random, case: Referral, open_apps: list, *, first: bool) -> list:
+    """The roles a visit plays: what the case asked for, now and then a little more."""
     roles = ["information"] if first else []
-    open_apps = financing_service.open_applications(case.id)
-    wants_money = case.need_financing
-    if wants_money and (not open_apps or rng.random() < 0.8):
+    if case.need_financing and (not open_apps or rng.random() < 0.8):
         roles.append("financing")
     if case.need_policy or rng.random() < 0.4:
         roles.append("policy")
     if case.need_guidance or rng.random() < 0.2:
         roles.append("guidance")
-    if not roles:
-        roles = ["policy"]
+    return roles or ["policy"]
+
+
+def _information_part(rng: random.Random) -> dict:
+    """What the advisor learnt about the firm; now and then a risk signal."""
+    risk = rng.random() < 0.03
+    return {
+        "note": rng.choice(_INFO).format(n=rng.randint(8, 120)),
+        "risk_signal": risk,
+        "risk_type": rng.choice(["illegal_fundraising", "illegal_deposit", "fraud"])
+        if risk
+        else None,
+    }
+
+
+def _next_step(rng: random.Random, app: FinancingApplication) -> dict:
+    """An open application moves on: approved, then disbursed; one in ten is declined."""
+    stage = "approved" if app.stage == "applied" else "disbursed"
+    if rng.random() < 0.1:
+        return {"application_id": app.id, "stage": "declined", "reason": "企业资质未达授信条件"}
+    base = app.approved_amount_wan or app.amount_wan
+    amount = (base * Decimal(rng.choice(["1", "1", "0.8"]))).quantize(Decimal("1"))
+    return {"application_id": app.id, "stage": stage, "amount_wan": str(amount)}
+
+
+def _new_application(rng: random.Random, advisor: User, case: Referral) -> dict:
+    """A first application for the case's amount (or an invented one)."""
+    return {
+        "stage": "applied",
+        "amount_wan": str(case.amount_wan or _amount(rng, 20, 500)),
+        # Insurers' advisors arrange loans with a bank (the local one here).
+        "institution": advisor.org.code if advisor.org.type == "bank" else "JZRCB",
+        "product": rng.choice(["科创贷", "税易贷", "惠农e贷", "流动资金贷款"]),
+        "term_months": rng.choice([6, 12, 24, 36]),
+        "first_loan": rng.random() < 0.3,
+        "unsecured": rng.random() < 0.5,
+    }
+
+
+def _demo_visit(rng: random.Random, advisor: User, case: Referral, day, *, first: bool, last: bool):
+    """A visit through the same service the form and the API use."""
+    from .services import financing as financing_service
+    from .services import visits as visit_service
+
+    open_apps = financing_service.open_applications(case.id)
+    roles = _visit_roles(rng, case, open_apps, first=first)
     data = {
         "referral_id": case.id,
         "visited_on": day.isoformat(),
@@ -538,131 +590,127 @@ def _demo_visit(rng: random.Random, advisor: User, case, day, *, first: bool, la
         data["guidance_topic"] = rng.choice(_TOPICS)
         data["guidance_advice"] = "建议规范财务核算，按月报送经营数据。"
     if "information" in roles:
-        risk = rng.random() < 0.03
-        data["information"] = {
-            "note": rng.choice(_INFO).format(n=rng.randint(8, 120)),
-            "risk_signal": risk,
-            "risk_type": rng.choice(["illegal_fundraising", "illegal_deposit", "fraud"])
-            if risk
-            else None,
-        }
+        data["information"] = _information_part(rng)
     if "financing" in roles:
-        if open_apps:
-            app = open_apps[0]
-            stage = "approved" if app.stage == "applied" else "disbursed"
-            if rng.random() < 0.1:
-                data["financing"] = {
-                    "application_id": app.id,
-                    "stage": "declined",
-                    "reason": "企业资质未达授信条件",
-                }
-            else:
-                base = app.approved_amount_wan or app.amount_wan
-                amount = (base * Decimal(rng.choice(["1", "1", "0.8"]))).quantize(Decimal("1"))
-                data["financing"] = {
-                    "application_id": app.id,
-                    "stage": stage,
-                    "amount_wan": str(amount),
-                }
-        else:
-            data["financing"] = {
-                "stage": "applied",
-                "amount_wan": str(case.amount_wan or _amount(rng, 20, 500)),
-                # Insurers' advisors arrange loans with a bank (the local one here).
-                "institution": advisor.org.code if advisor.org.type == "bank" else "JZRCB",
-                "product": rng.choice(["科创贷", "税易贷", "惠农e贷", "流动资金贷款"]),
-                "term_months": rng.choice([6, 12, 24, 36]),
-                "first_loan": rng.random() < 0.3,
-                "unsecured": rng.random() < 0.5,
-            }
+        data["financing"] = (
+            _next_step(rng, open_apps[0]) if open_apps else _new_application(rng, advisor, case)
+        )
     visit_service.log_visit(advisor, data)
 
 
-def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
-    """About half the firms referred by their bureau over the last two months, some co-referred;
-    most assigned by the finance office, some contacted, some with an outcome, a few closed.
-    Dates are spread backwards so the inbox, the service-level clock and the bureau's closed loop
-    have something to show."""
-    from datetime import timedelta
+# ------------------------------------------------------------------ referrals
+@dataclass(frozen=True)
+class _Cast:
+    """The accounts the referral story needs."""
 
-    from models import Referral, ReferralBureau, ReferralEvent
-    from models import utcnow as now_utc
+    bureaus: list[User]
+    by_org: dict[int, User]  # each bureau's account by its organisation
+    office: User  # the finance office account that assigns cases
+    advisors: list[User]
+    star: User  # the demo advisor people sign in as: gets a full workbench
 
+    @classmethod
+    def of(cls, users: dict[str, User]) -> _Cast:
+        bureaus = [u for u in users.values() if u.role == "bureau"]
+        return cls(
+            bureaus=bureaus,
+            by_org={b.org_id: b for b in bureaus},
+            office=users["jrb"],
+            advisors=[u for u in users.values() if u.role == "advisor"],
+            star=users["zhangwei"],
+        )
+
+
+@dataclass(frozen=True)
+class _Referred:
+    """A case the seed created, and its backdated start."""
+
+    bureau: User
+    case: Referral
+    age: int  # days since it was referred
+    created_at: datetime
+
+
+def _refer(rng: random.Random, firm: Enterprise, cast: _Cast) -> _Referred | None:
+    """The firm referred by its bureau (now and then by a second one too); None when the
+    service did not create a case."""
+    from .services import referrals as svc
+
+    bureau = cast.by_org.get(firm.registered_by_org_id) or rng.choice(cast.bureaus)
+    needs = rng.sample(["financing", "policy", "guidance", "insurance"], rng.randint(1, 2))
+    if rng.random() < 0.6 and "financing" not in needs:
+        needs.append("financing")
+    item = {
+        "credit_code": firm.credit_code,
+        "name": firm.name,
+        "industry": firm.industry,
+        "needs": needs,
+        "amount_wan": str(_amount(rng, 20, 800)) if "financing" in needs else None,
+        "purpose": rng.choice(["购置设备", "补充流动资金", "扩大产能", "技术改造", "订单备货"]),
+    }
+    result = svc.submit(bureau, [item], source=rng.choice(["form", "upload", "api"]))[0]
+    if result.status != "created":
+        return None
+    case = db.session.get(Referral, result.referral_id)
+    age = rng.randint(0, 60)
+    created_at = utcnow() - timedelta(days=age, hours=rng.randint(0, 8))
+    case.created_at = created_at
+    if rng.random() < 0.08:
+        other = rng.choice([b for b in cast.bureaus if b.org_id != bureau.org_id])
+        svc.submit(other, [dict(item)], source="api")
+    return _Referred(bureau, case, age, created_at)
+
+
+def _resolve(rng: random.Random, advisor: User, referred: _Referred) -> None:
+    """The advisor records the outcome; the bureau confirms it now and then."""
     from .services import financing as financing_service
     from .services import referrals as svc
 
-    counts = Counter()
-    bureaus = [u for u in users.values() if u.role == "bureau"]
-    office = users["jrb"]
-    advisors = [u for u in users.values() if u.role == "advisor"]
-    firms = list(db.session.execute(select(Enterprise).order_by(Enterprise.id)).scalars())
-    cal = svc.calendar()
-    by_org = {b.org_id: b for b in bureaus}
-    picked = rng.sample(firms, len(firms) // 2)
-    for firm in picked:
-        bureau = by_org.get(firm.registered_by_org_id) or rng.choice(bureaus)
-        needs = rng.sample(["financing", "policy", "guidance", "insurance"], rng.randint(1, 2))
-        if rng.random() < 0.6 and "financing" not in needs:
-            needs.append("financing")
-        item = {
-            "credit_code": firm.credit_code,
-            "name": firm.name,
-            "industry": firm.industry,
-            "needs": needs,
-            "amount_wan": str(_amount(rng, 20, 800)) if "financing" in needs else None,
-            "purpose": rng.choice(["购置设备", "补充流动资金", "扩大产能", "技术改造", "订单备货"]),
-        }
-        result = svc.submit(bureau, [item], source=rng.choice(["form", "upload", "api"]))[0]
-        if result.status != "created":
-            continue
-        counts["referrals"] += 1
-        case = db.session.get(Referral, result.referral_id)
-        age = rng.randint(0, 60)
-        created_at = now_utc() - timedelta(days=age, hours=rng.randint(0, 8))
-        case.created_at = created_at
-        if rng.random() < 0.08:
-            other = rng.choice([b for b in bureaus if b.org_id != bureau.org_id])
-            svc.submit(other, [dict(item)], source="api")
-        if age < 3 or rng.random() < 0.15:
-            continue  # still in the inbox
-        # The demo advisor people sign in as gets a full workbench.
-        advisor = users["zhangwei"] if rng.random() < 0.3 else rng.choice(advisors)
-        svc.assign(office, [case.id], advisor.username)
-        counts["assigned"] += 1
-        assigned_day = (created_at + timedelta(days=rng.randint(0, 2))).date()
-        case.assigned_at = created_at + timedelta(days=1)
-        case.first_contact_due = cal.add_workdays(assigned_day, svc.sla_days())
-        if rng.random() < 0.25:
-            continue  # waiting for first contact (some of these are overdue)
-        contact = min(cal.add_workdays(assigned_day, rng.randint(1, 7)), svc.today())
-        days = _visit_days(rng, contact, svc.today())
-        resolve = rng.random() >= 0.45
-        for n, day in enumerate(days):
-            _demo_visit(rng, advisor, case, day, first=n == 0, last=n == len(days) - 1 and resolve)
-            counts["visits"] += 1
-        if not resolve:
-            continue
-        disbursed = financing_service.disbursed_total(case.id)
-        if disbursed:
-            result_kind, amount = "financed", disbursed
-        else:
-            result_kind = rng.choice(["policy_delivered", "no_need", "not_financed"])
-            amount = None
-        svc.record_outcome(advisor, case, result_kind, amount, "已对接" if amount else "已办结")
+    case = referred.case
+    disbursed = financing_service.disbursed_total(case.id)
+    if disbursed:
+        result_kind, amount = "financed", disbursed
+    else:
+        result_kind = rng.choice(["policy_delivered", "no_need", "not_financed"])
+        amount = None
+    svc.record_outcome(advisor, case, result_kind, amount, "已对接" if amount else "已办结")
+    if rng.random() < 0.4:
+        svc.confirm_outcome(referred.bureau, case.id, rng.choice([4, 5, 5, 3]), "服务及时")
+
+
+def _follow_case(rng: random.Random, cast: _Cast, cal, referred: _Referred, counts: Counter):
+    """How far a case got: still in the inbox, assigned, visited, resolved."""
+    from .services import referrals as svc
+
+    if referred.age < 3 or rng.random() < 0.15:
+        return  # still in the inbox
+    case = referred.case
+    advisor = cast.star if rng.random() < 0.3 else rng.choice(cast.advisors)
+    svc.assign(cast.office, [case.id], advisor.username)
+    counts["assigned"] += 1
+    assigned_day = (referred.created_at + timedelta(days=rng.randint(0, 2))).date()
+    case.assigned_at = referred.created_at + timedelta(days=1)
+    case.first_contact_due = cal.add_workdays(assigned_day, svc.sla_days())
+    if rng.random() < 0.25:
+        return  # waiting for first contact (some of these are overdue)
+    contact = min(cal.add_workdays(assigned_day, rng.randint(1, 7)), clock.today())
+    days = _visit_days(rng, contact, clock.today())
+    resolve = rng.random() >= 0.45
+    for n, day in enumerate(days):
+        _demo_visit(rng, advisor, case, day, first=n == 0, last=n == len(days) - 1 and resolve)
+        counts["visits"] += 1
+    if resolve:
+        _resolve(rng, advisor, referred)
         counts["resolved"] += 1
-        if rng.random() < 0.4:
-            svc.confirm_outcome(bureau, case.id, rng.choice([4, 5, 5, 3]), "服务及时")
-    # Timeline entries share the case's backdated start, so the story reads in order; visits
-    # were logged on the day they happened (so most are past their edit window, as in life).
-    db.session.flush()
-    from datetime import UTC, datetime, time
 
-    from models import Visit
 
+def _backdate_visits(rng: random.Random) -> None:
+    """Visits were logged on the day they happened, or a few days later (so most are past their
+    edit window, as in life)."""
     for visit_id, day in db.session.execute(select(Visit.id, Visit.visited_on)).all():
         delay = rng.choice([0, 0, 0, 1, 1, 2, 3, 5])
         logged = datetime.combine(day, time(10, rng.randint(0, 59)), tzinfo=SHANGHAI)
-        logged = min(logged + timedelta(days=delay), now_utc())
+        logged = min(logged + timedelta(days=delay), utcnow())
         db.session.execute(
             Visit.__table__.update()
             .where(Visit.id == visit_id)
@@ -671,6 +719,10 @@ def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
                 log_delay_days=(logged.astimezone(SHANGHAI).date() - day).days,
             )
         )
+
+
+def _backdate_timelines() -> None:
+    """Timeline entries share the case's backdated start, so the story reads in order."""
     for case in db.session.execute(select(Referral)).scalars():
         db.session.execute(
             ReferralEvent.__table__.update()
@@ -682,6 +734,28 @@ def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
             .where(ReferralBureau.referral_id == case.id, ReferralBureau.org_id == case.org_id)
             .values(created_at=case.created_at)
         )
+
+
+def _seed_referrals(rng: random.Random, users: dict[str, User]) -> Counter:
+    """About half the firms referred by their bureau over the last two months, some co-referred;
+    most assigned by the finance office, some contacted, some with an outcome, a few closed.
+    Dates are spread backwards so the inbox, the service-level clock and the bureau's closed loop
+    have something to show."""
+    from .services import referrals as svc
+
+    counts = Counter()
+    cast = _Cast.of(users)
+    firms = list(db.session.execute(select(Enterprise).order_by(Enterprise.id)).scalars())
+    cal = svc.calendar()
+    for firm in rng.sample(firms, len(firms) // 2):
+        referred = _refer(rng, firm, cast)
+        if referred is None:
+            continue
+        counts["referrals"] += 1
+        _follow_case(rng, cast, cal, referred, counts)
+    db.session.flush()
+    _backdate_visits(rng)
+    _backdate_timelines()
     return counts
 
 
@@ -690,39 +764,26 @@ def _seed_assessments() -> Counter:
     a result to read, the finance office a draft to review."""
     from .periods import month_of
     from .services import assessments
-    from .services import referrals as svc
 
     db.session.flush()
-    last = month_of(svc.today()).previous()
+    last = month_of(clock.today()).previous()
     assessments.compile_period(last.previous().key)
     assessments.publish(None, last.previous().key)
     assessments.compile_period(last.key)
     return Counter(assessments=2)
 
 
-def seed_demo() -> str:
-    """Load the demo data set into the current session (flushed, not committed) and return a
-    short summary for the console.
-
-    Rows that already exist (same township or organisation code, username, credit code) are
-    kept as they are and not created again, so ``demo seed --force`` on a database that has
-    some of them adds only what is missing. The random choices do not depend on what exists.
-
-    Under APP_CONFIG=production it refuses (DomainError) unless DEMO_DATA=1 was set.
-    """
+# ------------------------------------------------------------------ the seed
+def _refuse_in_production() -> None:
     if current_app.config.get("PRODUCTION") and not current_app.config.get("DEMO_DATA"):
         raise DomainError(
             _("Under APP_CONFIG=production the demo data set is loaded only with DEMO_DATA=1.")
         )
-    from .services.firms import register_firm
+
+
+def _seed_orgs(created: Counter) -> dict[str, Organisation]:
+    """The city's organisations by code, reusing those that exist."""
     from .services.orgs import create_org, find_org
-    from .services.policies import seed_catalogue
-    from .services.users import create_user, find_user, update_advisor_profile
-
-    rng = random.Random(SEED)
-    created = Counter()
-
-    townships, created["townships"] = _townships()
 
     orgs: dict[str, Organisation] = {}
     for code, name, type_, short in ORGS:
@@ -730,71 +791,94 @@ def seed_demo() -> str:
         if orgs[code] is None:
             orgs[code] = create_org(code, name, type_, short)
             created["orgs"] += 1
+    return orgs
 
-    users: dict[str, User] = {}
 
-    def user(username: str, role: str, display: str, org_code: str | None, phone: str | None):
+class _Accounts:
+    """The demo accounts by username: existing ones are kept, missing ones created."""
+
+    def __init__(self, orgs: dict[str, Organisation], created: Counter) -> None:
+        self.orgs = orgs
+        self.created = created
+        self.users: dict[str, User] = {}
+
+    def add(self, username: str, role: str, display: str, org_code: str | None, phone):
+        """The account, or None when it existed already (then it is left as it is)."""
+        from .services.users import create_user, find_user
+
         found = find_user(username)
         if found is not None:
-            users[username] = found
+            self.users[username] = found
             return None
-        users[username] = create_user(
+        self.users[username] = create_user(
             username=username,
             password=DEMO_PASSWORD,
             role=role,
-            org=orgs[org_code] if org_code else None,
+            org=self.orgs[org_code] if org_code else None,
             display_name=display,
             phone=phone,
         )
-        created["users"] += 1
-        return users[username]
+        self.created["users"] += 1
+        return self.users[username]
 
+
+def _advisor_profile(rng: random.Random, townships: dict[str, Township], org_code, title, note):
+    """An advisor's capacity, specialties and townships (drawn even for an existing advisor, so
+    the choices do not depend on what exists)."""
+    pool = SPECIALTY_POOLS[org_code]
+    return dict(
+        title=title,
+        capacity=rng.randint(8, 25),
+        accepting=note is None,
+        specialties=rng.sample(pool, rng.randint(1, min(3, len(pool)))),
+        township_ids=[t.id for t in rng.sample(list(townships.values()), rng.randint(1, 3))],
+        note=note,
+    )
+
+
+def _seed_people(
+    rng: random.Random, orgs: dict[str, Organisation], townships, created: Counter
+) -> dict[str, User]:
+    """The administrator, the staff of every organisation and the advisors with profiles."""
+    from .services.users import update_advisor_profile
+
+    accounts = _Accounts(orgs, created)
     with _one_hash_for(DEMO_PASSWORD):
-        user("admin", "admin", "系统管理员", None, None)
+        accounts.add("admin", "admin", "系统管理员", None, None)
         for username, display, role, org_code in STAFF:
-            user(username, role, display, org_code, _mobile(rng))
+            accounts.add(username, role, display, org_code, _mobile(rng))
         for username, display, org_code, title, pause_note in ADVISORS:
-            advisor = user(username, "advisor", display, org_code, _mobile(rng))
-            pool = SPECIALTY_POOLS[org_code]
-            profile = dict(
-                title=title,
-                capacity=rng.randint(8, 25),
-                accepting=pause_note is None,
-                specialties=rng.sample(pool, rng.randint(1, min(3, len(pool)))),
-                township_ids=[
-                    t.id for t in rng.sample(list(townships.values()), rng.randint(1, 3))
-                ],
-                note=pause_note,
-            )
+            advisor = accounts.add(username, "advisor", display, org_code, _mobile(rng))
+            profile = _advisor_profile(rng, townships, org_code, title, pause_note)
             if advisor is not None:
                 update_advisor_profile(db.session.get(AdvisorProfile, advisor.id), **profile)
                 created["advisors"] += 1
+    return accounts.users
+
+
+def _seed_firms(rng: random.Random, townships, users: dict[str, User]) -> int:
+    """The 300 firms, each on its bureau's list; returns how many were new."""
+    from .services.firms import register_firm
 
     firms = _firm_rows(rng, townships)
+    codes = [data["credit_code"] for _b, data in firms]
     existing_codes = set(
         db.session.execute(
-            select(Enterprise.credit_code).where(
-                Enterprise.credit_code.in_([data["credit_code"] for _b, data in firms])
-            )
+            select(Enterprise.credit_code).where(Enterprise.credit_code.in_(codes))
         ).scalars()
     )
+    new = 0
     for bureau, data in firms:
         if data["credit_code"] in existing_codes:
             continue
         # The firm goes on that bureau's list (registered_by_org); the audit trail keeps whoever
         # runs the seed (``cli``, ``demo``) as the author, because that is who wrote the rows.
         register_firm(users[bureau], data)
-        created["firms"] += 1
+        new += 1
+    return new
 
-    seed_catalogue()  # `db upgrade` normally added it already (advisors/reference.py)
-    db.session.flush()
-    from models import PolicyTool
 
-    created["tools"] = db.session.scalar(select(func.count()).select_from(PolicyTool))
-    if created["firms"]:
-        created.update(_seed_referrals(rng, users))
-        created.update(_seed_assessments())
-
+def _summary(created: Counter) -> str:
     lines = [
         _("Demo city %(city)s (fictional), all data invented.", city="江州市"),
         _(
@@ -824,6 +908,34 @@ def seed_demo() -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def seed_demo() -> str:
+    """Load the demo data set into the current session (flushed, not committed) and return a
+    short summary for the console.
+
+    Rows that already exist (same township or organisation code, username, credit code) are
+    kept as they are and not created again, so ``demo seed --force`` on a database that has
+    some of them adds only what is missing. The random choices do not depend on what exists.
+
+    Under APP_CONFIG=production it refuses (DomainError) unless DEMO_DATA=1 was set.
+    """
+    _refuse_in_production()
+    from .services.policies import seed_catalogue
+
+    rng = random.Random(SEED)  # one generator, drawn from in the order of the steps below
+    created = Counter()
+    townships, created["townships"] = _townships()
+    orgs = _seed_orgs(created)
+    users = _seed_people(rng, orgs, townships, created)
+    created["firms"] = _seed_firms(rng, townships, users)
+    seed_catalogue()  # `db upgrade` normally added it already (advisors/reference.py)
+    db.session.flush()
+    created["tools"] = db.session.scalar(select(func.count()).select_from(PolicyTool))
+    if created["firms"]:
+        created.update(_seed_referrals(rng, users))
+        created.update(_seed_assessments())
+    return _summary(created)
 
 
 __all__ = ["DEMO_LOGINS", "DEMO_PASSWORD", "database_is_empty", "seed_demo"]

@@ -27,8 +27,8 @@ from flask import Flask
 
 from models import db
 
+from . import clock
 from .audit import acting_as
-from .i18n import SHANGHAI
 from .services.jobs import (
     JOBS,
     QUEUE_JOB_ID,
@@ -136,7 +136,7 @@ def configure(scheduler, app: Flask, *, catch_up_now: bool = False, queue: bool 
             _catch_up_runner(app),
             id=CATCH_UP_ID,
             name=CATCH_UP_ID,
-            next_run_time=datetime.now(SHANGHAI),
+            next_run_time=clock.local_now(),
             replace_existing=True,
             **JOB_DEFAULTS,
         )

@@ -95,7 +95,9 @@ def load_session_user(token: str | None) -> User | None:
     if now - row.last_seen_at > lifetime:
         return None
     if now - row.last_seen_at > timedelta(minutes=5):
-        # Touch at most every few minutes so reads do not become writes.
+        # Touch at most every few minutes so reads do not become writes. The user is loaded by
+        # the request gate (before_request), outside any view's unit of work, so this touch
+        # commits itself: nothing of the view has been written yet.
         db.session.execute(
             update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now)
         )
@@ -215,9 +217,31 @@ def user_for_token(secret: str) -> User | None:
         return None
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
+        # Called by the API's gate (before_request), outside the view's unit of work: the touch
+        # commits itself, before the view has written anything.
         db.session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
         db.session.commit()
     return row.user
+
+
+def tokens_of(user: User) -> list[ApiToken]:
+    """The user's API tokens, newest first (revoked ones too: the page shows them as such)."""
+    return list(
+        db.session.execute(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
+        ).scalars()
+    )
+
+
+def open_sessions_of(user: User) -> list[UserSession]:
+    """The user's sessions not revoked, most recently seen first."""
+    return list(
+        db.session.execute(
+            select(UserSession)
+            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+            .order_by(UserSession.last_seen_at.desc())
+        ).scalars()
+    )
 
 
 def revoke_token(user: User, token_id: int) -> bool:

@@ -383,8 +383,27 @@ def clear(
 ) -> int:
     """An administrator clears a key: its counted failures get ``cleared_at`` and no longer
     count for any key. One audit entry says who cleared what and how many failures. Returns
-    the number of failures cleared (0: nothing was throttled there)."""
+    the number of failures cleared (0: nothing was throttled there). A bad key is refused
+    (``ValidationFailed``) before anything is written."""
     now = now or utcnow()
+    username, ip = _clear_key(scope, username, ip, kind)
+    if scope == ADDRESS:
+        kind = SIGN_IN
+    cleared = db.session.execute(
+        update(LoginAttempt)
+        .where(*_counted(scope, username, ip, kind, now))
+        .values(cleared_at=now),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    if cleared:
+        _audit_clear(scope, username, ip, kind, cleared, now)
+    return cleared
+
+
+def _clear_key(
+    scope: str, username: str | None, ip: str | None, kind: str
+) -> tuple[str | None, str | None]:
+    """The key to clear, normalised: (username, ip). Refused when incomplete or unknown."""
     errors = {}
     if scope not in SCOPES:
         errors["scope"] = _("Unknown kind of limit.")
@@ -398,46 +417,51 @@ def clear(
         errors["ip"] = _("An address is required.")
     if errors:
         raise ValidationFailed(_("Nothing was cleared."), errors)
+    return username, ip
+
+
+def _counted(scope: str, username: str | None, ip: str | None, kind: str, now: datetime) -> list:
+    """The conditions selecting the failures the key counts now (within the window; for a
+    pair, only those since its last success)."""
     since = now - current_app.config["LOGIN_THROTTLE_WINDOW"]
     where = [*_FAILED, LoginAttempt.at >= since]
     if scope == ADDRESS:
-        kind = SIGN_IN
-        where += [LoginAttempt.ip == ip, LoginAttempt.kind == SIGN_IN]
-    else:
-        where += [LoginAttempt.username == username, LoginAttempt.kind == kind]
+        return [*where, LoginAttempt.ip == ip, LoginAttempt.kind == SIGN_IN]
+    where += [LoginAttempt.username == username, LoginAttempt.kind == kind]
     if scope == PAIR:
         where.append(LoginAttempt.ip == ip)
         last_ok = _last_success(username, ip, kind, since)
         if last_ok is not None:
             where.append(LoginAttempt.at > last_ok)  # only what the pair counts
-    cleared = db.session.execute(
-        update(LoginAttempt).where(*where).values(cleared_at=now),
-        execution_options={"synchronize_session": False},
-    ).rowcount
-    if cleared:
-        actor_id, label, actor_ip = current_actor()
-        record_id = {
-            PAIR: f"{username}@{ip}",
-            ACCOUNT: f"account:{username}",
-            ADDRESS: f"address:{ip}",
-        }[scope]
-        db.session.add(
-            AuditLog(
-                at=now,
-                actor_id=actor_id,
-                actor_label=label[:80],
-                action="update",
-                table_name=LoginAttempt.__tablename__,
-                record_id=record_id[:60],
-                changes={
-                    "scope": [None, scope],
-                    "username": [None, username],
-                    "ip": [None, ip],
-                    "kind": [None, kind],
-                    "failures": [cleared, 0],
-                    "cleared_at": [None, now.isoformat()],
-                },
-                ip=actor_ip,
-            )
+    return where
+
+
+def _audit_clear(
+    scope: str, username: str | None, ip: str | None, kind: str, cleared: int, now: datetime
+) -> None:
+    """One audit entry for a clear: who cleared which key, and how many failures."""
+    actor_id, label, actor_ip = current_actor()
+    record_id = {
+        PAIR: f"{username}@{ip}",
+        ACCOUNT: f"account:{username}",
+        ADDRESS: f"address:{ip}",
+    }[scope]
+    db.session.add(
+        AuditLog(
+            at=now,
+            actor_id=actor_id,
+            actor_label=label[:80],
+            action="update",
+            table_name=LoginAttempt.__tablename__,
+            record_id=record_id[:60],
+            changes={
+                "scope": [None, scope],
+                "username": [None, username],
+                "ip": [None, ip],
+                "kind": [None, kind],
+                "failures": [cleared, 0],
+                "cleared_at": [None, now.isoformat()],
+            },
+            ip=actor_ip,
         )
-    return cleared
+    )

@@ -333,7 +333,7 @@ def _insert_applications(
 
 
 def _fill(people, visits: int) -> dict:
-    from advisors.services.referrals import today as shanghai_today
+    from advisors.clock import today as shanghai_today
     from models import db
 
     today = shanghai_today()

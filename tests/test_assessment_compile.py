@@ -19,7 +19,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from advisors.audit import acting_as
-from advisors.dbutil import copy_stored, custom_plans
+from advisors.bulk import copy_stored
+from advisors.dbutil import custom_plans
 from advisors.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from advisors.i18n import SHANGHAI
 from advisors.scoring import DEFAULT_RUBRIC, best_values, score_row, total
@@ -474,9 +475,9 @@ def test_a_recompile_rewrites_only_rows_that_differ(world, monkeypatch):
     a1 = db.session.scalar(select(User.id).where(User.username == "adv_a1"))
     before = snapshot("2026-07")
     written: list[list[int]] = []
-    real = svc._upsert
+    real = svc.compiling._upsert
     monkeypatch.setattr(
-        svc, "_upsert", lambda rows: (written.append([r[1] for r in rows]), real(rows))
+        svc.compiling, "_upsert", lambda rows: (written.append([r[1] for r in rows]), real(rows))
     )
     compile_("2026-07")
     assert written == [[]]  # the same data: nothing to write
@@ -711,7 +712,7 @@ def test_the_lock_makes_a_second_compiler_wait(app, world, monkeypatch):
         events.setdefault("compiler_in", time.monotonic())
         return real(p, *rule)
 
-    monkeypatch.setattr(svc, "_aggregates", spy)
+    monkeypatch.setattr(svc.compiling, "_aggregates", spy)
 
     def holder():
         svc._lock(period)
@@ -747,7 +748,7 @@ def test_two_compiles_at_once_produce_one_result(app, world, monkeypatch):
         time.sleep(0.3)
         return result
 
-    monkeypatch.setattr(svc, "_aggregates", slow)
+    monkeypatch.setattr(svc.compiling, "_aggregates", slow)
 
     def compiler():
         barrier.wait(10)
@@ -823,13 +824,13 @@ def test_aggregates_are_planned_for_their_bounds_and_the_setting_does_not_leak(w
         seen.append(db.session.scalar(text(mode)))
         return original(period, *rule)
 
-    svc._aggregates = spy
+    svc.compiling._aggregates = spy
     try:
         with acting_as(None, label="test"):
             svc.compile_period("2026-07")
         after = db.session.scalar(text(mode))  # the same transaction, after the writes
     finally:
-        svc._aggregates = original
+        svc.compiling._aggregates = original
     # Custom plans while aggregating; the cached plans (foreign-key checks) for the writes.
     assert seen == ["force_custom_plan"] and after == "auto"
     db.session.commit()
@@ -869,12 +870,10 @@ def test_utc_bounds_are_shanghai_midnights():
     assert sh(2026, 7, 31, 23, 30) < end <= sh(2026, 8, 1, 0, 10)
 
 
-def test_quarter_and_year_ends_in_shanghai(make, monkeypatch):
+def test_quarter_and_year_ends_in_shanghai(make, travel):
     """30 Sep 23:30 is Q3 and 1 Oct 00:10 Q4; 31 Dec 23:30 is 2026 and 1 Jan 00:10 is 2027
     (16:10 UTC on 31 December); dates likewise."""
-    from advisors.services import referrals as referral_service
-
-    monkeypatch.setattr(referral_service, "today", lambda: date(2027, 2, 1))
+    travel(date(2027, 2, 1))
     city = City(make)
     bank = make.org("bank", code="ABC")
     adv = city.advisor(bank, "adv_edge")

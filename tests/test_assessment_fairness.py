@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from advisors import periods as periods_module
 from advisors.audit import acting_as
+from advisors.clock import today
 from advisors.errors import Conflict, ValidationFailed
 from advisors.scoring import (
     DEFAULT_RUBRIC,
@@ -30,7 +31,6 @@ from advisors.scoring import (
 )
 from advisors.security import hash_password
 from advisors.services import assessments as svc
-from advisors.services.referrals import today
 from models import AssessmentAdjustment, AuditLog, db
 from tests.conftest import PASSWORD, csrf_from
 from tests.test_assessment_compile import City, build_city, compile_, raws_of, rows_of, sh

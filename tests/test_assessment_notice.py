@@ -19,11 +19,11 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from advisors.audit import acting_as
+from advisors.clock import today
 from advisors.errors import ValidationFailed
 from advisors.security import hash_password
 from advisors.services import assessments as svc
 from advisors.services import notice as notice_service
-from advisors.services.referrals import today
 from models import Assessment, Organisation, db
 from tests.conftest import PASSWORD
 from tests.test_assessment_compile import build_city, compile_

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from advisors import charts
 from advisors import periods as periods_module
 from advisors.audit import acting_as
+from advisors.clock import today
 from advisors.security import hash_password
 from advisors.services import assessments as svc
-from advisors.services.referrals import today
 from models import (
     Assessment,
     AssessmentAdjustment,

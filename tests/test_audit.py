@@ -653,11 +653,11 @@ def test_every_reference_kind_reads_in_one_statement(app, make, count_queries):
             changes={"upload_id": [None, 424242], "org_id": [None, world["bureau"].org_id]},
         ),
     ]
-    from advisors.services.jobs import job_labels
+    from advisors.labels import labels
 
     with app.test_request_context(), count_queries() as q:
         entries = audit_labels.readable(rows)
-        job = job_labels()["sla_overdue_sweep"]
+        job = labels("job")["sla_overdue_sweep"]
     assert q.count == 1, q.statements
     changes = {(e.id, c.field): c.new for e in entries for c in e.changes}
     firm_name = db.session.scalar(

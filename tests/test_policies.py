@@ -238,14 +238,14 @@ def test_concurrent_edit_gives_409(client, login, make):
 
 
 # ------------------------------------------------------------------ read
-def test_advisor_reads_the_list(client, login, make, monkeypatch):
+def test_advisor_reads_the_list(client, login, make, travel):
     policy_service.seed_catalogue()
     hidden = PolicyTool(
         code="old_tool", name="已停用工具", eligible_types=["enterprise"], active=False
     )
     db.session.add(hidden)
     db.session.commit()
-    monkeypatch.setattr(policy_service, "today_local", lambda: date(2025, 6, 1))
+    travel(date(2025, 6, 1))
     login(make.user("advisor"))
     r = client.get("/policies/")
     assert r.status_code == 200
@@ -287,4 +287,5 @@ def test_maintainer_sees_inactive_tools(client, login, make):
 )
 def test_absurd_urls_never_500(client, login, make, url):
     login(make.user("pboc"))
-    assert client.get(url).status_code in (200, 404)
+    expected = 404 if url.endswith("/edit") else 200  # no such tool; a bad cursor: first page
+    assert client.get(url).status_code == expected

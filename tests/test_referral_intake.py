@@ -889,12 +889,12 @@ def test_a_case_opened_meanwhile_stops_the_bulk_write(login, bureau, make, town,
     nothing of it is saved."""
     from sqlalchemy import insert
 
-    from advisors.services import referrals as referral_service
+    from advisors import bulk
     from models import utcnow
 
     office = make.user("finance_office")
     firm = make.firm(office)
-    real = referral_service._insert_new_rows
+    real = bulk.insert_new_rows
 
     def meanwhile(table, rows, key, *where):
         if table is Referral.__table__:
@@ -913,7 +913,7 @@ def test_a_case_opened_meanwhile_stops_the_bulk_write(login, bureau, make, town,
             )
         return real(table, rows, key, *where)
 
-    monkeypatch.setattr(referral_service, "_insert_new_rows", meanwhile)
+    monkeypatch.setattr(bulk, "insert_new_rows", meanwhile)
     client = login(bureau)
     r = _upload(client, "race.xlsx", _xlsx([_row(firm.credit_code), _row(make.credit_code())]))
     assert r.status_code == 409 and "at the same moment" in _text(r)
@@ -951,7 +951,7 @@ def test_bulk_writer_waits_before_the_session_is_used(app, bureau, make):
     (as IntegrityError), and a rollback after it leaves a usable session."""
     from sqlalchemy.exc import IntegrityError
 
-    from advisors.dbutil import BulkWriter
+    from advisors.bulk import BulkWriter
     from models import utcnow
 
     def entry(record_id):
@@ -1009,7 +1009,7 @@ def test_bulk_rows_are_stored_as_an_insert_stores_them(app, bureau, make):
     every value as SQLAlchemy's INSERT does: the stored columns are the same, byte for byte."""
     from sqlalchemy import text
 
-    from advisors.dbutil import append_rows
+    from advisors.bulk import append_rows
     from models import utcnow
 
     firm_a, firm_b = make.firm(), make.firm()

@@ -14,6 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select, update
 
+from advisors import clock
 from advisors.audit import acting_as
 from advisors.services import referral_queries as queries
 from advisors.services import referrals as svc
@@ -58,7 +59,7 @@ def assign(office, ids, advisor) -> None:
 
 def contact(advisor, rid, on: date | None = None) -> None:
     with acting_as(advisor):
-        svc.record_first_contact(advisor, db.session.get(Referral, rid), on or svc.today())
+        svc.record_first_contact(advisor, db.session.get(Referral, rid), on or clock.today())
     db.session.commit()
 
 
@@ -763,7 +764,7 @@ def test_bureau_dashboard_figures(client, login, make, people):
 def test_sla_flags_in_the_list(client, login, make, people):
     late, soon, fine = (refer(make, people["bureau"]) for _ in range(3))
     assign(people["office"], [late, soon, fine], people["advisor"])
-    today = svc.today()
+    today = clock.today()
     cal = svc.calendar()
     db.session.execute(
         update(Referral).where(Referral.id == late).values(first_contact_due=today - timedelta(1))

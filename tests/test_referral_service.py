@@ -131,8 +131,8 @@ def _assign(people, case_id, who="office", advisor="adv_li"):
     db.session.commit()
 
 
-def test_full_lifecycle_and_timeline(make, people, monkeypatch):
-    monkeypatch.setattr(svc, "today", lambda: date(2026, 9, 29))
+def test_full_lifecycle_and_timeline(make, people, travel):
+    travel(date(2026, 9, 29))
     case_id = _case(make, people)
     _assign(people, case_id)
     case = db.session.get(Referral, case_id)

@@ -47,8 +47,8 @@ def new_case(make, bureau) -> int:
     return result.referral_id
 
 
-def assign_on(monkeypatch, day: date, office, referral_id: int, advisor="adv_li") -> Referral:
-    monkeypatch.setattr(svc, "today", lambda: day)
+def assign_on(travel, day: date, office, referral_id: int, advisor="adv_li") -> Referral:
+    travel(day)
     with acting_as(office):
         (referral,) = svc.assign(office, [referral_id], advisor)
     db.session.commit()
@@ -71,9 +71,9 @@ def assign_on(monkeypatch, day: date, office, referral_id: int, advisor="adv_li"
         (date(2026, 11, 2), date(2026, 11, 9)),
     ],
 )
-def test_first_contact_due_counts_working_days(make, monkeypatch, people, assigned_on, due):
+def test_first_contact_due_counts_working_days(make, travel, people, assigned_on, due):
     rid = new_case(make, people["bureau"])
-    referral = assign_on(monkeypatch, assigned_on, people["office"], rid)
+    referral = assign_on(travel, assigned_on, people["office"], rid)
     assert referral.first_contact_due == due
 
 
@@ -85,19 +85,19 @@ def test_make_up_saturday_and_holiday_in_the_calendar():
     assert not WorkdayCalendar({date(2026, 10, 10): False}).is_workday(date(2026, 10, 10))
 
 
-def test_configured_number_of_working_days(app, make, monkeypatch, people):
+def test_configured_number_of_working_days(travel, app, make, monkeypatch, people):
     monkeypatch.setitem(app.config, "FIRST_CONTACT_WORKING_DAYS", 2)
     rid = new_case(make, people["bureau"])
-    assert assign_on(monkeypatch, date(2026, 9, 30), people["office"], rid).first_contact_due == (
+    assert assign_on(travel, date(2026, 9, 30), people["office"], rid).first_contact_due == (
         date(2026, 10, 9)
     )
 
 
-def test_reassignment_before_first_contact_restarts_the_clock(make, monkeypatch, people):
+def test_reassignment_before_first_contact_restarts_the_clock(make, travel, people):
     make.user("advisor", org=people["advisor"].org, username="adv_wang")
     rid = new_case(make, people["bureau"])
-    assign_on(monkeypatch, date(2026, 9, 29), people["office"], rid)
-    referral = assign_on(monkeypatch, date(2026, 10, 9), people["office"], rid, "adv_wang")
+    assign_on(travel, date(2026, 9, 29), people["office"], rid)
+    referral = assign_on(travel, date(2026, 10, 9), people["office"], rid, "adv_wang")
     assert referral.first_contact_due == date(2026, 10, 15)
 
 
@@ -138,9 +138,9 @@ def overdue_notes(referral_id: int | None = None) -> list[tuple[int, str]]:
     return sorted(db.session.execute(stmt).all())
 
 
-def test_sweep_notifies_each_recipient_once_a_day(make, monkeypatch, people):
+def test_sweep_notifies_each_recipient_once_a_day(make, travel, people):
     rid = new_case(make, people["bureau"])
-    assign_on(monkeypatch, date(2026, 9, 29), people["office"], rid)  # due 10-12
+    assign_on(travel, date(2026, 9, 29), people["office"], rid)  # due 10-12
     expected = sorted([people[r].id for r in ("advisor", "liaison", "office", "office2")])
 
     # Not overdue on the due date itself.
@@ -170,9 +170,9 @@ def test_sweep_notifies_each_recipient_once_a_day(make, monkeypatch, people):
         assert people[role].id not in per_user
 
 
-def test_sweep_message_names_firm_due_date_and_advisor(make, monkeypatch, people):
+def test_sweep_message_names_firm_due_date_and_advisor(make, travel, people):
     rid = new_case(make, people["bureau"])
-    assign_on(monkeypatch, date(2026, 9, 29), people["office"], rid)
+    assign_on(travel, date(2026, 9, 29), people["office"], rid)
     sweep_overdue(date(2026, 10, 20))
     db.session.commit()
     note = db.session.execute(
@@ -188,18 +188,18 @@ def test_sweep_message_names_firm_due_date_and_advisor(make, monkeypatch, people
     assert "2026-10-12" in text and note.params["firm"] in text
 
 
-def test_first_contact_stops_the_sweep(make, monkeypatch, people):
+def test_first_contact_stops_the_sweep(make, travel, people):
     contacted = new_case(make, people["bureau"])
     waiting = new_case(make, people["bureau"])
     for rid in (contacted, waiting):
-        assign_on(monkeypatch, date(2026, 9, 29), people["office"], rid)
+        assign_on(travel, date(2026, 9, 29), people["office"], rid)
     referral = db.session.get(Referral, contacted)
     with acting_as(people["advisor"]):
         svc.record_first_contact(people["advisor"], referral, date(2026, 10, 9))
     db.session.commit()
     # A case still "assigned" but with a first contact on record is not overdue either.
     third = new_case(make, people["bureau"])
-    assign_on(monkeypatch, date(2026, 9, 29), people["office"], third)
+    assign_on(travel, date(2026, 9, 29), people["office"], third)
     db.session.execute(
         update(Referral)
         .where(Referral.id == third)
@@ -218,12 +218,12 @@ def test_first_contact_stops_the_sweep(make, monkeypatch, people):
     } == {waiting}
 
 
-def test_sweep_skips_unassigned_closed_and_inactive(make, monkeypatch, people):
+def test_sweep_skips_unassigned_closed_and_inactive(make, travel, people):
     from advisors.services.users import deactivate_user
 
     new_case(make, people["bureau"])  # submitted: no clock yet
     rid = new_case(make, people["bureau"])
-    assign_on(monkeypatch, date(2026, 9, 29), people["office"], rid)
+    assign_on(travel, date(2026, 9, 29), people["office"], rid)
     with acting_as(label="test"):
         deactivate_user(people["office2"])
     db.session.commit()
@@ -234,20 +234,18 @@ def test_sweep_skips_unassigned_closed_and_inactive(make, monkeypatch, people):
     assert users == {people[r].id for r in ("advisor", "liaison", "office")}
 
 
-def test_sweep_defaults_to_today_in_shanghai(make, monkeypatch, people):
+def test_sweep_defaults_to_today_in_shanghai(make, travel, people):
     rid = new_case(make, people["bureau"])
-    assign_on(monkeypatch, date(2026, 9, 29), people["office"], rid)
-    monkeypatch.setattr(svc, "today", lambda: date(2026, 10, 13))
+    assign_on(travel, date(2026, 9, 29), people["office"], rid)
+    travel(date(2026, 10, 13))
     assert sweep_overdue()["overdue"] == 1
     db.session.commit()
     assert {k for _u, k in overdue_notes()} == {f"overdue:{rid}:2026-10-13"}
 
 
-def test_sweep_one_query_for_the_cases(make, monkeypatch, people, count_queries):
+def test_sweep_one_query_for_the_cases(make, travel, people, count_queries):
     for _ in range(12):
-        assign_on(
-            monkeypatch, date(2026, 9, 29), people["office"], new_case(make, people["bureau"])
-        )
+        assign_on(travel, date(2026, 9, 29), people["office"], new_case(make, people["bureau"]))
     with count_queries() as q:
         result = sweep_overdue(date(2026, 10, 13))
     db.session.commit()
@@ -292,12 +290,12 @@ def test_job_is_registered_daily_at_0830_shanghai(app):
     assert func is scheduler.sla_overdue_sweep
 
 
-def test_job_run_commits_and_is_idempotent(app, make, monkeypatch, people):
+def test_job_run_commits_and_is_idempotent(app, make, travel, people):
     from advisors import scheduler
 
     rid = new_case(make, people["bureau"])
-    assign_on(monkeypatch, date(2026, 9, 29), people["office"], rid)
-    monkeypatch.setattr(svc, "today", lambda: date(2026, 10, 13))
+    assign_on(travel, date(2026, 9, 29), people["office"], rid)
+    travel(date(2026, 10, 13))
     run = scheduler._runner(app, "sla_overdue_sweep")
     run()
     run()

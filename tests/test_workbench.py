@@ -36,8 +36,8 @@ def people(make):
 
 
 @pytest.fixture
-def today(monkeypatch):
-    monkeypatch.setattr(svc, "today", lambda: TODAY)
+def today(travel):
+    travel(TODAY)
     return TODAY
 
 
@@ -55,13 +55,13 @@ def new_case(make, bureau, name: str | None = None) -> int:
     return result.referral_id
 
 
-def assign(monkeypatch, office, rid: int, advisor: User, on: date = TODAY) -> Referral:
+def assign(travel, office, rid: int, advisor: User, on: date = TODAY) -> Referral:
     """Assign on day ``on``: the first contact falls due on the real working-day clock."""
-    monkeypatch.setattr(svc, "today", lambda: on)
+    travel(on)
     with acting_as(office):
         (referral,) = svc.assign(office, [rid], advisor.username)
     db.session.commit()
-    monkeypatch.setattr(svc, "today", lambda: TODAY)
+    travel(TODAY)
     return referral
 
 
@@ -127,15 +127,15 @@ def case_ids(html: str) -> list[int]:
 
 
 # ------------------------------------------------------------------ whose firms
-def test_only_my_open_cases_are_listed(client, login, make, monkeypatch, people, today):
+def test_only_my_open_cases_are_listed(client, login, make, travel, people, today):
     me, other = people["advisor"], people["advisor2"]
     mine = [new_case(make, people["bureau"], f"我的企业{i}") for i in range(3)]
     theirs = new_case(make, people["bureau"], "别人的企业")
     new_case(make, people["bureau"], "未分配企业")  # not assigned: nobody's workbench
     closed = new_case(make, people["bureau"], "已结案企业")
     for rid in (*mine, closed):
-        assign(monkeypatch, people["office"], rid, me, date(2026, 11, 9))
-    assign(monkeypatch, people["office"], theirs, other, date(2026, 11, 9))
+        assign(travel, people["office"], rid, me, date(2026, 11, 9))
+    assign(travel, people["office"], theirs, other, date(2026, 11, 9))
     contact(me, mine[1], date(2026, 11, 10))
     set_status(mine[2], "resolved")
     set_status(closed, "closed")
@@ -196,34 +196,34 @@ def test_the_profile_prompt_goes_once_the_profile_is_complete(client, login, mak
 
 # ------------------------------------------------------------------ urgency and the clock
 @pytest.fixture
-def ranked(make, monkeypatch, people, today):
+def ranked(make, travel, people, today):
     """Seven cases of adv_li, one of each kind of urgency, made through the real clock."""
     me, office, bureau = people["advisor"], people["office"], people["bureau"]
     ids = {}
     # Assigned Tue 11-03: due Tue 11-10 -> overdue on Wed 11-11.
     ids["fc_overdue"] = new_case(make, bureau)
-    assign(monkeypatch, office, ids["fc_overdue"], me, date(2026, 11, 3))
+    assign(travel, office, ids["fc_overdue"], me, date(2026, 11, 3))
     # Assigned Wed 11-04: due Wed 11-11 (today) -> due soon.
     ids["fc_today"] = new_case(make, bureau)
-    assign(monkeypatch, office, ids["fc_today"], me, date(2026, 11, 4))
+    assign(travel, office, ids["fc_today"], me, date(2026, 11, 4))
     # Assigned Tue 11-10: due Tue 11-17, four working days away -> no flag.
     ids["fc_later"] = new_case(make, bureau)
-    assign(monkeypatch, office, ids["fc_later"], me, date(2026, 11, 10))
+    assign(travel, office, ids["fc_later"], me, date(2026, 11, 10))
     # Contacted, follow-up planned for 11-09 and missed.
     ids["visit_late"] = new_case(make, bureau)
-    assign(monkeypatch, office, ids["visit_late"], me, date(2026, 11, 2))
+    assign(travel, office, ids["visit_late"], me, date(2026, 11, 2))
     contact(me, ids["visit_late"], date(2026, 11, 3), next_visit=date(2026, 11, 9))
     # Contacted, follow-up planned for today -> due.
     ids["visit_today"] = new_case(make, bureau)
-    assign(monkeypatch, office, ids["visit_today"], me, date(2026, 11, 2))
+    assign(travel, office, ids["visit_today"], me, date(2026, 11, 2))
     contact(me, ids["visit_today"], date(2026, 11, 4), next_visit=TODAY)
     # Contacted, follow-up planned for Thu 11-12: the advisor's own plan, not flagged before.
     ids["visit_later"] = new_case(make, bureau)
-    assign(monkeypatch, office, ids["visit_later"], me, date(2026, 11, 2))
+    assign(travel, office, ids["visit_later"], me, date(2026, 11, 2))
     contact(me, ids["visit_later"], date(2026, 11, 4), next_visit=date(2026, 11, 12))
     # Contacted, nothing planned.
     ids["no_plan"] = new_case(make, bureau)
-    assign(monkeypatch, office, ids["no_plan"], me, date(2026, 11, 2))
+    assign(travel, office, ids["no_plan"], me, date(2026, 11, 2))
     contact(me, ids["no_plan"], date(2026, 11, 5))
     return ids
 
@@ -290,11 +290,11 @@ def test_a_holiday_moves_the_flag(people, ranked, today):
     assert {row.id: row.flag for row in bench.urgent}[ranked["fc_later"]] == "due_soon"
 
 
-def test_at_most_thirty_firms_with_a_link_to_all(client, login, make, monkeypatch, people, today):
+def test_at_most_thirty_firms_with_a_link_to_all(client, login, make, travel, people, today):
     me = people["advisor"]
     for _ in range(32):
         rid = new_case(make, people["bureau"])
-        assign(monkeypatch, people["office"], rid, me, date(2026, 11, 9))
+        assign(travel, people["office"], rid, me, date(2026, 11, 9))
     login(me)
     html = page(client)
     assert len(case_ids(html)) == wb.URGENT_ROWS == 30
@@ -304,15 +304,15 @@ def test_at_most_thirty_firms_with_a_link_to_all(client, login, make, monkeypatc
 
 # ------------------------------------------------------------------ financing and the month
 @pytest.fixture
-def work(make, monkeypatch, people, today):
+def work(make, travel, people, today):
     """A month of work for adv_li (and some for adv_wang, and some of last month)."""
     me, other = people["advisor"], people["advisor2"]
     office, bureau = people["office"], people["bureau"]
     a, b, c = (new_case(make, bureau, f"企业{x}") for x in "ABC")
     for rid in (a, b, c):
-        assign(monkeypatch, office, rid, me, date(2026, 10, 12))
+        assign(travel, office, rid, me, date(2026, 10, 12))
     theirs = new_case(make, bureau, "王的企业")
-    assign(monkeypatch, office, theirs, other, date(2026, 10, 12))
+    assign(travel, office, theirs, other, date(2026, 10, 12))
     # Visits: three this month on two firms, one last month, one by adv_wang on his firm.
     visit(me, a, date(2026, 11, 1))
     visit(me, a, date(2026, 11, 11))
@@ -441,9 +441,9 @@ def test_my_month_figures_are_exact(people, work, today):
     assert theirs.disbursed_wan == Decimal("999.00")
 
 
-def test_the_month_is_the_shanghai_calendar_month(people, work, monkeypatch):
+def test_the_month_is_the_shanghai_calendar_month(people, work, travel):
     """On 12-01 the month starts again: November's work is no longer counted."""
-    monkeypatch.setattr(svc, "today", lambda: date(2026, 12, 1))
+    travel(date(2026, 12, 1))
     month = wb.workbench(people["advisor"]).month
     assert (month.visits, month.firms_served, month.disbursed, month.approved) == (0, 0, 0, 0)
     assert month.disbursed_wan == Decimal("0.00")
@@ -473,11 +473,11 @@ def test_the_page_shows_the_figures_and_links(client, login, people, work, today
 
 # ------------------------------------------------------------------ a fixed number of queries
 def test_the_workbench_runs_a_fixed_number_of_queries(
-    client, login, make, monkeypatch, people, today, count_queries
+    client, login, make, travel, people, today, count_queries
 ):
     me = people["advisor"]
     rid = new_case(make, people["bureau"])
-    assign(monkeypatch, people["office"], rid, me, date(2026, 11, 9))
+    assign(travel, people["office"], rid, me, date(2026, 11, 9))
     login(me)
     client.get("/")  # warm up (first-request work)
     with count_queries() as q:
@@ -487,7 +487,7 @@ def test_the_workbench_runs_a_fixed_number_of_queries(
     # Forty firms more, in every state, with visits and applications.
     for i in range(40):
         rid = new_case(make, people["bureau"])
-        assign(monkeypatch, people["office"], rid, me, date(2026, 11, 2 + i % 8))
+        assign(travel, people["office"], rid, me, date(2026, 11, 2 + i % 8))
         if i % 2:
             contact(me, rid, date(2026, 11, 10), next_visit=date(2026, 11, 5 + i % 20))
             visit(me, rid, date(2026, 11, 1 + i % 10))

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from flask import Flask, request
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from advisors.dashboard import nav_counts
-from advisors.services.firms import size_labels
-from advisors.services.orgs import org_type_labels
-from advisors.services.users import role_labels
+from advisors.labels import label, labels
 from advisors.sizing import INDUSTRIES
 
 from ._http import init_http
@@ -18,6 +17,8 @@ from ._uow import wrap_views
 
 
 def register_views(app: Flask) -> None:
+    """The request plumbing, every blueprint, the unit of work around each view, and the
+    names every template may use."""
     from . import (
         account,
         admin,
@@ -64,20 +65,21 @@ def register_views(app: Flask) -> None:
         app.register_blueprint(module.bp)
     app.register_blueprint(api_bp)
     wrap_views(app)
+    app.context_processor(template_globals)
+    # Every enumerated value's label: labels('role')[code], label('role', code).
+    app.jinja_env.globals.update(labels=labels, label=label)
 
-    @app.context_processor
-    def _globals():
-        from flask_babel import gettext as _
 
-        return {
-            "role_labels": role_labels,
-            "org_type_labels": org_type_labels,
-            "industry_label": lambda key: _(INDUSTRIES[key]) if key in INDUSTRIES else key,
-            "industries": INDUSTRIES,
-            "size_label": lambda key: size_labels().get(key, key),
-            "current_path": request.full_path.rstrip("?") if request else "/",
-            "me": current_user,
-            # After a label: "：" in Chinese, ": " in English.
-            "colon": "：" if str(get_locale()).startswith("zh") else ": ",
-            "nav": nav_counts(current_user) if current_user.is_authenticated else {},
-        }
+def template_globals() -> dict:
+    """The names every template sees besides ``labels``/``label``: look-ups, the signed-in
+    user, the navigation's counts and the colon that follows a label in the user's language."""
+    return {
+        "industry_label": lambda key: _(INDUSTRIES[key]) if key in INDUSTRIES else key,
+        "industries": INDUSTRIES,
+        "size_label": lambda key: labels("size").get(key, key),
+        "current_path": request.full_path.rstrip("?") if request else "/",
+        "me": current_user,
+        # After a label: "：" in Chinese, ": " in English.
+        "colon": "：" if str(get_locale()).startswith("zh") else ": ",
+        "nav": nav_counts(current_user) if current_user.is_authenticated else {},
+    }

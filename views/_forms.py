@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import re
-import secrets
-from datetime import timedelta
 
 from flask import flash, request, session
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
 from wtforms.validators import ValidationError
 
 from advisors.params import parse_id
-from advisors.security import digest
-from models import FormDraft, db, utcnow
+from advisors.services import form_drafts
 
 # Fields never kept.
 _SECRET_FIELDS = {"csrf_token", "password", "new_password", "confirm", "current_password"}
-_KEEP_FOR = timedelta(days=2)
 
 
 def stash_pending_form() -> None:
     """Called when a POST arrives after the session ended: keep the typed text server-side (it
     may be longer than a cookie holds) and remember only a random key in the new session."""
     data = {k: request.form.getlist(k) for k in request.form if k not in _SECRET_FIELDS}
-    token = secrets.token_urlsafe(24)
-    db.session.execute(delete(FormDraft).where(FormDraft.created_at < utcnow() - _KEEP_FOR))
-    db.session.add(FormDraft(token_hash=digest(token), path=request.path[:255], data=data))
-    db.session.commit()
-    session["pending_form"] = token
+    session["pending_form"] = form_drafts.stash(request.path, data)
 
 
 def restore_pending(form) -> bool:
@@ -36,19 +27,15 @@ def restore_pending(form) -> bool:
     token = session.get("pending_form")
     if request.method != "GET" or not token:
         return False
-    draft = db.session.execute(
-        select(FormDraft).where(FormDraft.token_hash == digest(token))
-    ).scalar_one_or_none()
-    if draft is None or draft.path != request.path:
+    data = form_drafts.take(token, request.path)
+    if data is None:
         return False
     session.pop("pending_form", None)
-    for name, values in draft.data.items():
+    for name, values in data.items():
         field = getattr(form, name, None)
         if field is None or not hasattr(field, "process_formdata"):
             continue
         field.process_formdata(values)
-    db.session.delete(draft)
-    db.session.commit()
     flash(
         _("What you typed before your session ended has been restored. Please submit again."),
         "info",

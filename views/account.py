@@ -7,13 +7,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from advisors import security
 from advisors.permissions import SIGNED_IN, allow_blueprint
-from models import ApiToken, UserSession, db
 
 from ._forms import no_control_chars
 from ._http import form_view
@@ -40,19 +38,11 @@ def profile():
 
 def _render_profile(new_token: str | None = None, token_form: TokenForm | None = None):
     user = current_user._get_current_object()
-    tokens = db.session.execute(
-        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
-    ).scalars()
-    sessions = db.session.execute(
-        select(UserSession)
-        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
-        .order_by(UserSession.last_seen_at.desc())
-    ).scalars()
     return render_template(
         "account/profile.html",
         user=user,
-        tokens=list(tokens),
-        sessions=list(sessions),
+        tokens=security.tokens_of(user),
+        sessions=security.open_sessions_of(user),
         current_hash=security.digest(user.get_id() or ""),
         token_form=token_form or TokenForm(formdata=None),
         confirm=ConfirmForm(),
@@ -67,7 +57,6 @@ def create_token():
     if not form.validate_on_submit():
         return _render_profile(token_form=form), 422
     _row, secret = security.issue_token(current_user._get_current_object(), form.name.data.strip())
-    db.session.commit()
     # Shown once, in this response only (never stored, not even in the session); we keep its hash.
     flash(_("API token created. Copy it now: it will not be shown again."), "success")
     return _render_profile(new_token=secret)
@@ -79,7 +68,6 @@ def revoke_token(token_id: int):
     if form.validate_on_submit() and security.revoke_token(
         current_user._get_current_object(), token_id
     ):
-        db.session.commit()
         flash(_("Token revoked."), "success")
     return redirect(url_for("account.profile"))
 
@@ -90,6 +78,5 @@ def revoke_other_sessions():
     if form.validate_on_submit():
         user = current_user._get_current_object()
         security.revoke_all_sessions(user, "signed_out_elsewhere", keep_token=user.get_id())
-        db.session.commit()
         flash(_("All your other sessions have been signed out."), "success")
     return redirect(url_for("account.profile"))

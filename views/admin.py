@@ -12,7 +12,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, or_, select
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -35,12 +34,14 @@ from wtforms.validators import (
 )
 
 from advisors.errors import ValidationFailed
+from advisors.labels import labels
 from advisors.params import MAX_ID, parse_id
-from advisors.permissions import GLOBAL_ROLES, allow, allow_blueprint, get_scoped, scoped
+from advisors.permissions import GLOBAL_ROLES, allow, allow_blueprint, get_scoped
+from advisors.services import admin_queries as queries
 from advisors.services import orgs as org_service
 from advisors.services import users as user_service
 from advisors.sizing import INDUSTRIES
-from models import ORG_TYPES, ROLES, AdvisorProfile, Organisation, Township, User, db
+from models import ORG_TYPES, ROLES, AdvisorProfile, Organisation, User
 
 from ._forms import no_control_chars, restore_pending
 from ._http import form_view
@@ -70,7 +71,7 @@ class OrgForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.type.choices = [("", _("Choose…")), *org_service.org_type_labels().items()]
+        self.type.choices = [("", _("Choose…")), *labels("org_type").items()]
 
 
 class OrgEditForm(OrgForm):
@@ -103,7 +104,7 @@ class UserForm(FlaskForm):
     )
 
     def set_choices(self, current_org: Organisation | None = None) -> None:
-        self.role.choices = [("", _("Choose…")), *user_service.role_labels().items()]
+        self.role.choices = [("", _("Choose…")), *labels("role").items()]
         self.org.choices = _org_choices(current_org)
 
 
@@ -155,10 +156,7 @@ class AdvisorProfileForm(FlaskForm):
 
     def set_choices(self, profile: AdvisorProfile) -> None:
         self.specialties.choices = [(key, _(label)) for key, label in INDUSTRIES.items()]
-        rows = db.session.execute(
-            select(Township).where(Township.active.is_(True)).order_by(Township.code)
-        ).scalars()
-        choices = [(t.id, t.name) for t in rows]
+        choices = [(t.id, t.name) for t in queries.active_townships()]
         # Keep townships the advisor already serves even if since deactivated.
         have = {tid for tid, _name in choices}
         for t in profile.townships:
@@ -169,18 +167,12 @@ class AdvisorProfileForm(FlaskForm):
 
 # ------------------------------------------------------------------ helpers
 def _org_choices(current: Organisation | None = None) -> list[tuple[str, str]]:
-    labels = org_service.org_type_labels()
-    orgs = list(
-        db.session.execute(
-            select(Organisation)
-            .where(Organisation.active.is_(True))
-            .order_by(Organisation.type, Organisation.name)
-        ).scalars()
-    )
+    types = labels("org_type")
+    orgs = queries.active_orgs()
     if current is not None and not current.active:
         orgs.append(current)
     return [("", _("— none —"))] + [
-        (str(o.id), f"{o.name} · {labels.get(o.type, o.type)}") for o in orgs
+        (str(o.id), f"{o.name} · {types.get(o.type, o.type)}") for o in orgs
     ]
 
 
@@ -198,12 +190,12 @@ def _user_or_404(user_id: int) -> User:
 
 
 def _org_from(form: UserForm) -> Organisation | None:
-    return db.session.get(Organisation, int(form.org.data)) if form.org.data else None
+    return queries.org_by_id(int(form.org.data)) if form.org.data else None
 
 
 def _show_errors(form: FlaskForm, exc: ValidationFailed) -> None:
-    """Put a service's field messages on the form's fields; the rest becomes a flash."""
-    db.session.rollback()
+    """Put a service's field messages on the form's fields; the rest becomes a flash. The page
+    is then shown again with 422, so the unit of work rolls back whatever the service began."""
     for name, message in exc.fields.items():
         if name in form:
             form[name].errors = [*form[name].errors, message]
@@ -240,21 +232,12 @@ def orgs():
     filters = {"type": _arg("type"), "q": _arg("q")}
     if filters["type"] not in ORG_TYPES:
         filters["type"] = ""
-    stmt = scoped(Organisation, current_user)
-    if filters["type"]:
-        stmt = stmt.where(Organisation.type == filters["type"])
-    if filters["q"]:
-        stmt = stmt.where(
-            or_(
-                Organisation.code.icontains(filters["q"], autoescape=True),
-                Organisation.name.icontains(filters["q"], autoescape=True),
-            )
-        )
-    after = _arg("after", 40)
-    if after:
-        stmt = stmt.where(Organisation.code > after)
-    rows = list(
-        db.session.execute(stmt.order_by(Organisation.code).limit(ORGS_PER_PAGE + 1)).scalars()
+    rows = queries.list_orgs(
+        current_user,
+        type_=filters["type"],
+        q=filters["q"],
+        after=_arg("after", 40),
+        limit=ORGS_PER_PAGE + 1,
     )
     next_url = None
     if len(rows) > ORGS_PER_PAGE:
@@ -262,22 +245,13 @@ def orgs():
         next_url = url_for(
             "admin.orgs", type=filters["type"] or None, q=filters["q"] or None, after=rows[-1].code
         )
-    counts = {}
-    if rows:
-        counts = {
-            org_id: (total, active)
-            for org_id, total, active in db.session.execute(
-                select(User.org_id, func.count(), func.count().filter(User.active.is_(True)))
-                .where(User.org_id.in_([o.id for o in rows]))
-                .group_by(User.org_id)
-            ).all()
-        }
+    counts = queries.member_counts([o.id for o in rows])
     return render_template(
         "admin/orgs.html",
         orgs=rows,
         counts=counts,
         filters=filters,
-        type_labels=org_service.org_type_labels(),
+        type_labels=labels("org_type"),
         next_url=next_url,
     )
 
@@ -296,7 +270,6 @@ def org_new():
         except ValidationFailed as exc:
             _show_errors(form, exc)
         else:
-            db.session.commit()
             flash(_("Organisation %(code)s created.", code=org.code), "success")
             return redirect(url_for("admin.orgs"))
     return render_template("admin/org_form.html", form=form, org=None), _status(form)
@@ -328,7 +301,6 @@ def org_edit(org_id: int):
             except ValidationFailed as exc:
                 _show_errors(form, exc)
             else:
-                db.session.commit()
                 flash(_("Organisation %(code)s saved.", code=org.code), "success")
                 return redirect(url_for("admin.orgs"))
     return render_template("admin/org_form.html", form=form, org=org), status
@@ -348,24 +320,15 @@ def users():
         filters["role"] = ""
     if filters["active"] not in ("1", "0"):
         filters["active"] = ""
-    stmt = scoped(User, current_user)
-    if filters["role"]:
-        stmt = stmt.where(User.role == filters["role"])
-    if filters["org"]:
-        stmt = stmt.where(User.org_id == filters["org"])
-    if filters["q"]:
-        stmt = stmt.where(
-            or_(
-                User.username.icontains(filters["q"], autoescape=True),
-                User.display_name.icontains(filters["q"], autoescape=True),
-            )
-        )
-    if filters["active"]:
-        stmt = stmt.where(User.active.is_(filters["active"] == "1"))
-    after = parse_id(request.args.get("after"))
-    if after:
-        stmt = stmt.where(User.id > after)
-    rows = list(db.session.execute(stmt.order_by(User.id).limit(USERS_PER_PAGE + 1)).scalars())
+    rows = queries.list_users(
+        current_user,
+        role=filters["role"],
+        org_id=filters["org"],
+        q=filters["q"],
+        active=filters["active"],
+        after=parse_id(request.args.get("after")),
+        limit=USERS_PER_PAGE + 1,
+    )
     next_url = None
     if len(rows) > USERS_PER_PAGE:
         rows = rows[:USERS_PER_PAGE]
@@ -374,13 +337,7 @@ def users():
             **{k: v for k, v in filters.items() if v},
             after=rows[-1].id,
         )
-    org_options = []
-    if current_user.role in GLOBAL_ROLES:
-        org_options = list(
-            db.session.execute(
-                select(Organisation).order_by(Organisation.type, Organisation.name)
-            ).scalars()
-        )
+    org_options = queries.all_orgs() if current_user.role in GLOBAL_ROLES else []
     return render_template(
         "admin/users.html",
         users=rows,
@@ -412,7 +369,6 @@ def user_new():
         except ValidationFailed as exc:
             _show_errors(form, exc)
         else:
-            db.session.commit()
             flash(
                 _(
                     "User %(username)s created. They must choose their own password at first "
@@ -459,7 +415,6 @@ def user_edit(user_id: int):
             except ValidationFailed as exc:
                 _show_errors(form, exc)
             else:
-                db.session.commit()
                 flash(_("User %(username)s saved.", username=user.username), "success")
                 return redirect(url_for("admin.users"))
     return render_template(
@@ -475,7 +430,6 @@ def user_deactivate(user_id: int):
         flash(_("You cannot deactivate your own account."), "danger")
     elif form.validate_on_submit():
         user_service.deactivate_user(user)
-        db.session.commit()
         flash(
             _(
                 "%(username)s is deactivated and has been signed out everywhere.",
@@ -501,12 +455,10 @@ def user_activate(user_id: int):
                 email=user.email,
                 active=True,
             )
-        except ValidationFailed as exc:
-            db.session.rollback()
+        except ValidationFailed as exc:  # refused before any change: nothing to undo
             for message in exc.fields.values() or [exc.message]:
                 flash(message, "danger")
         else:
-            db.session.commit()
             flash(_("%(username)s is active again.", username=user.username), "success")
     return redirect(url_for("admin.user_edit", user_id=user.id))
 
@@ -526,7 +478,6 @@ def user_password(user_id: int):
         except ValidationFailed as exc:
             _show_errors(form, exc)
         else:
-            db.session.commit()
             if is_self:
                 flash(_("Password changed. Your other sessions have been signed out."), "success")
                 if revoked:
@@ -554,7 +505,7 @@ def user_password(user_id: int):
 @form_view
 def advisor_profile(user_id: int):
     user = _user_or_404(user_id)  # scope: a liaison its org, an advisor only themself
-    profile = db.session.get(AdvisorProfile, user.id) if user.role == "advisor" else None
+    profile = queries.advisor_profile(user)
     if profile is None:
         abort(404)
     can_edit = current_user.role in PROFILE_EDITORS or current_user.id == user.id
@@ -585,7 +536,6 @@ def advisor_profile(user_id: int):
             except ValidationFailed as exc:
                 _show_errors(form, exc)
             else:
-                db.session.commit()
                 flash(_("Advisor profile saved."), "success")
                 return redirect(url_for("admin.advisor_profile", user_id=user.id))
     return render_template(

@@ -2,9 +2,10 @@
 comments, recompile, publish), an advisor's drill-down, the ranking notice (printable page,
 .xlsx, PDF) and the rubric editor.
 
-Routes are thin: parse -> call :mod:`advisors.services.assessments` -> commit once -> render or
-redirect. Who sees what is the service's rule (office roles every period, drafts too; an
-advisor their own published row; a liaison its institution's rows); bureaus are refused here.
+Routes are thin: parse -> call :mod:`advisors.services.assessments` -> render or redirect (the
+request's unit of work, ``views/_uow.py``, commits once). Who sees what is the service's rule
+(office roles every period, drafts too; an advisor their own published row; a liaison its
+institution's rows); bureaus are refused here.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 from wtforms import (
     BooleanField,
@@ -42,18 +41,16 @@ from wtforms import (
     TextAreaField,
 )
 
-from advisors import charts
+from advisors import charts, clock
 from advisors import periods as periods_module
 from advisors.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from advisors.i18n import fmt_wan
+from advisors.labels import labels
 from advisors.params import MAX_ID, parse_id, parse_int
 from advisors.permissions import allow, allow_blueprint
 from advisors.scoring import (
-    AVERAGE,
     DEFAULT_RUBRIC,
-    FIRM_FIRST,
     METRIC_KEYS,
-    NOT_APPLICABLE,
     ZERO_POINTS,
     RubricSpec,
     load_rubric,
@@ -61,9 +58,8 @@ from advisors.scoring import (
 from advisors.scoring import rules as scoring_rules
 from advisors.services import assessments as svc
 from advisors.services import notice as notice_service
-from advisors.services.referrals import today
+from advisors.services import saving
 from advisors.xlsx import XLSX_MIMETYPE
-from models import db
 
 from ._forms import form_version
 from ._http import form_view
@@ -158,20 +154,6 @@ class RubricForm(FlaskForm):
     )
 
 
-def no_data_labels() -> dict[str, str]:
-    return {
-        NOT_APPLICABLE: _("Not applicable (weight spread over the others)"),
-        ZERO_POINTS: _("0 points"),
-    }
-
-
-def case_rating_labels() -> dict[str, str]:
-    return {
-        FIRM_FIRST: _("Counts once: the firm's own rating, else the bureau's"),
-        AVERAGE: _("Counts once: the average of the firm's and the bureau's ratings"),
-    }
-
-
 # ------------------------------------------------------------------ helpers
 def _error_pages(view):
     """A POST view re-run by the CSRF error handler (``form_view``) runs inside that handler,
@@ -236,14 +218,6 @@ def _apply(form: FlaskForm, exc: ValidationFailed, aliases: dict[str, str] | Non
             target.errors = [*target.errors, str(message)]
     if not exc.fields:
         form.form_errors.append(exc.message)
-
-
-def status_labels() -> dict[str, str]:
-    return {"draft": _("Draft"), "published": _("Published")}
-
-
-def kind_labels() -> dict[str, str]:
-    return {"month": _("Month"), "quarter": _("Quarter"), "year": _("Year")}
 
 
 def raw_text(key: str, rule: str, raw) -> str:
@@ -320,15 +294,15 @@ def progress_note(view: svc.AssessmentView) -> str:
 
 def _helpers() -> dict:
     return {
-        "status_labels": status_labels(),
-        "kind_labels": kind_labels(),
+        "status_labels": labels("assessment_status"),
+        "kind_labels": labels("period_kind"),
         "raw_text": raw_text,
         "rule_text": rule_text,
         "pts": _points,
         "num": charts.fmt,
         "signed": notice_service.signed,
-        "no_data_labels": no_data_labels(),
-        "case_rating_labels": case_rating_labels(),
+        "no_data_labels": labels("no_data"),
+        "case_rating_labels": labels("case_rating"),
     }
 
 
@@ -341,7 +315,8 @@ def _render_index(form: CompileForm | None = None, errors=None, status: int = 20
         abort(403)
     may_compile = user.role == "finance_office"
     if may_compile and form is None:
-        form = CompileForm(formdata=None, period=periods_module.month_of(today()).previous().key)
+        last_month = periods_module.month_of(clock.today()).previous()
+        form = CompileForm(formdata=None, period=last_month.key)
     return render_template(
         "assessments/index.html",
         items=items,
@@ -357,22 +332,21 @@ def index():
     return _render_index()
 
 
+def _changed_meanwhile() -> str:
+    return _("The assessment was changed at the same moment; try again.")
+
+
 def _compile(period_key: str):
-    """Compile -> commit; the error message and status, or None."""
+    """Compile; the error message and status, or None."""
     try:
-        svc.compile_period(period_key, _me())
-        db.session.commit()
-    except ValidationFailed:
-        db.session.rollback()
-        raise
+        with saving.attempt(
+            _("The assessment was being compiled at the same moment; try again."),
+            saving.WITH_LOCKS,
+        ):
+            svc.compile_period(period_key, _me())
     except Conflict as exc:
-        db.session.rollback()
         return exc.message, 409
-    except (IntegrityError, StaleDataError, OperationalError):
-        db.session.rollback()
-        return _("The assessment was being compiled at the same moment; try again."), 409
     except Forbidden:
-        db.session.rollback()
         abort(403)
     return None
 
@@ -402,6 +376,75 @@ def compile_new():
 
 
 # ------------------------------------------------------------------ the ranking
+def _distribution(page: notice_service.RankingPage, user):
+    """The chart of how many advisors scored in each band (for those who see all, or a
+    liaison their institution's); None on an empty ranking."""
+    view = page.view
+    if not page.total or not (view.sees_all or user.role == "liaison"):
+        return None
+    return charts.histogram_of_counts(
+        notice_service.score_bands(view, None if view.sees_all else user),
+        title=_("Score distribution, %(period)s", period=view.period.key),
+        desc=_(
+            "How many advisors scored in each band of 10 points (final scores, %(n)s advisors).",
+            n=page.total,
+        ),
+        x_label=_("Final score"),
+        y_label=_("Advisors"),
+        bar_title=_("{range} points: {count} advisor(s)"),
+        id_prefix="score-distribution",
+    )
+
+
+def _ranking_lines(view: svc.AssessmentView, target: Decimal) -> list[dict]:
+    """One line of the ranking table per advisor row."""
+    keys = [m.key for m in view.spec.metrics]
+    na = Markup('<td class="text-muted small" title="{}">{}</td>').format(  # noqa: S704
+        _("No data: not applicable; its weight is spread over the other metrics"), _("n/a")
+    )
+
+    def cell(r, k) -> str:
+        if k not in r.metrics:
+            return "<td>—</td>"
+        points = r.metrics[k].points
+        return na if points is None else f"<td>{points:.2f}</td>"
+
+    return [
+        {
+            "row": r,
+            "computed": f"{r.computed:.2f}",
+            "adjustment": notice_service.signed(r.adjustment),
+            "score": f"{r.score:.2f}",
+            "below": r.score < target,
+            # The metric cells, joined here: figures only (formatted numbers or a dash), and
+            # hundreds of cells per page are cheaper as one string than one by one in Jinja.
+            "cells": Markup("".join(cell(r, k) for k in keys)),  # noqa: S704
+        }
+        for r in view.rows
+    ]
+
+
+def _pager(page: notice_service.RankingPage, key: str) -> dict:
+    """Where this page of the ranking sits, and the links to its neighbours."""
+    rows = page.view.rows
+    return {
+        "first": page.offset + 1 if rows else 0,
+        "last": page.offset + len(rows),
+        "total": page.total,
+        "previous": (
+            url_for("assessments.ranking", period=key, offset=page.previous_offset or None)
+            + "#ranking"
+            if page.previous_offset is not None
+            else None
+        ),
+        "next": (
+            url_for("assessments.ranking", period=key, offset=page.next_offset) + "#ranking"
+            if page.next_offset is not None
+            else None
+        ),
+    }
+
+
 def _render_ranking(
     page: notice_service.RankingPage,
     *,
@@ -422,66 +465,11 @@ def _render_ranking(
         adjust_form = AdjustForm(formdata=None, origin="ranking", offset=str(page.offset))
     if may_comment and comment_form is None:
         comment_form = CommentForm(formdata=None, origin="ranking")
-    distribution = None
-    if page.total and (view.sees_all or user.role == "liaison"):
-        distribution = charts.histogram_of_counts(
-            notice_service.score_bands(view, None if view.sees_all else user),
-            title=_("Score distribution, %(period)s", period=key),
-            desc=_(
-                "How many advisors scored in each band of 10 points (final scores, %(n)s "
-                "advisors).",
-                n=page.total,
-            ),
-            x_label=_("Final score"),
-            y_label=_("Advisors"),
-            bar_title=_("{range} points: {count} advisor(s)"),
-            id_prefix="score-distribution",
-        )
-    keys = [m.key for m in view.spec.metrics]
-    na = Markup('<td class="text-muted small" title="{}">{}</td>').format(  # noqa: S704
-        _("No data: not applicable; its weight is spread over the other metrics"), _("n/a")
-    )
-
-    def cell(r, k) -> str:
-        if k not in r.metrics:
-            return "<td>—</td>"
-        points = r.metrics[k].points
-        return na if points is None else f"<td>{points:.2f}</td>"
-
-    lines = [
-        {
-            "row": r,
-            "computed": f"{r.computed:.2f}",
-            "adjustment": notice_service.signed(r.adjustment),
-            "score": f"{r.score:.2f}",
-            "below": r.score < target,
-            # The metric cells, joined here: figures only (formatted numbers or a dash), and
-            # hundreds of cells per page are cheaper as one string than one by one in Jinja.
-            "cells": Markup("".join(cell(r, k) for k in keys)),  # noqa: S704
-        }
-        for r in view.rows
-    ]
-    pager = {
-        "first": page.offset + 1 if view.rows else 0,
-        "last": page.offset + len(view.rows),
-        "total": page.total,
-        "previous": (
-            url_for("assessments.ranking", period=key, offset=page.previous_offset or None)
-            + "#ranking"
-            if page.previous_offset is not None
-            else None
-        ),
-        "next": (
-            url_for("assessments.ranking", period=key, offset=page.next_offset) + "#ranking"
-            if page.next_offset is not None
-            else None
-        ),
-    }
     return render_template(
         "assessments/ranking.html",
         view=view,
-        lines=lines,
-        pager=pager,
+        lines=_ranking_lines(view, target),
+        pager=_pager(page, key),
         advisor_base=url_for("assessments.advisor", period=key, user_id=0)[:-1],
         chosen_advisor=parse_id(adjust_form.advisor.data) if adjust_form else None,
         a=a,
@@ -493,13 +481,13 @@ def _render_ranking(
         publish_form=publish_form
         or PublishForm(formdata=None, version=str(a.version), doc_number=""),
         next_doc_number=svc.next_doc_number() if may_review else None,
-        today_year=today().year,
+        today_year=clock.today().year,
         doc_prefix=current_app.config.get("NOTICE_DOC_PREFIX", ""),
         progress=progress_note(view),
         adjust_form=adjust_form if may_review else None,
         comment_form=comment_form if may_comment else None,
         action_errors=errors or [],
-        distribution=distribution,
+        distribution=_distribution(page, user),
         target=target,
         **_helpers(),
     ), status
@@ -541,28 +529,20 @@ def publish(period: str):
     if not form.validate():
         return _render_ranking(page, publish_form=form, status=422)
     try:
-        svc.publish(
-            _me(),
-            key,
-            expected_version=form_version(form.version.data),
-            doc_number=form.doc_number.data,
-            doc_prefix=current_app.config.get("NOTICE_DOC_PREFIX", ""),
-        )
-        db.session.commit()
+        with saving.attempt(_changed_meanwhile(), saving.WITH_LOCKS):
+            svc.publish(
+                _me(),
+                key,
+                expected_version=form_version(form.version.data),
+                doc_number=form.doc_number.data,
+                doc_prefix=current_app.config.get("NOTICE_DOC_PREFIX", ""),
+            )
     except ValidationFailed as exc:
-        db.session.rollback()
         _apply(form, exc)
         return _render_ranking(_page_or_error(period), publish_form=form, status=422)
-    except (Conflict, StaleDataError, IntegrityError, OperationalError) as exc:
-        db.session.rollback()
-        message = (
-            exc.message
-            if isinstance(exc, Conflict)
-            else _("The assessment was changed at the same moment; try again.")
-        )
-        return _render_ranking(_page_or_error(period), errors=[message], status=409)
+    except Conflict as exc:
+        return _render_ranking(_page_or_error(period), errors=[exc.message], status=409)
     except Forbidden:
-        db.session.rollback()
         abort(403)
     flash(
         _(
@@ -603,37 +583,28 @@ def adjust(period: str):
     if not form.validate():
         return _back_to(period, origin, advisor_id, adjust_form=form, offset=offset)
     try:
-        if advisor_id is None:
-            raise NotFound(_("Choose an advisor of this assessment."))
-        svc.add_adjustment(_me(), key, advisor_id, form.points.data, form.reason.data)
-        db.session.commit()
+        with saving.attempt(_changed_meanwhile(), saving.WITH_LOCKS):
+            if advisor_id is None:
+                raise NotFound(_("Choose an advisor of this assessment."))
+            svc.add_adjustment(_me(), key, advisor_id, form.points.data, form.reason.data)
     except ValidationFailed as exc:
-        db.session.rollback()
         _apply(form, exc)
         return _back_to(period, origin, advisor_id, adjust_form=form, offset=offset)
     except NotFound:
-        db.session.rollback()
         _page_or_error(period)  # the period itself missing: 404
         form.advisor.errors = [_("Choose an advisor of this assessment.")]
         return _back_to(period, origin, advisor_id, adjust_form=form, offset=offset)
-    except (Conflict, StaleDataError, IntegrityError, OperationalError) as exc:
-        db.session.rollback()
-        message = (
-            exc.message
-            if isinstance(exc, Conflict)
-            else _("The assessment was changed at the same moment; try again.")
-        )
+    except Conflict as exc:
         return _back_to(
             period,
             origin,
             advisor_id,
             adjust_form=form,
             offset=offset,
-            errors=[message],
+            errors=[exc.message],
             status=409,
         )
     except Forbidden:
-        db.session.rollback()
         abort(403)
     flash(_("Adjustment recorded; the score and the ranks were updated."), "success")
     return _after_adjustment(key, origin, advisor_id, offset)
@@ -661,22 +632,13 @@ def withdraw_adjustment(period: str, adjustment_id: int):
     if not form.validate():
         return _back_to(period, "ranking", None, errors=[_("Your form had expired; try again.")])
     try:
-        adjustment = svc.withdraw_adjustment(_me(), key, adjustment_id)
-        advisor_id = adjustment.advisor_id
-        db.session.commit()
+        with saving.attempt(_changed_meanwhile(), saving.WITH_LOCKS):
+            advisor_id = svc.withdraw_adjustment(_me(), key, adjustment_id).advisor_id
     except NotFound:
-        db.session.rollback()
         abort(404)
-    except (Conflict, StaleDataError, IntegrityError, OperationalError) as exc:
-        db.session.rollback()
-        message = (
-            exc.message
-            if isinstance(exc, Conflict)
-            else _("The assessment was changed at the same moment; try again.")
-        )
-        return _back_to(period, "ranking", None, errors=[message], status=409)
+    except Conflict as exc:
+        return _back_to(period, "ranking", None, errors=[exc.message], status=409)
     except Forbidden:
-        db.session.rollback()
         abort(403)
     flash(_("Adjustment withdrawn; the score and the ranks were updated."), "success")
     return _after_adjustment(key, origin, advisor_id)
@@ -693,20 +655,16 @@ def comment(period: str):
     if not form.validate():
         return _back_to(period, origin, advisor_id, comment_form=form)
     try:
-        svc.add_comment(_me(), key, form.body.data, advisor_id)
-        db.session.commit()
+        with saving.attempt():
+            svc.add_comment(_me(), key, form.body.data, advisor_id)
     except ValidationFailed as exc:
-        db.session.rollback()
         _apply(form, exc, {"advisor_id": "body"})
         return _back_to(period, origin, advisor_id, comment_form=form)
     except NotFound:
-        db.session.rollback()
         abort(404)
     except Conflict as exc:
-        db.session.rollback()
         return _back_to(period, origin, advisor_id, errors=[exc.message], status=409)
     except Forbidden:
-        db.session.rollback()
         abort(403)
     flash(_("Comment added."), "success")
     if origin == "advisor" and advisor_id is not None:
@@ -717,16 +675,6 @@ def comment(period: str):
 
 
 # ------------------------------------------------------------------ the drill-down
-def record_kind_labels() -> dict[str, str]:
-    return {
-        "visit": _("Visit"),
-        "referral": _("Case"),
-        "financing": _("Loan"),
-        "risk_report": _("Risk report"),
-        "rating": _("Rating"),
-    }
-
-
 def record_url(record: dict) -> str | None:
     kind, rid = record.get("kind"), record.get("id")
     if kind == "visit":
@@ -740,6 +688,28 @@ def record_url(record: dict) -> str | None:
     if kind == "rating" and record.get("referral_id"):
         return url_for("referrals.detail", referral_id=record["referral_id"])
     return None
+
+
+def _advisor_trend_chart(user, view: svc.AssessmentView, row, user_id: int):
+    """The advisor's final score over the periods of this kind (None without history)."""
+    trend = notice_service.advisor_trend(user, view, user_id)
+    if not trend.labels:
+        return None
+    return charts.line_chart(
+        list(trend.labels),
+        [(name, list(values)) for name, values in trend.series],
+        title=_("%(name)s's score over the periods", name=row.name),
+        desc=_(
+            "Final score in each %(kind)s from %(first)s to %(last)s.",
+            kind=labels("period_kind")[view.period.kind].lower(),
+            first=trend.labels[0],
+            last=trend.labels[-1],
+        ),
+        y_max=100,
+        target=_target(),
+        target_label=_("Target %(n)s", n=charts.fmt(_target())),
+        id_prefix="advisor-trend",
+    )
 
 
 def _render_advisor(
@@ -768,24 +738,7 @@ def _render_advisor(
         adjust_form = AdjustForm(formdata=None, origin="advisor", advisor=str(user_id))
     if may_comment and comment_form is None:
         comment_form = CommentForm(formdata=None, origin="advisor", advisor=str(user_id))
-    trend = notice_service.advisor_trend(user, view, user_id)
-    trend_chart = None
-    if trend.labels:
-        trend_chart = charts.line_chart(
-            list(trend.labels),
-            [(name, list(values)) for name, values in trend.series],
-            title=_("%(name)s's score over the periods", name=row.name),
-            desc=_(
-                "Final score in each %(kind)s from %(first)s to %(last)s.",
-                kind=kind_labels()[view.period.kind].lower(),
-                first=trend.labels[0],
-                last=trend.labels[-1],
-            ),
-            y_max=100,
-            target=_target(),
-            target_label=_("Target %(n)s", n=charts.fmt(_target())),
-            id_prefix="advisor-trend",
-        )
+    trend_chart = _advisor_trend_chart(user, view, row, user_id)
     return render_template(
         "assessments/advisor.html",
         view=view,
@@ -803,7 +756,7 @@ def _render_advisor(
         action_errors=errors or [],
         trend_chart=trend_chart,
         record_url=record_url,
-        record_kinds=record_kind_labels(),
+        record_kinds=labels("evidence_kind"),
         **_helpers(),
     ), status
 
@@ -843,7 +796,7 @@ def notice(period: str):
             desc=_(
                 "Average final score of each institution's advisors in each %(kind)s from "
                 "%(first)s to %(last)s.",
-                kind=kind_labels()[n.kind].lower(),
+                kind=labels("period_kind")[n.kind].lower(),
                 first=n.trend.labels[0],
                 last=n.trend.labels[-1],
             ),
@@ -942,8 +895,8 @@ def _choices(form: RubricForm) -> None:
     """The select fields' options (set on every request: they are translated)."""
     for entry in form.metrics.entries:
         entry.form.rule.choices = _rule_choices()
-        entry.form.no_data.choices = list(no_data_labels().items())
-    form.case_rating.choices = list(case_rating_labels().items())
+        entry.form.no_data.choices = list(labels("no_data").items())
+    form.case_rating.choices = list(labels("case_rating").items())
 
 
 def _parse_tiers(text: str) -> list[list[str]] | None:
@@ -1090,8 +1043,7 @@ def _render_rubric(
         _choices(form)
     labels = {m.key: m for m in DEFAULT_RUBRIC.metrics}
     labels.update({m.key: m for m in spec.metrics})
-    history = notice_service.rubric_history()
-    db.session.commit()  # version 1 may just have been created
+    history = notice_service.rubric_history()  # version 1 may just have been created
     return render_template(
         "assessments/rubric.html",
         version=version,
@@ -1131,26 +1083,22 @@ def save_rubric():
             for name, message in fields.items():
                 getattr(sub, name).errors = [message]
     try:
-        if errors:
-            # The tiers could not be read: report them with everything else that is wrong.
-            _spec, others = load_rubric(data)
-            raise ValidationFailed(_("Please correct the marked fields."), others)
-        version = svc.save_rubric(_me(), data, form.note.data)
-        db.session.commit()
+        with saving.attempt(
+            _("Someone saved the rubric at the same moment; check it and save again."),
+            saving.WITH_LOCKS,
+        ):
+            if errors:
+                # The tiers could not be read: report them with everything else that is wrong.
+                _spec, others = load_rubric(data)
+                raise ValidationFailed(_("Please correct the marked fields."), others)
+            version = svc.save_rubric(_me(), data, form.note.data)
     except ValidationFailed as exc:
-        db.session.rollback()
         general, weights = _apply_rubric_errors(form, exc.fields, lines)
         return _render_rubric(form, general=general, weights_error=weights, status=422)
     except Forbidden:
-        db.session.rollback()
         abort(403)
-    except (IntegrityError, StaleDataError, OperationalError):
-        db.session.rollback()
-        return _render_rubric(
-            form,
-            general=[_("Someone saved the rubric at the same moment; check it and save again.")],
-            status=409,
-        )
+    except Conflict as exc:
+        return _render_rubric(form, general=[exc.message], status=409)
     flash(
         _(
             "Rubric version %(n)s saved. The next compile of a draft uses it; published "

@@ -27,9 +27,9 @@ from advisors import security
 from advisors.errors import ValidationFailed
 from advisors.permissions import PUBLIC, SIGNED_IN, allow
 from advisors.services import users as user_service
-from models import db
 
 from ._http import form_view
+from ._uow import keep_writes
 
 bp = Blueprint("auth", __name__)
 
@@ -93,7 +93,7 @@ def login():
         ip = request.remote_addr or "-"
         result = security.authenticate(form.username.data, form.password.data, ip)
         if result.locked:
-            db.session.commit()  # the refused attempt counts too
+            keep_writes()  # the refused attempt counts too (the answer is a 429)
             form.username.errors.append(
                 _(
                     "Too many failed sign-ins. Please wait %(wait)s, then try again; "
@@ -103,7 +103,7 @@ def login():
             )
             return _throttled(render_template("auth/login.html", form=form), result.retry_after)
         if result.user is None:
-            db.session.commit()  # keep the failed attempt for throttling
+            keep_writes()  # keep the failed attempt for throttling
             form.password.errors.append(
                 _("Wrong username or password, or the account is inactive.")
             )
@@ -114,7 +114,6 @@ def login():
         session.clear()  # a fresh session on sign-in (no fixation)
         session.update(kept)
         security.open_session(result.user, ip, request.headers.get("User-Agent"))
-        db.session.commit()
         login_user(result.user)
         session.permanent = True
         return redirect(_safe_next(request.args.get("next")) or url_for("main.home"))
@@ -125,7 +124,6 @@ def login():
 @allow(SIGNED_IN)
 def logout():
     security.revoke_session(current_user.get_id(), "logout")
-    db.session.commit()
     logout_user()
     session.clear()
     flash(_("You have signed out."), "info")
@@ -143,7 +141,7 @@ def change_password():
             user, form.current_password.data, request.remote_addr or "-"
         )
         if check.locked:
-            db.session.commit()  # the refused attempt counts too
+            keep_writes()  # the refused attempt counts too (the answer is a 429)
             form.current_password.errors.append(
                 _(
                     "Too many wrong current passwords. Please wait %(wait)s, then try again; "
@@ -153,7 +151,7 @@ def change_password():
             )
             return _throttled(render_template("auth/password.html", form=form), check.retry_after)
         if not check.ok:
-            db.session.commit()  # keep the failed attempt for throttling
+            keep_writes()  # keep the failed attempt for throttling
             form.current_password.errors.append(_("The current password is wrong."))
             if check.retry_after:
                 form.current_password.errors.append(_next_try(check.retry_after))
@@ -163,9 +161,11 @@ def change_password():
                     user, form.new_password.data, keep_token=user.get_id()
                 )
             except ValidationFailed as exc:
+                # 422: nothing of this attempt is kept (as before: the new password is refused
+                # before anything changes, and the right current password is not recorded).
                 form.new_password.errors.append(exc.fields.get("new_password", exc.message))
+                return render_template("auth/password.html", form=form), 422
             else:
-                db.session.commit()
                 flash(_("Password changed. Your other sessions have been signed out."), "success")
                 if revoked:
                     flash(

@@ -23,11 +23,13 @@ from wtforms import RadioField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
 from advisors.errors import Conflict, NotFound, ValidationFailed
+from advisors.labels import labels
 from advisors.params import MAX_ID
 from advisors.permissions import PUBLIC, allow, allow_blueprint
 from advisors.services import feedback as svc
-from models import FeedbackLink, db
+from advisors.services import saving
 
+from ._forms import apply_errors
 from ._http import form_view
 
 bp = Blueprint("feedback", __name__, url_prefix="/feedback")
@@ -74,7 +76,7 @@ def _render_case(referral_id: int, errors: list[str] | None = None, status: int 
         "feedback/case.html",
         view=view,
         r=view.referral,
-        status_labels=svc.status_labels(),
+        status_labels=labels("feedback_status"),
         link_days=svc.link_days(),
         action_errors=errors or [],
     ), status
@@ -105,13 +107,11 @@ def create(referral_id: int):
     if referral_id > MAX_ID:
         abort(404)
     try:
-        link, token = svc.create_link(_me(), referral_id)
-        db.session.commit()
+        with saving.attempt():
+            link, token = svc.create_link(_me(), referral_id)
     except NotFound:
-        db.session.rollback()
         abort(404)
     except Conflict as exc:
-        db.session.rollback()
         return _render_case(referral_id, [exc.message], 409)
     url = _public_link(token)
     view = svc.links_for(_me(), referral_id)
@@ -141,14 +141,12 @@ def revoke(link_id: int):
     if link_id > MAX_ID:
         abort(404)
     try:
-        link = svc.revoke(_me(), link_id)
-        db.session.commit()
+        with saving.attempt():
+            link = svc.revoke(_me(), link_id)
     except NotFound:
-        db.session.rollback()
         abort(404)
     except Conflict as exc:
-        db.session.rollback()
-        return _render_case(db.session.get(FeedbackLink, link_id).referral_id, [exc.message], 409)
+        return _render_case(svc.referral_id_of(link_id), [exc.message], 409)
     flash(_("The feedback link was revoked; it no longer opens."), "success")
     return redirect(url_for("feedback.case", referral_id=link.referral_id))
 
@@ -156,15 +154,6 @@ def revoke(link_id: int):
 # ------------------------------------------------------------------ public side
 def _gone(exc: svc.LinkGone):
     return render_template("feedback/gone.html", message=exc.message, reason=exc.reason), 410
-
-
-def _apply(form: FlaskForm, exc: ValidationFailed) -> None:
-    for key, message in exc.fields.items():
-        target = getattr(form, key, None)
-        if target is None or key == "csrf_token":
-            form.form_errors.append(message)
-        else:
-            target.errors = [*target.errors, message]
 
 
 @bp.route("/r/<token>", methods=["GET", "POST"])
@@ -184,18 +173,15 @@ def rate(token: str):
         status = 422
         if form.validate():
             try:
-                svc.submit_rating(
-                    token, form.rating.data, form.comment.data, ip=request.remote_addr
-                )
-                db.session.commit()
+                with saving.attempt():
+                    svc.submit_rating(
+                        token, form.rating.data, form.comment.data, ip=request.remote_addr
+                    )
             except ValidationFailed as exc:
-                db.session.rollback()
-                _apply(form, exc)
+                apply_errors(form, exc)
             except NotFound:
-                db.session.rollback()
                 abort(404)
             except svc.LinkGone as exc:
-                db.session.rollback()
                 return _gone(exc)
             else:
                 return redirect(url_for("feedback.thanks"))

@@ -9,8 +9,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 
 from advisors import credit_code
@@ -18,10 +16,10 @@ from advisors.errors import Conflict, ValidationFailed
 from advisors.i18n import fmt_wan
 from advisors.params import MAX_ID, parse_id
 from advisors.permissions import allow_blueprint
-from advisors.services import firm_queries
+from advisors.services import firm_queries, saving
 from advisors.services import firms as firm_service
 from advisors.sizing import INDUSTRIES, measures_for
-from models import SIZE_CLASSES, Enterprise, db
+from models import SIZE_CLASSES, Enterprise
 
 from ._forms import form_version, restore_pending
 from ._forms import no_control_chars as _no_control_chars
@@ -182,17 +180,6 @@ def _firm_or_404(user, firm_id: int) -> Enterprise:
     return firm
 
 
-def _duplicate_code(form: FirmForm, firm_id: int | None = None) -> bool:
-    """After an IntegrityError: was it the unique credit code (a concurrent registration)?"""
-    code = credit_code.normalize(form.credit_code.data or "")
-    if not firm_queries.code_taken(code, exclude_id=firm_id):
-        return False
-    _add_error(
-        form, "credit_code", _("A firm with credit code %(code)s is already registered.", code=code)
-    )
-    return True
-
-
 # ------------------------------------------------------------------ list
 @bp.route("/")
 def index():
@@ -248,16 +235,10 @@ def new():
     if not form.validate():
         return _render_form(form), 422
     try:
-        firm = firm_service.register_firm(user, form.service_data(), form.override_text())
-        db.session.commit()
+        with saving.attempt():
+            firm = firm_service.register_firm(user, form.service_data(), form.override_text())
     except ValidationFailed as exc:
-        db.session.rollback()
         _apply(form, exc)
-        return _render_form(form), 422
-    except IntegrityError:
-        db.session.rollback()
-        if not _duplicate_code(form):
-            raise
         return _render_form(form), 422
     flash(_("Firm %(name)s registered.", name=firm.name), "success")
     return redirect(url_for("firms.detail", firm_id=firm.id))
@@ -320,7 +301,7 @@ def _same(key: str, typed: str, stored: str) -> bool:
 
 
 def _render_conflict(user, firm_id: int, form: FirmForm, message: str):
-    firm = _firm_or_404(user, firm_id)  # the stored state, as now committed
+    firm = _firm_or_404(user, firm_id)  # the stored state (the failed save was rolled back)
     form.version.data = str(firm.version)  # saving again now overwrites, knowingly
     form.form_errors.append(message)
     form.form_errors.append(
@@ -342,30 +323,18 @@ def edit(firm_id: int):
     if not form.validate():
         return _render_form(form, firm), 422
     try:
-        firm_service.update_firm(
-            user,
-            firm,
-            form.service_data(),
-            form.override_text(),
-            expected_version=form_version(form.version.data),
-        )
-        db.session.commit()
+        with saving.attempt():
+            firm_service.update_firm(
+                user,
+                firm,
+                form.service_data(),
+                form.override_text(),
+                expected_version=form_version(form.version.data),
+            )
     except Conflict as exc:
-        db.session.rollback()
         return _render_conflict(user, firm_id, form, exc.message)
-    except StaleDataError:
-        db.session.rollback()
-        return _render_conflict(
-            user, firm_id, form, _("This firm was changed by someone else since you opened it.")
-        )
     except ValidationFailed as exc:
-        db.session.rollback()
         _apply(form, exc)
-        return _render_form(form, _firm_or_404(user, firm_id)), 422
-    except IntegrityError:
-        db.session.rollback()
-        if not _duplicate_code(form, firm_id):
-            raise
         return _render_form(form, _firm_or_404(user, firm_id)), 422
     flash(_("Changes to %(name)s saved.", name=firm.name), "success")
     return redirect(url_for("firms.detail", firm_id=firm.id))

@@ -23,20 +23,20 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from sqlalchemy.exc import IntegrityError
 from wtforms import SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from advisors.errors import ValidationFailed
+from advisors.errors import Conflict, ValidationFailed
 from advisors.i18n import current_locale, fmt_date
+from advisors.labels import labels
 from advisors.permissions import allow_blueprint
-from advisors.services import firm_queries, upload_queue
+from advisors.services import firm_queries, saving, upload_queue
 from advisors.services import referral_import as import_service
 from advisors.services import referrals as referral_service
 from advisors.sizing import INDUSTRIES
 from advisors.xlsx import XLSX_MIMETYPE
-from models import NEEDS, db
+from models import NEEDS
 
 from ._forms import restore_pending
 from ._http import form_view
@@ -143,8 +143,8 @@ def _prepare(form: ReferralForm) -> ReferralForm:
         (key, _(label)) for key, label in INDUSTRIES.items()
     ]
     form.township_options = [t.name for t in firm_queries.townships()]
-    labels = referral_service.need_labels()
-    form.needs.choices = [(n, labels[n]) for n in NEEDS]
+    needs = labels("need")
+    form.needs.choices = [(n, needs[n]) for n in NEEDS]
     return form
 
 
@@ -174,23 +174,20 @@ def new():
     if not form.validate():
         return _render_new(form), 422
     try:
-        [result] = referral_service.submit(user, [form.item()], source="form")
-        if result.status == "rejected":
-            db.session.rollback()
-            _apply_errors(form, result.errors)
-            return _render_new(form), 422
-        db.session.commit()
+        with saving.attempt(
+            _("This firm was referred by someone else at the same moment. Submit again.")
+        ):
+            [result] = referral_service.submit(user, [form.item()], source="form")
     except ValidationFailed as exc:
-        db.session.rollback()
         _apply_errors(form, exc.fields or {"item": exc.message})
         return _render_new(form), 422
-    except IntegrityError:
+    except Conflict as exc:
         # Another bureau opened a case for this firm at the same moment: nothing was saved.
-        db.session.rollback()
-        form.form_errors.append(
-            _("This firm was referred by someone else at the same moment. Submit again.")
-        )
+        form.form_errors.append(exc.message)
         return _render_new(form), 409
+    if result.status == "rejected":
+        _apply_errors(form, result.errors)
+        return _render_new(form), 422
     for message in result.warnings.values():
         flash(message, "warning")
     if result.status == "duplicate":
@@ -256,24 +253,23 @@ def upload():
     storage = form.file.data
     data = storage.read()
     try:
-        # A short list is imported now; a longer one is queued for the scheduler process.
-        result = upload_queue.receive(user, storage.filename or "", data, locale=current_locale())
-        db.session.commit()
+        with saving.attempt(
+            _(
+                "Someone changed the same firms at the same moment. Nothing was saved; "
+                "upload the file again."
+            )
+        ):
+            # A short list is imported now; a longer one is queued for the scheduler process.
+            result = upload_queue.receive(
+                user, storage.filename or "", data, locale=current_locale()
+            )
     except ValidationFailed as exc:
-        db.session.rollback()
         form.file.errors = [*form.file.errors, exc.fields.get("file", exc.message)]
         return _render_upload(form, 422)
-    except IntegrityError:
-        db.session.rollback()
+    except Conflict as exc:
         earlier = import_service.find_repeat(user, import_service.fingerprint(data))
         if earlier is None:
-            form.file.errors = [
-                *form.file.errors,
-                _(
-                    "Someone changed the same firms at the same moment. Nothing was saved; "
-                    "upload the file again."
-                ),
-            ]
+            form.file.errors = [*form.file.errors, exc.message]
             return _render_upload(form, 409)
         _already_uploaded(earlier)
         return redirect(url_for("intake.report", upload_id=earlier.id))

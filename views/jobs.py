@@ -17,11 +17,11 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
+from advisors import labels as vocab
 from advisors.errors import NotFound, ValidationFailed
 from advisors.params import parse_id, parse_limit
 from advisors.permissions import allow_blueprint
 from advisors.services import jobs as svc
-from models import db
 
 from ._http import form_view
 
@@ -52,9 +52,9 @@ class JobCard:
 
 def _cards(forms: dict[str, RunForm]) -> list[JobCard]:
     labels, descriptions, schedules = (
-        svc.job_labels(),
+        vocab.labels("job"),
         svc.job_descriptions(),
-        svc.schedule_labels(),
+        vocab.labels("job_schedule"),
     )
     latest = svc.latest_by_job()
     cards = []
@@ -98,9 +98,8 @@ def _render(forms: dict[str, RunForm] | None = None, status: int = 200):
         page=page,
         job=job,
         error=error,
-        labels=svc.job_labels(),
-        status_labels=svc.status_labels(),
-        trigger_labels=svc.trigger_labels(),
+        status_labels=vocab.labels("job_status"),
+        trigger_labels=vocab.labels("job_trigger"),
         describe=svc.describe,
         next_url=url_for("jobs.index", **args, before=page.next_before)
         if page.next_before
@@ -127,7 +126,6 @@ def run(job_id: str):
             job_id, "manual", form.period.data, actor=current_user._get_current_object()
         )
     except ValidationFailed as exc:
-        db.session.rollback()
         for key, message in exc.fields.items():
             target = getattr(form, key, None)
             if target is not None and key != "csrf_token":
@@ -137,7 +135,7 @@ def run(job_id: str):
         return _render({job_id: form}, status=422)
     except NotFound:
         abort(404)
-    label = svc.job_labels()[job_id]
+    label = vocab.labels("job")[job_id]
     if result.period:
         label = f"{label} {result.period}"
     summary = svc.describe(result.message)

@@ -13,11 +13,10 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import text
 
 from advisors.dashboard import home_for
 from advisors.permissions import PUBLIC, SIGNED_IN, allow
-from models import db
+from advisors.services import health
 
 bp = Blueprint("main", __name__)
 
@@ -43,10 +42,7 @@ def set_language(code: str):
 @bp.route("/healthz")
 @allow(PUBLIC)
 def healthz():
-    try:
-        db.session.execute(text("SELECT 1"))
-    except Exception:  # any driver error means the database is not usable
-        current_app.logger.exception("health check: database unavailable")
-        db.session.rollback()
+    # A 503 rolls the failed transaction back (views/_uow.py): no rollback of its own needed.
+    if not health.database_answers():
         return jsonify({"status": "error", "db": "unavailable"}), 503
     return jsonify({"status": "ok", "db": "ok"})

@@ -9,7 +9,6 @@ from flask_wtf import FlaskForm
 from advisors.params import parse_id
 from advisors.permissions import SIGNED_IN, allow_blueprint
 from advisors.services import notifications as service
-from models import db
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 allow_blueprint(bp, SIGNED_IN)
@@ -70,7 +69,6 @@ def read_all():
     filters = _filters(request.form)
     if ConfirmForm().validate_on_submit():
         service.mark_all_read(current_user, _kinds(filters))
-        db.session.commit()
     return redirect(url_for("notifications.index", **filters))
 
 
@@ -83,7 +81,6 @@ def open_one(note_id: int):
     if note is None:
         return redirect(url_for("notifications.index"))
     service.mark_line_read(current_user, note)
-    db.session.commit()
     params = note.params or {}
     if note.kind == "job_failed" and params.get("job"):
         return redirect(url_for("jobs.index", job=params["job"]))

@@ -8,15 +8,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 from wtforms import BooleanField, HiddenField, SelectMultipleField, StringField, TextAreaField
 
+from advisors import clock
 from advisors.errors import Conflict, ValidationFailed
+from advisors.labels import labels
 from advisors.params import MAX_ID, parse_id
 from advisors.permissions import SIGNED_IN, allow, allow_blueprint
 from advisors.services import policies as policy_service
-from models import FIRM_TYPES, PolicyTool, db
+from advisors.services import saving
+from models import FIRM_TYPES, PolicyTool
 
 from ._forms import apply_errors, form_version, restore_pending
 from ._http import form_view
@@ -63,8 +64,8 @@ class PolicyForm(FlaskForm):
 
 
 def _prepare(form: PolicyForm) -> PolicyForm:
-    labels = policy_service.firm_type_labels()
-    form.eligible_types.choices = [(key, labels[key]) for key in FIRM_TYPES]
+    types = labels("firm_type")
+    form.eligible_types.choices = [(key, types[key]) for key in FIRM_TYPES]
     return form
 
 
@@ -92,18 +93,6 @@ def _tool_or_404(tool_id: int) -> PolicyTool:
     return tool
 
 
-def _unique_code_error(form: PolicyForm, tool_id: int | None = None) -> bool:
-    """After an IntegrityError (two people saving the same code at once)."""
-    other = policy_service.find_by_code(form.code.data or "")
-    if other is None or other.id == tool_id:
-        return False
-    form.code.errors = [
-        *form.code.errors,
-        _("A policy tool with code %(code)s already exists.", code=other.code),
-    ]
-    return True
-
-
 # ------------------------------------------------------------------ list
 @bp.route("/")
 def index():
@@ -117,13 +106,13 @@ def index():
     if len(tools) > PAGE_SIZE:
         tools = tools[:PAGE_SIZE]
         next_url = url_for("policies.index", after=tools[-1].id)
-    today = policy_service.today_local()
+    today = clock.today()
     return render_template(
         "policies/index.html",
         tools=tools,
         validity={t.id: policy_service.validity(t, today) for t in tools},
-        validity_labels=policy_service.validity_labels(),
-        type_labels=policy_service.firm_type_labels(),
+        validity_labels=labels("policy_validity"),
+        type_labels=labels("firm_type"),
         today=today,
         maintainer=maintainer,
         after=after,
@@ -144,16 +133,10 @@ def new():
     if not form.validate():
         return _render_form(form), 422
     try:
-        tool = policy_service.create_tool(user, form.service_data())
-        db.session.commit()
+        with saving.attempt():
+            tool = policy_service.create_tool(user, form.service_data())
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc)
-        return _render_form(form), 422
-    except IntegrityError:
-        db.session.rollback()
-        if not _unique_code_error(form):
-            raise
         return _render_form(form), 422
     flash(_("Policy tool %(name)s added.", name=tool.name), "success")
     return redirect(url_for("policies.index", _anchor=f"tool-{tool.id}"))
@@ -161,8 +144,8 @@ def new():
 
 # ------------------------------------------------------------------ edit
 def _conflict_rows(tool: PolicyTool, form: PolicyForm) -> list[dict]:
-    labels = policy_service.field_labels()
-    type_labels = policy_service.firm_type_labels()
+    fields = policy_service.field_labels()
+    type_labels = labels("firm_type")
     stored = _initial(tool)
     typed = form.service_data()
     rows = []
@@ -176,7 +159,7 @@ def _conflict_rows(tool: PolicyTool, form: PolicyForm) -> list[dict]:
         else:
             current = stored[key]
             differs = (typed[key] or "").strip() != stored[key].strip()
-        rows.append({"label": labels[key], "current": current, "differs": differs})
+        rows.append({"label": fields[key], "current": current, "differs": differs})
     return rows
 
 
@@ -204,26 +187,14 @@ def edit(tool_id: int):
     if not form.validate():
         return _render_form(form, tool), 422
     try:
-        policy_service.update_tool(
-            user, tool, form.service_data(), expected_version=form_version(form.version.data)
-        )
-        db.session.commit()
+        with saving.attempt():
+            policy_service.update_tool(
+                user, tool, form.service_data(), expected_version=form_version(form.version.data)
+            )
     except Conflict as exc:
-        db.session.rollback()
         return _render_conflict(tool_id, form, exc.message)
-    except StaleDataError:
-        db.session.rollback()
-        return _render_conflict(
-            tool_id, form, _("This policy tool was changed by someone else since you opened it.")
-        )
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc)
-        return _render_form(form, _tool_or_404(tool_id)), 422
-    except IntegrityError:
-        db.session.rollback()
-        if not _unique_code_error(form, tool_id):
-            raise
         return _render_form(form, _tool_or_404(tool_id)), 422
     flash(_("Policy tool %(name)s saved.", name=tool.name), "success")
     return redirect(url_for("policies.index", _anchor=f"tool-{tool.id}"))

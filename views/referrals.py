@@ -2,13 +2,12 @@
 page with its timeline, and the hand-overs made on it (assign, reject, withdraw, confirm), and
 the bureau's closed-loop dashboard.
 
-Routes are thin: parse -> call a service -> commit once -> render or redirect. The rules live in
+Routes are thin: parse -> call a service -> render or redirect (``views/_uow.py`` commits once;
+a failed change re-shown runs in :func:`advisors.services.saving.attempt`). The rules live in
 :mod:`advisors.services.referrals`; the reading in :mod:`advisors.services.referral_queries`.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -16,22 +15,21 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.orm.exc import StaleDataError
 from wtforms import BooleanField, HiddenField, SelectField, TextAreaField
 
+from advisors import clock
 from advisors.errors import Conflict, NotFound, ValidationFailed
-from advisors.i18n import SHANGHAI
+from advisors.labels import labels
 from advisors.params import MAX_ID, parse_id, parse_int
 from advisors.permissions import OFFICE_ROLES, allow, allow_blueprint
 from advisors.services import feedback as feedback_service
 from advisors.services import financing as financing_service
-from advisors.services import matching
+from advisors.services import matching, saving
 from advisors.services import referral_queries as queries
 from advisors.services import referrals as svc
 from advisors.services import visits as visit_service
-from advisors.services.labels import stage_labels, visit_mode_labels, visit_role_labels
 from advisors.xlsx import XLSX_MIMETYPE, workbook_bytes
-from models import NEEDS, SIZE_CLASSES, STATUSES, db
+from models import NEEDS, SIZE_CLASSES, STATUSES
 
 from ._forms import apply_errors, form_version, no_control_chars
 from ._http import form_view
@@ -111,8 +109,9 @@ def _advisor_choices(advisors, first: list | None = None) -> list[tuple[str, str
 
 def _check_capacity(form, assigned: list) -> None:
     """After the service assigned (flushed, not committed) the cases ``assigned``: refuse
-    (ValidationFailed on ``advisor``; the caller rolls back) when they took the advisor past
-    capacity, unless the form's "assign anyway" box is ticked; the form then shows the box."""
+    (ValidationFailed on ``advisor``; the caller's ``saving.attempt`` rolls back) when they took
+    the advisor past capacity, unless the form's "assign anyway" box is ticked; the form then
+    shows the box."""
     if form.force.data or not assigned:
         return
     over = matching.check_capacity(form.advisor.data or "", len(assigned), flushed=True)
@@ -166,12 +165,12 @@ def _render_index(
         statuses=STATUSES,
         needs=NEEDS,
         size_classes=SIZE_CLASSES,
-        industry_names=queries.labels("industry"),
-        size_names=queries.labels("size"),
-        status_labels=queries.labels("status"),
-        need_labels=queries.labels("need"),
-        outcome_labels=queries.labels("outcome"),
-        sla_labels=queries.labels("sla"),
+        industry_names=labels("industry"),
+        size_names=labels("size"),
+        status_labels=labels("referral_status"),
+        need_labels=labels("need"),
+        outcome_labels=labels("outcome"),
+        sla_labels=labels("sla"),
         inbox=user.role in OFFICE_ROLES,
         may_assign=may_assign,
         bulk_form=bulk_form,
@@ -225,23 +224,19 @@ def assign_bulk():
             form, checked, [_("Select at most %(n)s cases at a time.", n=MAX_BULK)], 422
         )
     try:
-        done = svc.assign(_me(), ids, form.advisor.data or "", note=form.note.data or None)
-        _check_capacity(form, done)
-        db.session.commit()
+        with saving.attempt(_("A case was changed meanwhile.")):
+            done = svc.assign(_me(), ids, form.advisor.data or "", note=form.note.data or None)
+            _check_capacity(form, done)
     except ValidationFailed as exc:
-        db.session.rollback()
         if form.over_capacity:
             return _render_index(form, checked, [exc.message], 422)
         apply_errors(form, exc)
         messages = list(form.form_errors)
         form.form_errors.clear()
         return _render_index(form, checked, messages, 422)
-    except (Conflict, StaleDataError) as exc:
-        db.session.rollback()
-        message = exc.message if isinstance(exc, Conflict) else _("A case was changed meanwhile.")
-        return _render_index(form, checked, [message], 409)
+    except Conflict as exc:
+        return _render_index(form, checked, [exc.message], 409)
     except NotFound:
-        db.session.rollback()
         return _render_index(form, checked, [_("A selected case no longer exists.")], 422)
     flash(ngettext("%(num)s case assigned.", "%(num)s cases assigned.", len(done)), "success")
     return redirect(url_for("referrals.index", **_list_args()))
@@ -280,7 +275,7 @@ def export():
             (_("Filters"), [_("Filter"), _("Value")], notes),
         ]
     )
-    stamp = datetime.now(SHANGHAI).strftime("%Y%m%d-%H%M")
+    stamp = clock.local_now().strftime("%Y%m%d-%H%M")
     return Response(
         body,
         mimetype=XLSX_MIMETYPE,
@@ -347,11 +342,11 @@ def _render_detail(
         confirm_form=confirm_form if may_confirm else None,
         may_settle=user.role == "finance_office",
         action_errors=errors or [],
-        status_labels=queries.labels("status"),
-        need_labels=queries.labels("need"),
-        outcome_labels=queries.labels("outcome"),
-        event_labels=queries.labels("event"),
-        sla_labels=queries.labels("sla"),
+        status_labels=labels("referral_status"),
+        need_labels=labels("need"),
+        outcome_labels=labels("outcome"),
+        event_labels=labels("referral_event"),
+        sla_labels=labels("sla"),
     ), status
 
 
@@ -372,9 +367,9 @@ def _work_panel(user, referral) -> dict:
         "firm_rating": feedback_service.firm_rating(referral.id)
         if referral.status in feedback_service.RATEABLE
         else None,
-        "mode_labels": visit_mode_labels(),
-        "role_labels": visit_role_labels(),
-        "stage_labels": stage_labels(),
+        "mode_labels": labels("visit_mode"),
+        "role_labels": labels("visit_role"),
+        "stage_labels": labels("stage"),
     }
 
 
@@ -384,7 +379,6 @@ def detail(referral_id: int):
     user = _me()
     if user.role in OFFICE_ROLES:
         queries.mark_read(user, referral_id)
-        db.session.commit()
     return _render_detail(view)
 
 
@@ -397,18 +391,12 @@ def _refreshed(referral_id: int, form: FlaskForm) -> queries.CaseView:
     return view
 
 
-def _conflict(referral_id: int, form: FlaskForm, exc, form_key: str):
-    db.session.rollback()
-    message = (
-        exc.message
-        if isinstance(exc, Conflict)
-        else _("This case was changed by someone else since you opened it.")
-    )
+def _conflict(referral_id: int, form: FlaskForm, exc: Conflict, form_key: str):
     view = _refreshed(referral_id, form)
     return _render_detail(
         view,
         **{form_key: form},
-        errors=[message, _("The page now shows the case as it is. Check it and try again.")],
+        errors=[exc.message, _("The page now shows the case as it is. Check it and try again.")],
         status=409,
     )
 
@@ -416,24 +404,23 @@ def _conflict(referral_id: int, form: FlaskForm, exc, form_key: str):
 def _run_action(
     referral_id: int, form: FlaskForm, form_key: str, call, *, field_errors: bool = True
 ):
-    """Validate the form -> call the service -> commit once. Returns None on success, or the
-    case page again (422 with the errors, 409 on a conflict; 404 out of scope)."""
+    """Validate the form -> call the service (the request's unit of work commits it). Returns
+    None on success, or the case page again (422 with the errors, 409 on a conflict; 404 out of
+    scope)."""
     view = _view_or_404(referral_id)
     if not form.validate():
         return _render_detail(view, **{form_key: form}, status=422)
     try:
-        call()
-        db.session.commit()
-    except (Conflict, StaleDataError) as exc:
+        with saving.attempt(_("This case was changed by someone else since you opened it.")):
+            call()
+    except Conflict as exc:
         return _conflict(referral_id, form, exc, form_key)
     except ValidationFailed as exc:
-        db.session.rollback()
         if not field_errors:
             return _render_detail(_view_or_404(referral_id), errors=[exc.message], status=422)
         apply_errors(form, exc)
         return _render_detail(_view_or_404(referral_id), **{form_key: form}, status=422)
     except NotFound:
-        db.session.rollback()
         abort(404)
     return None
 
@@ -562,6 +549,6 @@ def dashboard():
     return render_template(
         "referrals/dashboard.html",
         d=queries.bureau_dashboard(_me()),
-        status_labels=queries.labels("status"),
-        outcome_labels=queries.labels("outcome"),
+        status_labels=labels("referral_status"),
+        outcome_labels=labels("outcome"),
     )

@@ -2,7 +2,8 @@
 
 The finance office, the central bank and admins see every report (with status tabs); an
 advisor sees the reports they raised ("my risk reports"). Bureaus and liaisons have no access.
-Routes are thin: validate -> :mod:`advisors.services.risk` -> commit once -> render/redirect.
+Routes are thin: validate -> :mod:`advisors.services.risk` -> render/redirect (the request's unit
+of work commits once).
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.orm.exc import StaleDataError
 from wtforms import HiddenField, TextAreaField
 
 from advisors.errors import Conflict, NotFound, ValidationFailed
+from advisors.labels import labels
 from advisors.params import MAX_ID, parse_limit
 from advisors.permissions import GLOBAL_ROLES, OFFICE_ROLES, allow, allow_blueprint
 from advisors.services import risk as svc
-from advisors.services.labels import risk_status_labels, risk_type_labels
+from advisors.services import saving
 from advisors.services.referral_queries import decode_cursor
-from models import db
 
 from ._forms import apply_errors, form_version
 from ._http import form_view
@@ -52,12 +52,12 @@ def _me():
 
 def _tabs(user) -> list[tuple[str, str]]:
     """(filter value, label) of the status tabs; "" is every status."""
-    labels = risk_status_labels()
+    statuses = labels("risk_status")
     tabs = [
         ("active", _("Needs work")),
-        ("open", labels["open"]),
-        ("acknowledged", labels["acknowledged"]),
-        ("closed", labels["closed"]),
+        ("open", statuses["open"]),
+        ("acknowledged", statuses["acknowledged"]),
+        ("closed", statuses["closed"]),
         ("", _("All")),
     ]
     if user.role not in GLOBAL_ROLES:
@@ -93,8 +93,8 @@ def index():
         tabs=_tabs(user),
         error=error,
         office=user.role in GLOBAL_ROLES,
-        type_labels=risk_type_labels(),
-        status_labels=risk_status_labels(),
+        type_labels=labels("risk_type"),
+        status_labels=labels("risk_status"),
         next_url=url_for("risks.index", **args, cursor=page.next_cursor)
         if page.next_cursor
         else None,
@@ -142,8 +142,8 @@ def _render_detail(
         close_form=close_form if may_close else None,
         action_errors=errors or [],
         office=user.role in GLOBAL_ROLES,
-        type_labels=risk_type_labels(),
-        status_labels=risk_status_labels(),
+        type_labels=labels("risk_type"),
+        status_labels=labels("risk_status"),
     ), status
 
 
@@ -153,21 +153,15 @@ def detail(risk_id: int):
 
 
 def _run_action(risk_id: int, form: FlaskForm, form_key: str, call):
-    """Validate the form -> call the service -> commit once. None on success, or the report
-    page again: 422 with the field errors, 409 on a conflict; 404 out of scope."""
+    """Validate the form -> call the service (the unit of work commits it). None on success, or
+    the report page again: 422 with the field errors, 409 on a conflict; 404 out of scope."""
     view = _view_or_404(risk_id)
     if not form.validate():
         return _render_detail(view, **{form_key: form}, status=422)
     try:
-        call()
-        db.session.commit()
-    except (Conflict, StaleDataError) as exc:
-        db.session.rollback()
-        message = (
-            exc.message
-            if isinstance(exc, Conflict)
-            else _("This risk report was changed by someone else since you opened it.")
-        )
+        with saving.attempt(_("This risk report was changed by someone else since you opened it.")):
+            call()
+    except Conflict as exc:
         view = _view_or_404(risk_id)
         if hasattr(form, "version"):
             # Keep what was typed, at the current version: submitting again applies knowingly.
@@ -175,15 +169,16 @@ def _run_action(risk_id: int, form: FlaskForm, form_key: str, call):
         return _render_detail(
             view,
             **{form_key: form},
-            errors=[message, _("The page now shows the report as it is. Check it and try again.")],
+            errors=[
+                exc.message,
+                _("The page now shows the report as it is. Check it and try again."),
+            ],
             status=409,
         )
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc)
         return _render_detail(_view_or_404(risk_id), **{form_key: form}, status=422)
     except NotFound:
-        db.session.rollback()
         abort(404)
     return None
 

@@ -16,7 +16,6 @@ from wtforms.validators import AnyOf, Length, Optional
 from advisors import throttling
 from advisors.errors import ValidationFailed
 from advisors.permissions import allow_blueprint
-from models import db
 
 bp = Blueprint("throttling", __name__, url_prefix="/admin/throttling")
 allow_blueprint(bp, "admin")
@@ -60,11 +59,9 @@ def clear():
     scope, username, ip = form.scope.data, form.username.data, form.ip.data
     try:
         cleared = throttling.clear(scope, username, ip, form.kind.data)
-    except ValidationFailed as exc:
-        db.session.rollback()
+    except ValidationFailed as exc:  # refused before anything is written
         flash(" ".join([exc.message, *exc.fields.values()]), "danger")
         return redirect(url_for("throttling.index"))
-    db.session.commit()
     if cleared:
         flash(
             ngettext(

@@ -16,11 +16,12 @@ from wtforms import HiddenField, SelectField, StringField
 from advisors.errors import DomainError, ValidationFailed
 from advisors.params import MAX_ID, parse_id
 from advisors.permissions import allow_blueprint
+from advisors.services import saving
 from advisors.services import townships as service
-from models import db
 
 from ._forms import apply_errors
 from ._http import form_view
+from ._uow import keep_writes
 
 bp = Blueprint("townships", __name__, url_prefix="/townships")
 allow_blueprint(bp, "admin", "finance_office")
@@ -107,10 +108,9 @@ def create():
     if not form.validate():
         return _render_index(form, status=422)
     try:
-        township = service.create(_user(), form.code.data, form.name.data)
-        db.session.commit()
+        with saving.attempt():
+            township = service.create(_user(), form.code.data, form.name.data)
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc)
         return _render_index(form, status=422)
     flash(_("Township %(name)s added.", name=township.name), "success")
@@ -125,12 +125,13 @@ def import_file():
         return _render_index(import_form=form, status=422)
     storage = form.file.data
     try:
-        report = service.import_file(_user(), storage.filename or "", storage.read())
-        db.session.commit()
+        with saving.attempt():
+            report = service.import_file(_user(), storage.filename or "", storage.read())
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc, aliases={"file": "file"})
         return _render_index(import_form=form, status=422)
+    if report.rejected:
+        keep_writes()  # the good rows are saved; the page lists the rows refused
     return render_template(
         "townships/import_report.html", report=report, filename=storage.filename
     ), (200 if not report.rejected else 422)
@@ -165,10 +166,9 @@ def rename(township_id: int):
     if not form.validate():
         return _render_edit(township, rename_form=form, status=422)
     try:
-        service.rename(_user(), township, form.name.data)
-        db.session.commit()
+        with saving.attempt():
+            service.rename(_user(), township, form.name.data)
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc)
         return _render_edit(_township_or_404(township_id), rename_form=form, status=422)
     flash(_("Township renamed to %(name)s.", name=township.name), "success")
@@ -183,10 +183,9 @@ def set_active(township_id: int):
         abort(400)
     active = request.form.get("active") == "1"
     try:
-        service.set_active(_user(), township, active)
-        db.session.commit()
+        with saving.attempt():
+            service.set_active(_user(), township, active)
     except DomainError as exc:
-        db.session.rollback()
         flash(exc.message, "danger")
         return redirect(url_for("townships.edit", township_id=township_id))
     flash(
@@ -209,10 +208,9 @@ def merge(township_id: int):
         form.target.errors = [*form.target.errors, _("Choose the township to merge into.")]
         return _render_edit(township, merge_form=form, status=422)
     try:
-        service.merge(_user(), township, target)
-        db.session.commit()
+        with saving.attempt():
+            service.merge(_user(), township, target)
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc)
         return _render_edit(_township_or_404(township_id), merge_form=form, status=422)
     flash(
@@ -231,7 +229,6 @@ def delete_alias(alias_id: int):
     if township_id is None:
         abort(404)
     service.remove_alias(_user(), alias_id)
-    db.session.commit()
     flash(_("The mapped name was removed; firms already matched keep their township."), "info")
     return redirect(url_for("townships.edit", township_id=township_id))
 
@@ -263,10 +260,9 @@ def map_text():
         flash(_("Choose the listed township this name means."), "danger")
         return _render_unmatched(422, failed=form)
     try:
-        moved = service.map_text(_user(), form.text.data or "", township)
-        db.session.commit()
+        with saving.attempt():
+            moved = service.map_text(_user(), form.text.data or "", township)
     except ValidationFailed as exc:
-        db.session.rollback()
         flash(exc.fields.get("text") or exc.message, "danger")
         return _render_unmatched(422, failed=form)
     flash(

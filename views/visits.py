@@ -3,7 +3,11 @@
 Routes are thin: the rules live in :mod:`advisors.services.visits` and
 :mod:`advisors.services.financing` (the same services as ``POST /api/v1/visits``). A save is
 checked against the version the user opened; a concurrent change gives a conflict page that
-shows what is saved now beside what the user typed, never a silent overwrite.
+shows what is saved now beside what the user typed, never a silent overwrite. Each save runs
+in :func:`advisors.services.saving.attempt`: a refusal or a race lost at the flush
+(``StaleDataError``, turned into a ``Conflict``) is rolled back there, so the page shown next
+reads what is stored now. Nothing here commits (``views/_uow.py`` does, once); page look-ups
+are in :mod:`advisors.services.visit_queries`.
 """
 
 from __future__ import annotations
@@ -13,8 +17,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
-from sqlalchemy.orm.exc import StaleDataError
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -26,6 +28,8 @@ from wtforms import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from advisors import clock
+from advisors import labels as vocab
 from advisors.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from advisors.i18n import fmt_datetime
 from advisors.params import MAX_ID, parse_id
@@ -33,28 +37,11 @@ from advisors.permissions import allow, allow_blueprint
 from advisors.services import financing as financing_service
 from advisors.services import policies as policy_service
 from advisors.services import referrals as referral_service
+from advisors.services import saving
+from advisors.services import visit_queries as queries
 from advisors.services import visits as service
 from advisors.services.firms import parse_wan
-from advisors.services.labels import (
-    guidance_topic_suggestions,
-    risk_type_labels,
-    stage_labels,
-    visit_mode_labels,
-    visit_role_labels,
-)
-from models import (
-    OUTCOMES,
-    RISK_TYPES,
-    VISIT_MODES,
-    VISIT_ROLES,
-    AuditLog,
-    Enterprise,
-    Organisation,
-    PolicyTool,
-    Referral,
-    User,
-    db,
-)
+from models import OUTCOMES, RISK_TYPES, VISIT_MODES, VISIT_ROLES, User
 
 from ._forms import apply_errors, form_version, restore_pending
 from ._http import form_view
@@ -155,31 +142,35 @@ _FIELD_OF = {
 }
 
 
+def guidance_topic_suggestions() -> list[str]:
+    """Suggestions offered in the form; the topic itself is free text."""
+    return [
+        _("Financial management"),
+        _("Credit repair"),
+        _("Listing preparation"),
+        _("Insurance planning"),
+        _("Digital transformation"),
+        _("Tax and accounting"),
+    ]
+
+
 def _prepare(form: VisitForm, referral_id: int, actor: User) -> VisitForm:
-    modes = visit_mode_labels()
-    roles = visit_role_labels()
+    modes = vocab.labels("visit_mode")
+    roles = vocab.labels("visit_role")
     form.mode.choices = [(m, modes[m]) for m in VISIT_MODES]
     form.roles.choices = [(r, roles[r]) for r in VISIT_ROLES]
-    tools = db.session.execute(
-        select(PolicyTool).where(PolicyTool.active.is_(True)).order_by(PolicyTool.id)
-    ).scalars()
+    tools = queries.active_policy_tools()
     expired = _("expired")
     form.policies.choices = [
         (str(t.id), t.name if policy_service.validity(t) != "expired" else f"{t.name}（{expired}）")
         for t in tools
     ]
-    risks = risk_type_labels()
+    risks = vocab.labels("risk_type")
     form.risk_type.choices = [("", _("Choose…"))] + [(k, risks[k]) for k in RISK_TYPES]
-    stages = stage_labels()
+    stages = vocab.labels("stage")
     form.fin_stage.choices = [("", _("Choose…"))] + [(k, v) for k, v in stages.items()]
     open_apps = financing_service.open_applications(referral_id)
-    lender_names = dict(
-        db.session.execute(
-            select(Organisation.id, Organisation.name).where(
-                Organisation.id.in_([a.lender_id for a in open_apps if a.lender_id])
-            )
-        ).all()
-    )
+    lender_names = queries.org_names(a.lender_id for a in open_apps)
     form.fin_application.choices = [("", _("A new application"))] + [
         (
             str(a.id),
@@ -200,21 +191,12 @@ def _prepare(form: VisitForm, referral_id: int, actor: User) -> VisitForm:
     return form
 
 
-def _case_header(referral_id: int):
-    """The firm's name and credit code for the page heading."""
-    return db.session.execute(
-        select(Enterprise.name, Enterprise.credit_code)
-        .join(Referral, Referral.enterprise_id == Enterprise.id)
-        .where(Referral.id == referral_id)
-    ).first()
-
-
 def _render_form(form, *, referral, mode: str, visit=None, changes=None, status: int = 200):
     return render_template(
         "visits/form.html",
         form=form,
         referral=referral,
-        firm=_case_header(referral.id),
+        firm=queries.case_header(referral.id),
         mode=mode,
         visit=visit,
         changes=changes or [],
@@ -247,22 +229,20 @@ def new():
     form = _prepare(VisitForm(), referral.id, me)
     if request.method != "POST":
         if not restore_pending(form):
-            form.visited_on.data = referral_service.today().isoformat()
+            form.visited_on.data = clock.today().isoformat()
             form.mode.data = "onsite"
         return _render_form(form, referral=referral, mode="new")
     if not form.validate():
         return _render_form(form, referral=referral, mode="new", status=422)
     try:
-        data = form.as_data()
-        data["referral_id"] = referral.id
-        visit = service.log_visit(me, data)
-        db.session.commit()
+        with saving.attempt(_("The case was changed at the same moment. Please submit again.")):
+            data = form.as_data()
+            data["referral_id"] = referral.id
+            visit = service.log_visit(me, data)
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc, _FIELD_OF)
         return _render_form(form, referral=_fresh_case(me, referral_id), mode="new", status=422)
-    except (Conflict, StaleDataError):
-        db.session.rollback()
+    except Conflict:
         form.form_errors.append(_("The case was changed at the same moment. Please submit again."))
         return _render_form(form, referral=_fresh_case(me, referral_id), mode="new", status=409)
     flash(_("Visit logged."), "success")
@@ -291,17 +271,7 @@ def detail(visit_id: int):
     visit = _visit_or_404(visit_id)
     from advisors.services import risk as risk_service
 
-    author, firm = db.session.execute(
-        select(User.display_name, Enterprise.name)
-        .select_from(User)
-        .join(Enterprise, Enterprise.id == visit.enterprise_id)
-        .where(User.id == visit.advisor_id)
-    ).one()
-    corrected_by = (
-        db.session.scalar(select(User.display_name).where(User.id == visit.corrected_by_id))
-        if visit.corrected_by_id
-        else None
-    )
+    author, firm, corrected_by = queries.visit_names(visit)
     return render_template(
         "visits/detail.html",
         v=visit,
@@ -313,10 +283,10 @@ def detail(visit_id: int):
         may_edit=service.author_may_edit(me, visit),
         may_correct=service.may_correct(me, visit),
         edit_deadline=service.edit_deadline(visit),
-        mode_labels=visit_mode_labels(),
-        role_labels_=visit_role_labels(),
-        stage_labels=stage_labels(),
-        risk_labels=risk_type_labels(),
+        mode_labels=vocab.labels("visit_mode"),
+        role_labels_=vocab.labels("visit_role"),
+        stage_labels=vocab.labels("stage"),
+        risk_labels=vocab.labels("risk_type"),
     )
 
 
@@ -342,9 +312,9 @@ def _changes(visit, form: VisitForm) -> list[tuple[str, str, str]]:
     yours = form.as_data()
     yours["information_note"] = form.information_note.data or ""
     labels = service.field_labels()
-    tools = dict(db.session.execute(select(PolicyTool.id, PolicyTool.name)).all())
-    modes = visit_mode_labels()
-    roles = visit_role_labels()
+    tools = queries.policy_tool_names()
+    modes = vocab.labels("visit_mode")
+    roles = vocab.labels("visit_role")
 
     def show(key, value):
         if key == "roles":
@@ -369,13 +339,23 @@ def _changes(visit, form: VisitForm) -> list[tuple[str, str, str]]:
     return out
 
 
-def _last_change(visit_id: int):
-    return db.session.execute(
-        select(AuditLog.actor_label, AuditLog.at)
-        .where(AuditLog.table_name == "visit", AuditLog.record_id == str(visit_id))
-        .order_by(AuditLog.id.desc())
-        .limit(1)
-    ).first()
+def _edit_conflict(form: VisitForm, visit_id: int, *, referral, mode: str):
+    """The 409 page of a visit saved by someone else since the form was opened: what is saved
+    now beside what the user typed, and the current version so a second save applies theirs."""
+    current = _visit_or_404(visit_id)
+    changes = _changes(current, form)
+    who = queries.last_change(visit_id)
+    form.version.data = str(current.version)
+    message = _("This visit log was changed by someone else since you opened it.")
+    if who:
+        message += " " + _("Last change: %(who)s, %(when)s.", who=who[0], when=fmt_datetime(who[1]))
+    form.form_errors.append(message)
+    form.form_errors.append(
+        _("Compare what is saved now with your input, then save again to apply yours.")
+    )
+    return _render_form(
+        form, referral=referral, mode=mode, visit=current, changes=changes, status=409
+    )
 
 
 @bp.route("/<int:visit_id>/edit", methods=["GET", "POST"])
@@ -397,7 +377,7 @@ def edit(visit_id: int):
             "warning",
         )
         return redirect(url_for("visits.detail", visit_id=visit_id), code=303)
-    referral = db.session.get(Referral, visit.referral_id)
+    referral = queries.referral_of(visit)
     mode = "correct" if correcting else "edit"
     if request.method != "POST":
         form = _form_from_visit(visit, referral.id, me)
@@ -408,38 +388,20 @@ def edit(visit_id: int):
         return _render_form(form, referral=referral, mode=mode, visit=visit, status=422)
     data = form.as_data()
     try:
-        service.update_visit(
-            me,
-            visit_id,
-            {k: v for k, v in data.items() if k in service.EDITABLE},
-            expected_version=form_version(form.version.data),
-            reason=form.reason.data if correcting else None,
-        )
-        db.session.commit()
-    except (Conflict, StaleDataError):
-        db.session.rollback()
-        current = _visit_or_404(visit_id)
-        changes = _changes(current, form)
-        who = _last_change(visit_id)
-        form.version.data = str(current.version)
-        message = _("This visit log was changed by someone else since you opened it.")
-        if who:
-            message += " " + _(
-                "Last change: %(who)s, %(when)s.", who=who[0], when=fmt_datetime(who[1])
+        with saving.attempt(_("This visit log was changed by someone else since you opened it.")):
+            service.update_visit(
+                me,
+                visit_id,
+                {k: v for k, v in data.items() if k in service.EDITABLE},
+                expected_version=form_version(form.version.data),
+                reason=form.reason.data if correcting else None,
             )
-        form.form_errors.append(message)
-        form.form_errors.append(
-            _("Compare what is saved now with your input, then save again to apply yours.")
-        )
-        return _render_form(
-            form, referral=referral, mode=mode, visit=current, changes=changes, status=409
-        )
+    except Conflict:
+        return _edit_conflict(form, visit_id, referral=referral, mode=mode)
     except Forbidden as exc:
-        db.session.rollback()
         flash(exc.message, "warning")
         return redirect(url_for("visits.detail", visit_id=visit_id), code=303)
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc, _FIELD_OF)
         return _render_form(
             form, referral=referral, mode=mode, visit=_visit_or_404(visit_id), status=422
@@ -485,7 +447,7 @@ def _application_or_404(application_id: int):
 
 
 def _stage_choices(app) -> list[tuple[str, str]]:
-    labels = stage_labels()
+    labels = vocab.labels("stage")
     order = {
         "applied": ("approved", "disbursed", "declined"),
         "approved": ("disbursed", "declined"),
@@ -500,7 +462,7 @@ def _render_application(
     may_work = financing_service.may_work_on(me, app)
     if may_work and app.stage not in financing_service.TERMINAL and stage_form is None:
         stage_form = StageForm(
-            formdata=None, version=str(app.version), on=referral_service.today().isoformat()
+            formdata=None, version=str(app.version), on=clock.today().isoformat()
         )
     if stage_form is not None:
         stage_form.stage.choices = _stage_choices(app)
@@ -516,19 +478,13 @@ def _render_application(
             first_loan=app.first_loan,
             unsecured=app.unsecured,
         )
-        lender = db.session.get(Organisation, app.lender_id) if app.lender_id else None
+        lender = queries.lender_of(app)
         details_form.institution.data = lender.code if lender else ""
     if details_form is not None:
         details_form.institution.choices = [("", _("Choose…"))] + [
             (o.code, o.name) for o in financing_service.lenders()
         ]
-    firm, advisor, lender_name = db.session.execute(
-        select(Enterprise.name, User.display_name, Organisation.name)
-        .select_from(Enterprise)
-        .join(User, User.id == app.advisor_id)
-        .outerjoin(Organisation, Organisation.id == app.lender_id)
-        .where(Enterprise.id == app.enterprise_id)
-    ).one()
+    firm, advisor, lender_name = queries.application_names(app)
     return render_template(
         "visits/application.html",
         a=app,
@@ -540,7 +496,7 @@ def _render_application(
         details_form=details_form if may_work else None,
         changes=changes or [],
         action_errors=errors or [],
-        stage_labels=stage_labels(),
+        stage_labels=vocab.labels("stage"),
     ), status
 
 
@@ -558,21 +514,19 @@ def stage(application_id: int):
     if not form.validate():
         return _render_application(app, stage_form=form, status=422)
     try:
-        financing_service.advance(
-            _me(),
-            application_id,
-            stage=form.stage.data,
-            on=form.on.data,
-            amount_wan=form.amount_wan.data,
-            reason=form.reason.data,
-            expected_version=form_version(form.version.data),
-        )
-        db.session.commit()
+        with saving.attempt(_("This application was changed by someone else since you opened it.")):
+            financing_service.advance(
+                _me(),
+                application_id,
+                stage=form.stage.data,
+                on=form.on.data,
+                amount_wan=form.amount_wan.data,
+                reason=form.reason.data,
+                expected_version=form_version(form.version.data),
+            )
     except NotFound:
-        db.session.rollback()
         abort(404)
-    except (Conflict, StaleDataError):
-        db.session.rollback()
+    except Conflict:
         app = _application_or_404(application_id)
         form.version.data = str(app.version)
         return _render_application(
@@ -585,7 +539,6 @@ def stage(application_id: int):
             status=409,
         )
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc)
         return _render_application(_application_or_404(application_id), stage_form=form, status=422)
     flash(_("Stage recorded."), "success")
@@ -594,7 +547,7 @@ def stage(application_id: int):
 
 def _details_changes(app, form: ApplicationForm) -> list[tuple[str, str, str]]:
     labels = financing_service.field_labels()
-    lender = db.session.get(Organisation, app.lender_id) if app.lender_id else None
+    lender = queries.lender_of(app)
     names = {o.code: o.name for o in financing_service.lenders()}
     yes, no = _("Yes"), _("No")
     pairs = [
@@ -629,26 +582,24 @@ def edit_application(application_id: int):
     if not form.validate():
         return _render_application(app, details_form=form, status=422)
     try:
-        financing_service.update_details(
-            _me(),
-            application_id,
-            {
-                "institution": form.institution.data,
-                "product": form.product.data,
-                "purpose": form.purpose.data,
-                "amount_wan": form.amount_wan.data,
-                "term_months": form.term_months.data,
-                "first_loan": bool(form.first_loan.data),
-                "unsecured": bool(form.unsecured.data),
-            },
-            form_version(form.version.data),
-        )
-        db.session.commit()
+        with saving.attempt(_("This application was changed by someone else since you opened it.")):
+            financing_service.update_details(
+                _me(),
+                application_id,
+                {
+                    "institution": form.institution.data,
+                    "product": form.product.data,
+                    "purpose": form.purpose.data,
+                    "amount_wan": form.amount_wan.data,
+                    "term_months": form.term_months.data,
+                    "first_loan": bool(form.first_loan.data),
+                    "unsecured": bool(form.unsecured.data),
+                },
+                form_version(form.version.data),
+            )
     except NotFound:
-        db.session.rollback()
         abort(404)
-    except (Conflict, StaleDataError):
-        db.session.rollback()
+    except Conflict:
         app = _application_or_404(application_id)
         changes = _details_changes(app, form)
         form.version.data = str(app.version)
@@ -663,7 +614,6 @@ def edit_application(application_id: int):
             status=409,
         )
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc)
         return _render_application(
             _application_or_404(application_id), details_form=form, status=422
@@ -694,13 +644,13 @@ def _outcome_case(referral_id: int):
 
 
 def _render_outcome(form, referral, status=200):
-    labels = referral_service.outcome_labels()
+    labels = vocab.labels("outcome")
     form.result.choices = [(k, labels[k]) for k in OUTCOMES]
     return render_template(
         "visits/outcome.html",
         form=form,
         r=referral,
-        firm=_case_header(referral.id),
+        firm=queries.case_header(referral.id),
         disbursed=financing_service.disbursed_total(referral.id),
     ), status
 
@@ -736,21 +686,17 @@ def outcome(referral_id: int):
     try:
         if form_version(form.version.data) != referral.version:
             raise Conflict(_("This case was changed by someone else since you opened it."))
-        referral_service.record_outcome(
-            _me(), referral, form.result.data or "", amount, form.note.data
-        )
-        db.session.commit()
+        with saving.attempt(_("The case was changed meanwhile.")):
+            referral_service.record_outcome(
+                _me(), referral, form.result.data or "", amount, form.note.data
+            )
     except ValidationFailed as exc:
-        db.session.rollback()
         apply_errors(form, exc)
         return _render_outcome(form, _outcome_case(referral_id), 422)
-    except (Conflict, StaleDataError) as exc:
-        db.session.rollback()
+    except Conflict as exc:
         referral = _outcome_case(referral_id)
         form.version.data = str(referral.version)
-        form.form_errors.append(
-            exc.message if isinstance(exc, Conflict) else _("The case was changed meanwhile.")
-        )
+        form.form_errors.append(exc.message)
         return _render_outcome(form, referral, 409)
     flash(_("Outcome recorded; the referring bureau is asked to confirm it."), "success")
     return redirect(url_for("referrals.detail", referral_id=referral_id))

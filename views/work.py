@@ -8,15 +8,13 @@ institution outside the caller's scope is a 404.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, Response, abort, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from advisors.i18n import SHANGHAI
+from advisors import clock
+from advisors.labels import labels
 from advisors.permissions import GLOBAL_ROLES, allow, allow_blueprint
-from advisors.services import labels as work_labels
 from advisors.services import work_queries as queries
 from advisors.xlsx import XLSX_MIMETYPE, workbook_bytes
 from models import FINANCING_STAGES
@@ -69,7 +67,7 @@ def _pager(endpoint: str, filters, limit: int, cursor, next_cursor) -> dict:
 
 
 def _workbook_response(name: str, sheets) -> Response:
-    stamp = datetime.now(SHANGHAI).strftime("%Y%m%d-%H%M")
+    stamp = clock.local_now().strftime("%Y%m%d-%H%M")
     return Response(
         workbook_bytes(sheets),
         mimetype=XLSX_MIMETYPE,
@@ -111,8 +109,8 @@ def _render_visits():
         "work/visits.html",
         heading=_heading(user, "visits"),
         page=page,
-        visit_role_names=work_labels.visit_role_labels(),
-        mode_names=work_labels.visit_mode_labels(),
+        visit_role_names=labels("visit_role"),
+        mode_names=labels("visit_mode"),
         export_url=url_for("work.visits_export", **filters.as_args()),
         clear_url=url_for("work.visits"),
         **_pager("work.visits", filters, limit, cursor, page.next_cursor),
@@ -164,7 +162,7 @@ def _render_pipeline():
         page=page,
         totals=totals,
         stages=FINANCING_STAGES,
-        stage_labels=work_labels.stage_labels(),
+        stage_labels=labels("stage"),
         export_url=url_for("work.pipeline_export", **filters.as_args()),
         clear_url=url_for("work.pipeline"),
         **_pager("work.pipeline", filters, limit, cursor, page.next_cursor),
@@ -188,7 +186,7 @@ def pipeline_export():
         return _render_pipeline()
     data = queries.pipeline_export_rows(user, filters)
     totals = queries.pipeline_totals(user, filters)
-    stages = work_labels.stage_labels()
+    stages = labels("stage")
     total_rows = [
         [stages.get(t.stage, t.stage), t.count, t.amount_wan, t.approved_wan, t.disbursed_wan]
         for t in totals.by_stage
@@ -246,7 +244,7 @@ def institution():
         view=view,
         office=office,
         scope_args=scope_args,
-        stage_labels=work_labels.stage_labels(),
-        visit_role_names=work_labels.visit_role_labels(),
-        mode_names=work_labels.visit_mode_labels(),
+        stage_labels=labels("stage"),
+        visit_role_names=labels("visit_role"),
+        mode_names=labels("visit_mode"),
     )

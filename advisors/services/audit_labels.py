@@ -2,8 +2,8 @@
 language, with the ids of people, organisations, townships, firms and cases shown as names.
 
 One mapping, here (:func:`spec`): each audited table's label and, per column, its label and the
-kind of value it holds. The labels come from the services' own label functions
-(``firms.field_labels``, ``referrals.status_labels``, ``labels.stage_labels`` …), so a label
+kind of value it holds. The labels come from the services' field-label functions
+(``firms.field_labels`` …) and the vocabularies of :mod:`advisors.labels`, so a label
 changed there changes here too. Values are shown as labels: codes through those functions,
 booleans as yes/no, money in 万元, instants in Asia/Shanghai to the minute, and ids of the
 reference kinds (user, organisation, township, firm, case …) as names. The ids of a whole page
@@ -38,6 +38,7 @@ from models import (
     db,
 )
 
+from .. import labels as vocab
 from ..i18n import fmt_datetime, fmt_wan
 from ..params import parse_id
 
@@ -116,362 +117,440 @@ def action_label(action: str, table: str | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------- the mapping
-def _build() -> dict[str, Table]:
-    from . import feedback, financing, firms, policies, referrals, risk, visits
-    from .labels import (
-        risk_status_labels,
-        risk_type_labels,
-        stage_labels,
-        visit_mode_labels,
-        visit_role_labels,
-    )
-    from .orgs import org_type_labels
-    from .referral_queries import labels as case_labels
-    from .users import role_labels
+# Built per language by :func:`_build` from one small function per area. Each imports the
+# services whose label functions it reads when it runs, so importing this module loads none.
+@dataclass(frozen=True)
+class _Shared:
+    """Columns several tables hold, labelled once."""
 
-    firm = firms.field_labels()
-    item = referrals.item_labels()
-    visit = visits.field_labels()
-    loan = financing.field_labels()
-    tool = policies.field_labels()
-    report = risk.field_labels()
-    rating = feedback.field_labels()
-    industries = Codes(case_labels("industry"))
-    needs = case_labels("need")
-    roles = visit_role_labels()
-    period_kinds = {"month": _("Month"), "quarter": _("Quarter"), "year": _("Year")}
+    created_by: Field
+    advisor: Field
+    case: Field
+    enterprise: Field
+    institution: Field
+    note: Field
+    active: Field
+    industry: Field  # a firm's industry (firms and advisors' specialties)
 
-    def F(label: str, kind=None) -> Field:  # noqa: N802 (a short constructor for the table)
-        return Field(label, kind)
+    @classmethod
+    def build(cls) -> _Shared:
+        from . import firms
 
-    created_by = F(_("Created by"), USER)
-    advisor = F(_("Advisor"), USER)
-    case = F(_("Referral case"), CASE)
-    enterprise = F(_("Firm"), FIRM)
-    institution = F(_("Institution"), ORG)
-    note = F(_("Note"))
-    active = F(_("Active"), BOOL)
-    tables = {
+        return cls(
+            created_by=Field(_("Created by"), USER),
+            advisor=Field(_("Advisor"), USER),
+            case=Field(_("Referral case"), CASE),
+            enterprise=Field(_("Firm"), FIRM),
+            institution=Field(_("Institution"), ORG),
+            note=Field(_("Note")),
+            active=Field(_("Active"), BOOL),
+            industry=Field(firms.field_labels()["industry"], Codes(vocab.labels("industry"))),
+        )
+
+    def case_work(self) -> dict[str, Field]:
+        """The leading columns of an advisor's work on a case (a visit, an application)."""
+        return {
+            "referral_id": self.case,
+            "enterprise_id": self.enterprise,
+            "advisor_id": self.advisor,
+            "org_id": self.institution,
+        }
+
+
+def _place_tables(s: _Shared) -> dict[str, Table]:
+    """Organisations, townships and the names townships are written as."""
+    return {
         "organisation": Table(
             _("Organisation"),
             {
-                "code": F(_("Code")),
-                "name": F(_("Name")),
-                "type": F(_("Type"), Codes(org_type_labels())),
-                "short_name": F(_("Short name")),
-                "active": active,
+                "code": Field(_("Code")),
+                "name": Field(_("Name")),
+                "type": Field(_("Type"), Codes(vocab.labels("org_type"))),
+                "short_name": Field(_("Short name")),
+                "active": s.active,
             },
             (ORG,),
         ),
         "township": Table(
             _("Township"),
             {
-                "code": F(_("Code")),
-                "name": F(_("Name")),
-                "active": active,
-                "merged_into_id": F(_("Merged into"), TOWNSHIP),
+                "code": Field(_("Code")),
+                "name": Field(_("Name")),
+                "active": s.active,
+                "merged_into_id": Field(_("Merged into"), TOWNSHIP),
             },
             (TOWNSHIP,),
         ),
         "township_alias": Table(
             _("Township alias"),
             {
-                "text": F(_("Name as written")),
-                "township_id": F(_("Township"), TOWNSHIP),
-                "created_by_id": created_by,
+                "text": Field(_("Name as written")),
+                "township_id": Field(_("Township"), TOWNSHIP),
+                "created_by_id": s.created_by,
             },
         ),
+    }
+
+
+def _account_tables(s: _Shared) -> dict[str, Table]:
+    """Accounts, advisors' profiles and specialties, API tokens."""
+    languages = Codes({"zh_CN": "中文", "en": "English"})
+    return {
         "user_account": Table(
             _("User account"),
             {
-                "username": F(_("Username")),
-                "display_name": F(_("Display name")),
-                "password_hash": F(_("Password")),
-                "role": F(_("Role"), Codes(role_labels())),
-                "org_id": F(_("Organisation"), ORG),
-                "phone": F(_("Phone")),
-                "email": F(_("Email")),
-                "locale": F(_("Language"), Codes({"zh_CN": "中文", "en": "English"})),
-                "active": active,
-                "password_changed_at": F(_("Password changed"), MOMENT),
-                "must_change_password": F(_("Must choose a new password"), BOOL),
+                "username": Field(_("Username")),
+                "display_name": Field(_("Display name")),
+                "password_hash": Field(_("Password")),
+                "role": Field(_("Role"), Codes(vocab.labels("role"))),
+                "org_id": Field(_("Organisation"), ORG),
+                "phone": Field(_("Phone")),
+                "email": Field(_("Email")),
+                "locale": Field(_("Language"), languages),
+                "active": s.active,
+                "password_changed_at": Field(_("Password changed"), MOMENT),
+                "must_change_password": Field(_("Must choose a new password"), BOOL),
             },
             (USER,),
         ),
         "advisor_profile": Table(
             _("Advisor profile"),
             {
-                "user_id": advisor,
-                "title": F(_("Title")),
-                "capacity": F(_("Capacity")),
-                "accepting": F(_("Taking new firms"), BOOL),
-                "note": note,
-                "townships": F(_("Townships")),
+                "user_id": s.advisor,
+                "title": Field(_("Title")),
+                "capacity": Field(_("Capacity")),
+                "accepting": Field(_("Taking new firms"), BOOL),
+                "note": s.note,
+                "townships": Field(_("Townships")),
             },
             (USER,),
         ),
         "advisor_specialty": Table(
             _("Advisor specialty"),
-            {"user_id": advisor, "industry": F(firm["industry"], industries)},
+            {"user_id": s.advisor, "industry": s.industry},
             (USER, "industry"),
         ),
         "api_token": Table(
             _("API token"),
             {
-                "user_id": F(_("User"), USER),
-                "name": F(_("Name")),
-                "prefix": F(_("Prefix")),
-                "last_used_at": F(_("Last used"), MOMENT),
-                "revoked_at": F(_("Revoked"), MOMENT),
+                "user_id": Field(_("User"), USER),
+                "name": Field(_("Name")),
+                "prefix": Field(_("Prefix")),
+                "last_used_at": Field(_("Last used"), MOMENT),
+                "revoked_at": Field(_("Revoked"), MOMENT),
             },
         ),
+    }
+
+
+def _firm_tables(s: _Shared) -> dict[str, Table]:
+    """Firms and the policy tools offered to them."""
+    from . import firms, policies
+
+    firm = firms.field_labels()
+    tool = policies.field_labels()
+    firm_types = Codes(vocab.labels("firm_type"), many=True)
+    return {
         "enterprise": Table(
             _("Firm"),
             {
-                "credit_code": F(firm["credit_code"]),
-                "name": F(firm["name"]),
-                "industry": F(firm["industry"], industries),
-                "township_id": F(firm["township"], TOWNSHIP),
-                "township_text": F(_("Township as written")),
-                "address": F(firm["address"]),
-                "contact_name": F(firm["contact_name"]),
-                "contact_phone": F(firm["contact_phone"]),
-                "employees": F(firm["employees"]),
-                "revenue_wan": F(firm["revenue_wan"], MONEY),
-                "assets_wan": F(firm["assets_wan"], MONEY),
-                "size_class": F(_("Size class"), Codes(firms.size_labels())),
-                "code_override_reason": F(firm["override_reason"]),
-                "code_override_by_id": F(_("Override by"), USER),
-                "code_override_at": F(_("Overridden"), MOMENT),
-                "registered_by_org_id": F(_("Registered by"), ORG),
+                "credit_code": Field(firm["credit_code"]),
+                "name": Field(firm["name"]),
+                "industry": s.industry,
+                "township_id": Field(firm["township"], TOWNSHIP),
+                "township_text": Field(_("Township as written")),
+                "address": Field(firm["address"]),
+                "contact_name": Field(firm["contact_name"]),
+                "contact_phone": Field(firm["contact_phone"]),
+                "employees": Field(firm["employees"]),
+                "revenue_wan": Field(firm["revenue_wan"], MONEY),
+                "assets_wan": Field(firm["assets_wan"], MONEY),
+                "size_class": Field(_("Size class"), Codes(vocab.labels("size"))),
+                "code_override_reason": Field(firm["override_reason"]),
+                "code_override_by_id": Field(_("Override by"), USER),
+                "code_override_at": Field(_("Overridden"), MOMENT),
+                "registered_by_org_id": Field(_("Registered by"), ORG),
             },
             (FIRM,),
         ),
         "policy_tool": Table(
             _("Policy tool"),
             {
-                "code": F(tool["code"]),
-                "name": F(tool["name"]),
-                "description": F(tool["description"]),
-                "valid_from": F(tool["valid_from"]),
-                "valid_to": F(tool["valid_to"]),
-                "eligible_types": F(
-                    tool["eligible_types"], Codes(policies.firm_type_labels(), many=True)
-                ),
-                "active": F(tool["active"], BOOL),
+                "code": Field(tool["code"]),
+                "name": Field(tool["name"]),
+                "description": Field(tool["description"]),
+                "valid_from": Field(tool["valid_from"]),
+                "valid_to": Field(tool["valid_to"]),
+                "eligible_types": Field(tool["eligible_types"], firm_types),
+                "active": Field(tool["active"], BOOL),
             },
             (TOOL,),
         ),
-        "referral": Table(
-            _("Referral case"),
-            {
-                "enterprise_id": enterprise,
-                "status": F(_("Status"), Codes(case_labels("status"))),
-                **{
-                    f"need_{key}": F(f"{item['needs']}: {label}", BOOL)
-                    for key, label in needs.items()
-                },
-                "amount_wan": F(item["amount_wan"], MONEY),
-                "purpose": F(item["purpose"]),
-                "note": F(item["note"]),
-                "org_id": F(_("Referring bureau"), ORG),
-                "created_by_id": created_by,
-                "source": F(
-                    _("Source"),
-                    Codes({"form": _("Form"), "upload": _("Spreadsheet"), "api": _("API")}),
-                ),
-                "upload_id": F(_("Upload"), UPLOAD),
-                "advisor_id": advisor,
-                "assigned_at": F(_("Assigned"), MOMENT),
-                "first_contact_due": F(_("First contact due")),
-                "first_contact_on": F(_("First contact")),
-                "last_visit_on": F(_("Last visit")),
-                "next_visit_on": F(visit["next_visit_on"]),
-                "resolved_at": F(_("Resolved"), MOMENT),
-                "closed_at": F(_("Closed"), MOMENT),
-                "rejected_reason": F(_("Reason for rejection")),
-                "outcome_result": F(_("Outcome"), Codes(case_labels("outcome"))),
-                "outcome_amount_wan": F(_("Outcome amount (万元)"), MONEY),
-                "outcome_note": F(_("Outcome note")),
-                "satisfaction": F(_("Satisfaction")),
-                "satisfaction_comment": F(_("Satisfaction comment")),
-            },
-            (CASE,),
-        ),
+    }
+
+
+def _referral_fields(s: _Shared) -> dict[str, Field]:
+    """A referral case's columns: the request, then its path through the service."""
+    from . import referrals, visits
+
+    item = referrals.item_labels()
+    sources = Codes({"form": _("Form"), "upload": _("Spreadsheet"), "api": _("API")})
+    return {
+        "enterprise_id": s.enterprise,
+        "status": Field(_("Status"), Codes(vocab.labels("referral_status"))),
+        **{
+            f"need_{key}": Field(f"{item['needs']}: {label}", BOOL)
+            for key, label in vocab.labels("need").items()
+        },
+        "amount_wan": Field(item["amount_wan"], MONEY),
+        "purpose": Field(item["purpose"]),
+        "note": Field(item["note"]),
+        "org_id": Field(_("Referring bureau"), ORG),
+        "created_by_id": s.created_by,
+        "source": Field(_("Source"), sources),
+        "upload_id": Field(_("Upload"), UPLOAD),
+        "advisor_id": s.advisor,
+        "assigned_at": Field(_("Assigned"), MOMENT),
+        "first_contact_due": Field(_("First contact due")),
+        "first_contact_on": Field(_("First contact")),
+        "last_visit_on": Field(_("Last visit")),
+        "next_visit_on": Field(visits.field_labels()["next_visit_on"]),
+        "resolved_at": Field(_("Resolved"), MOMENT),
+        "closed_at": Field(_("Closed"), MOMENT),
+        "rejected_reason": Field(_("Reason for rejection")),
+        "outcome_result": Field(_("Outcome"), Codes(vocab.labels("outcome"))),
+        "outcome_amount_wan": Field(_("Outcome amount (万元)"), MONEY),
+        "outcome_note": Field(_("Outcome note")),
+        "satisfaction": Field(_("Satisfaction")),
+        "satisfaction_comment": Field(_("Satisfaction comment")),
+    }
+
+
+def _referral_tables(s: _Shared) -> dict[str, Table]:
+    """Referral cases and each bureau's part in one."""
+    from . import referrals
+
+    item = referrals.item_labels()
+    return {
+        "referral": Table(_("Referral case"), _referral_fields(s), (CASE,)),
         "referral_bureau": Table(
             _("Referring bureau"),
             {
-                "referral_id": case,
-                "org_id": F(_("Referring bureau"), ORG),
-                "created_by_id": created_by,
-                "needs": F(item["needs"], Codes(needs, many=True)),
-                "amount_wan": F(item["amount_wan"], MONEY),
-                "note": F(item["note"]),
-                "proposed": F(_("Firm details sent that differ from the registry"), PROPOSED),
+                "referral_id": s.case,
+                "org_id": Field(_("Referring bureau"), ORG),
+                "created_by_id": s.created_by,
+                "needs": Field(item["needs"], Codes(vocab.labels("need"), many=True)),
+                "amount_wan": Field(item["amount_wan"], MONEY),
+                "note": Field(item["note"]),
+                "proposed": Field(_("Firm details sent that differ from the registry"), PROPOSED),
             },
             (CASE, ORG),
         ),
-        "visit": Table(
-            _("Visit"),
-            {
-                "referral_id": case,
-                "enterprise_id": enterprise,
-                "advisor_id": advisor,
-                "org_id": institution,
-                "visited_on": F(visit["visited_on"]),
-                "mode": F(visit["mode"], Codes(visit_mode_labels())),
-                **{f"role_{key}": F(label, BOOL) for key, label in roles.items()},
-                "summary": F(visit["summary"]),
-                "policies": F(visit["policies"], TOOLS),
-                "policy_note": F(visit["policy_note"]),
-                "guidance_topic": F(visit["guidance_topic"]),
-                "guidance_advice": F(visit["guidance_advice"]),
-                "information_note": F(visit["information.note"]),
-                "next_visit_on": F(visit["next_visit_on"]),
-                "log_delay_days": F(_("Days logged late")),
-                "corrected_at": F(_("Corrected"), MOMENT),
-                "corrected_by_id": F(_("Corrected by"), USER),
-                "correction_reason": F(visit["reason"]),
+    }
+
+
+def _visit_table(s: _Shared) -> Table:
+    """A visit: who, when, how, and what each of its roles covered."""
+    from . import visits
+
+    visit = visits.field_labels()
+    return Table(
+        _("Visit"),
+        {
+            **s.case_work(),
+            "visited_on": Field(visit["visited_on"]),
+            "mode": Field(visit["mode"], Codes(vocab.labels("visit_mode"))),
+            **{
+                f"role_{key}": Field(label, BOOL)
+                for key, label in vocab.labels("visit_role").items()
             },
-            (VISIT,),
-        ),
-        "financing_application": Table(
-            _("Financing application"),
-            {
-                "referral_id": case,
-                "enterprise_id": enterprise,
-                "advisor_id": advisor,
-                "org_id": institution,
-                "lender_id": F(loan["institution"], ORG),
-                "visit_id": F(_("Visit"), VISIT),
-                "product": F(loan["product"]),
-                "purpose": F(loan["purpose"]),
-                "term_months": F(loan["term_months"]),
-                "amount_wan": F(loan["amount_wan"], MONEY),
-                "first_loan": F(loan["first_loan"], BOOL),
-                "unsecured": F(loan["unsecured"], BOOL),
-                "stage": F(loan["stage"], Codes(stage_labels())),
-                "applied_on": F(_("Applied on")),
-                "approved_on": F(_("Approved on")),
-                "approved_amount_wan": F(_("Approved (万元)"), MONEY),
-                "disbursed_on": F(_("Disbursed on")),
-                "disbursed_amount_wan": F(_("Disbursed (万元)"), MONEY),
-                "declined_on": F(_("Declined on")),
-                "declined_reason": F(loan["reason"]),
-            },
-        ),
+            "summary": Field(visit["summary"]),
+            "policies": Field(visit["policies"], TOOLS),
+            "policy_note": Field(visit["policy_note"]),
+            "guidance_topic": Field(visit["guidance_topic"]),
+            "guidance_advice": Field(visit["guidance_advice"]),
+            "information_note": Field(visit["information.note"]),
+            "next_visit_on": Field(visit["next_visit_on"]),
+            "log_delay_days": Field(_("Days logged late")),
+            "corrected_at": Field(_("Corrected"), MOMENT),
+            "corrected_by_id": Field(_("Corrected by"), USER),
+            "correction_reason": Field(visit["reason"]),
+        },
+        (VISIT,),
+    )
+
+
+def _financing_table(s: _Shared) -> Table:
+    """A financing application and its stages."""
+    from . import financing
+
+    loan = financing.field_labels()
+    return Table(
+        _("Financing application"),
+        {
+            **s.case_work(),
+            "lender_id": Field(loan["institution"], ORG),
+            "visit_id": Field(_("Visit"), VISIT),
+            "product": Field(loan["product"]),
+            "purpose": Field(loan["purpose"]),
+            "term_months": Field(loan["term_months"]),
+            "amount_wan": Field(loan["amount_wan"], MONEY),
+            "first_loan": Field(loan["first_loan"], BOOL),
+            "unsecured": Field(loan["unsecured"], BOOL),
+            "stage": Field(loan["stage"], Codes(vocab.labels("stage"))),
+            "applied_on": Field(_("Applied on")),
+            "approved_on": Field(_("Approved on")),
+            "approved_amount_wan": Field(_("Approved (万元)"), MONEY),
+            "disbursed_on": Field(_("Disbursed on")),
+            "disbursed_amount_wan": Field(_("Disbursed (万元)"), MONEY),
+            "declined_on": Field(_("Declined on")),
+            "declined_reason": Field(loan["reason"]),
+        },
+    )
+
+
+def _follow_up_tables(s: _Shared) -> dict[str, Table]:
+    """What a visit leads to besides a loan: risk reports and the firm's feedback."""
+    from . import feedback, risk
+
+    report = risk.field_labels()
+    rating = feedback.field_labels()
+    return {
         "risk_report": Table(
             _("Risk report"),
             {
-                "visit_id": F(_("Visit"), VISIT),
-                "referral_id": case,
-                "enterprise_id": enterprise,
-                "reporter_id": F(_("Reported by"), USER),
-                "org_id": institution,
-                "risk_type": F(report["risk_type"], Codes(risk_type_labels())),
-                "note": F(report["note"]),
-                "status": F(_("Status"), Codes(risk_status_labels())),
-                "reported_at": F(_("Reported"), MOMENT),
-                "acknowledged_at": F(_("Acknowledged"), MOMENT),
-                "acknowledged_by_id": F(_("Acknowledged by"), USER),
-                "closed_at": F(_("Closed"), MOMENT),
-                "closed_by_id": F(_("Closed by"), USER),
-                "close_note": F(_("Closing note")),
+                "visit_id": Field(_("Visit"), VISIT),
+                "referral_id": s.case,
+                "enterprise_id": s.enterprise,
+                "reporter_id": Field(_("Reported by"), USER),
+                "org_id": s.institution,
+                "risk_type": Field(report["risk_type"], Codes(vocab.labels("risk_type"))),
+                "note": Field(report["note"]),
+                "status": Field(_("Status"), Codes(vocab.labels("risk_status"))),
+                "reported_at": Field(_("Reported"), MOMENT),
+                "acknowledged_at": Field(_("Acknowledged"), MOMENT),
+                "acknowledged_by_id": Field(_("Acknowledged by"), USER),
+                "closed_at": Field(_("Closed"), MOMENT),
+                "closed_by_id": Field(_("Closed by"), USER),
+                "close_note": Field(_("Closing note")),
             },
         ),
         "feedback_link": Table(
             _("Feedback link"),
             {
-                "referral_id": case,
-                "advisor_id": advisor,
-                "created_by_id": created_by,
-                "expires_at": F(_("Valid until"), MOMENT),
-                "revoked_at": F(_("Revoked"), MOMENT),
-                "used_at": F(_("Rated"), MOMENT),
-                "rating": F(rating["rating"]),
-                "comment": F(rating["comment"]),
+                "referral_id": s.case,
+                "advisor_id": s.advisor,
+                "created_by_id": s.created_by,
+                "expires_at": Field(_("Valid until"), MOMENT),
+                "revoked_at": Field(_("Revoked"), MOMENT),
+                "used_at": Field(_("Rated"), MOMENT),
+                "rating": Field(rating["rating"]),
+                "comment": Field(rating["comment"]),
             },
         ),
+    }
+
+
+def _assessment_table() -> Table:
+    """An assessment period: its dates, compilation and publication."""
+    period_kinds = vocab.labels("period_kind")
+    statuses = vocab.labels("assessment_status")
+    return Table(
+        _("Assessment"),
+        {
+            "period": Field(_("Period")),
+            "kind": Field(_("Period type"), Codes(period_kinds)),
+            "starts_on": Field(_("Starts")),
+            "ends_on": Field(_("Ends")),
+            "status": Field(_("Status"), Codes(statuses)),
+            "rubric_id": Field(_("Rubric version"), RUBRIC),
+            "compiled_at": Field(_("Compiled"), MOMENT),
+            "compiled_by_id": Field(_("Compiled by"), USER),
+            "compile_count": Field(_("Times compiled")),
+            "published_at": Field(_("Published"), MOMENT),
+            "published_by_id": Field(_("Published by"), USER),
+            "notice_year": Field(_("Notice year")),
+            "notice_seq": Field(_("Notice number in the year")),
+            "notice_number": Field(_("Document number")),
+        },
+        (ASSESSMENT,),
+    )
+
+
+def _assessment_tables(s: _Shared) -> dict[str, Table]:
+    """The working-day calendar, rubric versions, assessments and what is added to them."""
+    return {
         "workday_override": Table(
             _("Working-day calendar"),
-            {"day": F(_("Day")), "is_workday": F(_("Working day"), BOOL), "note": note},
+            {"day": Field(_("Day")), "is_workday": Field(_("Working day"), BOOL), "note": s.note},
         ),
         "rubric_version": Table(
             _("Rubric version"),
             {
-                "number": F(_("Version")),
-                "spec": F(_("Rubric")),
-                "note": note,
-                "created_by_id": created_by,
+                "number": Field(_("Version")),
+                "spec": Field(_("Rubric")),
+                "note": s.note,
+                "created_by_id": s.created_by,
             },
             (RUBRIC,),
         ),
-        "assessment": Table(
-            _("Assessment"),
-            {
-                "period": F(_("Period")),
-                "kind": F(_("Period type"), Codes(period_kinds)),
-                "starts_on": F(_("Starts")),
-                "ends_on": F(_("Ends")),
-                "status": F(_("Status"), Codes({"draft": _("Draft"), "published": _("Published")})),
-                "rubric_id": F(_("Rubric version"), RUBRIC),
-                "compiled_at": F(_("Compiled"), MOMENT),
-                "compiled_by_id": F(_("Compiled by"), USER),
-                "compile_count": F(_("Times compiled")),
-                "published_at": F(_("Published"), MOMENT),
-                "published_by_id": F(_("Published by"), USER),
-                "notice_year": F(_("Notice year")),
-                "notice_seq": F(_("Notice number in the year")),
-                "notice_number": F(_("Document number")),
-            },
-            (ASSESSMENT,),
-        ),
+        "assessment": _assessment_table(),
         "assessment_adjustment": Table(
             _("Score adjustment"),
             {
-                "assessment_id": F(_("Assessment"), ASSESSMENT),
-                "advisor_id": advisor,
-                "points": F(_("Points")),
-                "reason": F(_("Reason")),
-                "created_by_id": created_by,
-                "withdrawn_at": F(_("Withdrawn"), MOMENT),
-                "withdrawn_by_id": F(_("Withdrawn by"), USER),
+                "assessment_id": Field(_("Assessment"), ASSESSMENT),
+                "advisor_id": s.advisor,
+                "points": Field(_("Points")),
+                "reason": Field(_("Reason")),
+                "created_by_id": s.created_by,
+                "withdrawn_at": Field(_("Withdrawn"), MOMENT),
+                "withdrawn_by_id": Field(_("Withdrawn by"), USER),
             },
         ),
         "assessment_comment": Table(
             _("Assessment comment"),
             {
-                "assessment_id": F(_("Assessment"), ASSESSMENT),
-                "advisor_id": advisor,
-                "author_id": F(_("Author"), USER),
-                "body": F(_("Comment")),
-            },
-        ),
-        # Not an audited model: the one entry per sign-in delay an administrator cleared.
-        "login_attempt": Table(
-            _("Sign-in throttle"),
-            {
-                "scope": F(
-                    _("Delay"),
-                    Codes(
-                        {
-                            "pair": _("Account from one address"),
-                            "account": _("Account, from any address"),
-                            "address": _("Address, for any account"),
-                        }
-                    ),
-                ),
-                "username": F(_("Username")),
-                "ip": F(_("Address")),
-                "kind": F(
-                    _("Attempt"),
-                    Codes({"sign_in": _("Sign-in"), "password": _("Password change")}),
-                ),
-                "failures": F(_("Failures")),
-                "cleared_at": F(_("Cleared"), MOMENT),
+                "assessment_id": Field(_("Assessment"), ASSESSMENT),
+                "advisor_id": s.advisor,
+                "author_id": Field(_("Author"), USER),
+                "body": Field(_("Comment")),
             },
         ),
     }
+
+
+def _throttle_table() -> Table:
+    """Not an audited model: the one entry per sign-in delay an administrator cleared."""
+    scopes = {
+        "pair": _("Account from one address"),
+        "account": _("Account, from any address"),
+        "address": _("Address, for any account"),
+    }
+    kinds = {"sign_in": _("Sign-in"), "password": _("Password change")}
+    return Table(
+        _("Sign-in throttle"),
+        {
+            "scope": Field(_("Delay"), Codes(scopes)),
+            "username": Field(_("Username")),
+            "ip": Field(_("Address")),
+            "kind": Field(_("Attempt"), Codes(kinds)),
+            "failures": Field(_("Failures")),
+            "cleared_at": Field(_("Cleared"), MOMENT),
+        },
+    )
+
+
+def _build() -> dict[str, Table]:
+    """Every audited table's labels in the current language, area by area (in this order)."""
+    shared = _Shared.build()
+    tables: dict[str, Table] = {}
+    for area in (_place_tables, _account_tables, _firm_tables, _referral_tables):
+        tables.update(area(shared))
+    tables["visit"] = _visit_table(shared)
+    tables["financing_application"] = _financing_table(shared)
+    tables.update(_follow_up_tables(shared))
+    tables.update(_assessment_tables(shared))
+    tables["login_attempt"] = _throttle_table()
     return tables
 
 
@@ -789,10 +868,8 @@ def actor_name(label: str, actor_id: int | None, names: Names) -> str:
     if known is not None:
         return known
     if label.startswith("job:"):
-        from .jobs import job_labels
-
         job = label[len("job:") :]
-        return f"{_('Scheduled job')}: {job_labels().get(job, job)}"
+        return f"{_('Scheduled job')}: {vocab.label('job', job)}"
     return label
 
 

@@ -84,15 +84,6 @@ def status_of(link: FeedbackLink, now: datetime | None = None) -> str:
     return "active"
 
 
-def status_labels() -> dict[str, str]:
-    return {
-        "active": _("Active"),
-        "used": _("Rated"),
-        "expired": _("Expired"),
-        "revoked": _("Revoked"),
-    }
-
-
 # ----------------------------------------------------------------------------- the public address
 def _normalised_base(raw) -> str | None:
     """``raw`` as ``scheme://host[:port][/path]`` without a trailing slash, or None unless it
@@ -228,6 +219,12 @@ def revoke(actor: User, link_id: int) -> FeedbackLink:
         link.revoked_at = utcnow()
         db.session.flush()
     return link
+
+
+def referral_id_of(link_id: int) -> int | None:
+    """The case a link was made for (None for no such link)."""
+    link = db.session.get(FeedbackLink, link_id)
+    return link.referral_id if link is not None else None
 
 
 @dataclass

@@ -28,12 +28,12 @@ from models import (
     db,
 )
 
+from .. import clock
+from .. import labels as vocab
 from ..errors import Conflict, NotFound, ValidationFailed
-from ..params import MAX_ID
+from ..params import MAX_ID, parse_date_field
 from ..permissions import get_scoped, scoped
 from . import firms as firm_service
-from . import referrals as referral_service
-from .labels import one_of, stage_labels
 
 # One loan to a small firm above 10 亿元 is a typo, not a loan.
 MAX_LOAN_WAN = Decimal("100000")
@@ -131,6 +131,51 @@ def lender_by_code(code) -> Organisation | None:
     ).scalar_one_or_none()
 
 
+def _visit_lender(
+    raw, application_id, default_lender: Organisation | None, errors: dict, prefix: str
+) -> Organisation | None:
+    """The lender a visit names by code; else (for a new application) the advisor's own bank."""
+    label = field_labels()["institution"]
+    if raw not in (None, ""):
+        lender = lender_by_code(raw)
+        if lender is None:
+            errors[prefix + "institution"] = _(
+                "%(field)s must be the code of an active bank.", field=label
+            )
+        return lender
+    if application_id is not None:
+        return None
+    lender = default_lender if default_lender and default_lender.type in LENDER_TYPES else None
+    if lender is None:
+        errors[prefix + "institution"] = _("%(field)s is required.", field=label)
+    return lender
+
+
+def _term(raw, errors: dict, key: str) -> int | None:
+    """The term in months (optional): a whole number from 1 to 600."""
+    label = field_labels()["term_months"]
+    try:
+        term = firm_service.parse_int(raw, label, 600)
+        if term == 0:
+            raise ValueError(_("%(field)s must be at least 1.", field=label))
+    except ValueError as exc:
+        errors[key] = str(exc)
+        return None
+    return term
+
+
+def _flags(data: dict, errors: dict, prefix: str) -> dict[str, bool]:
+    """The first-loan and unsecured ticks (true or false; missing is false)."""
+    labels = field_labels()
+    flags = {}
+    for key in ("first_loan", "unsecured"):
+        value = _bool(data.get(key))
+        if value is None:
+            errors[prefix + key] = _("%(field)s must be true or false.", field=labels[key])
+        flags[key] = bool(value)
+    return flags
+
+
 def clean(data, *, prefix: str = "", default_lender: Organisation | None = None):
     """The contract's ``financing`` object of a visit. Returns (CleanFinancing | None, errors)
     with error keys ``prefix + field``."""
@@ -140,7 +185,7 @@ def clean(data, *, prefix: str = "", default_lender: Organisation | None = None)
         return None, {prefix.rstrip(".") or "financing": _("Financing details are required.")}
     stage = data.get("stage")
     if stage not in FINANCING_STAGES:
-        errors[prefix + "stage"] = one_of(labels["stage"], stage_labels().values())
+        errors[prefix + "stage"] = vocab.one_of(labels["stage"], vocab.labels("stage").values())
     amount = _amount(data.get("amount_wan"), labels["amount_wan"], errors, prefix + "amount_wan")
     if (
         amount is None
@@ -155,35 +200,9 @@ def clean(data, *, prefix: str = "", default_lender: Organisation | None = None)
             application_id = firm_service.parse_int(raw_app, labels["application_id"], MAX_ID)
         except ValueError as exc:
             errors[prefix + "application_id"] = str(exc)
-    lender = None
-    raw_lender = data.get("institution")
-    if raw_lender not in (None, ""):
-        lender = lender_by_code(raw_lender)
-        if lender is None:
-            errors[prefix + "institution"] = _(
-                "%(field)s must be the code of an active bank.",
-                field=labels["institution"],
-            )
-    elif application_id is None:
-        lender = default_lender if default_lender and default_lender.type in LENDER_TYPES else None
-        if lender is None:
-            errors[prefix + "institution"] = _(
-                "%(field)s is required.", field=labels["institution"]
-            )
-    term = None
-    try:
-        term = firm_service.parse_int(data.get("term_months"), labels["term_months"], 600)
-        if term == 0:
-            raise ValueError(_("%(field)s must be at least 1.", field=labels["term_months"]))
-    except ValueError as exc:
-        errors[prefix + "term_months"] = str(exc)
-        term = None
-    flags = {}
-    for key in ("first_loan", "unsecured"):
-        value = _bool(data.get(key))
-        if value is None:
-            errors[prefix + key] = _("%(field)s must be true or false.", field=labels[key])
-        flags[key] = bool(value)
+    lender = _visit_lender(data.get("institution"), application_id, default_lender, errors, prefix)
+    term = _term(data.get("term_months"), errors, prefix + "term_months")
+    flags = _flags(data, errors, prefix)
     product = _text(data.get("product"), 100, labels["product"], errors, prefix + "product")
     purpose = _text(data.get("purpose"), 200, labels["purpose"], errors, prefix + "purpose")
     reason = _text(data.get("reason"), 500, labels["reason"], errors, prefix + "reason")
@@ -238,7 +257,7 @@ def _step(app: FinancingApplication, stage, on, amount, note, visit_id, actor) -
 
 def _stage_errors(app: FinancingApplication, stage: str, on: date, amount, key: str) -> dict:
     """Why ``app`` cannot move to ``stage`` on ``on`` with ``amount`` (empty when it can)."""
-    labels = stage_labels()
+    labels = vocab.labels("stage")
     current = app.stage
     if current in TERMINAL:
         return {
@@ -291,7 +310,15 @@ def record_from_visit(
     The application moved on is the one named by ``application_id``, else the case's open
     application with the same lender when there is exactly one; otherwise a new application is
     opened at the stage given (the earlier stages get the visit's date)."""
-    target = None
+    target = _visit_target(referral, fin)
+    if target is not None:
+        _move_on_from_visit(actor, target, visit, fin)
+        return target
+    return _open_from_visit(actor, referral, visit, fin)
+
+
+def _visit_target(referral: Referral, fin: CleanFinancing) -> FinancingApplication | None:
+    """The open application a visit's financing moves on, or None for a new application."""
     if fin.application_id is not None:
         target = db.session.get(FinancingApplication, fin.application_id)
         if target is None or target.referral_id != referral.id:
@@ -299,30 +326,41 @@ def record_from_visit(
                 _("Please correct the marked fields."),
                 {"financing.application_id": _("No such application on this case.")},
             )
-    elif fin.stage != "applied":
+        return target
+    if fin.stage != "applied":
         same = [a for a in open_applications(referral.id) if a.lender_id == fin.lender.id]
         if len(same) == 1:
-            target = same[0]
+            return same[0]
+    return None
+
+
+def _move_on_from_visit(
+    actor: User, target: FinancingApplication, visit: Visit, fin: CleanFinancing
+) -> None:
     on = visit.visited_on
-    if target is not None:
-        errors = _stage_errors(target, fin.stage, on, fin.amount_wan, "financing.")
-        if "financing.on" in errors:
-            errors["visited_on"] = errors.pop("financing.on")
-        if errors:
-            raise ValidationFailed(_("Please correct the marked fields."), errors)
-        _apply_stage(target, fin.stage, on, fin.amount_wan, fin.reason)
-        if fin.first_loan:
-            target.first_loan = True
-        if fin.unsecured:
-            target.unsecured = True
-        db.session.flush()
-        _step(target, fin.stage, on, fin.amount_wan, fin.reason, visit.id, actor)
-        return target
+    errors = _stage_errors(target, fin.stage, on, fin.amount_wan, "financing.")
+    if "financing.on" in errors:
+        errors["visited_on"] = errors.pop("financing.on")
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    _apply_stage(target, fin.stage, on, fin.amount_wan, fin.reason)
+    if fin.first_loan:
+        target.first_loan = True
+    if fin.unsecured:
+        target.unsecured = True
+    db.session.flush()
+    _step(target, fin.stage, on, fin.amount_wan, fin.reason, visit.id, actor)
+
+
+def _open_from_visit(
+    actor: User, referral: Referral, visit: Visit, fin: CleanFinancing
+) -> FinancingApplication:
     if fin.stage == "declined" and fin.amount_wan is None:
         raise ValidationFailed(
             _("Please correct the marked fields."),
             {"financing.amount_wan": _("Give the amount applied for (万元).")},
         )
+    on = visit.visited_on
     app = FinancingApplication(
         referral_id=referral.id,
         enterprise_id=referral.enterprise_id,
@@ -376,17 +414,6 @@ def _check_version(app: FinancingApplication, expected_version: int | None) -> N
         raise Conflict(_("This application was changed by someone else since you opened it."))
 
 
-def parse_date(raw, label: str) -> date | None:
-    if isinstance(raw, date):
-        return raw
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    try:
-        return date.fromisoformat(str(raw).strip())
-    except ValueError:
-        raise ValueError(_("%(field)s must be a date (YYYY-MM-DD).", field=label)) from None
-
-
 def advance(
     actor: User,
     application_id: int,
@@ -407,10 +434,10 @@ def advance(
     if stage not in FINANCING_STAGES or stage == "applied":
         errors["stage"] = _("%(field)s: choose the stage reached.", field=labels["stage"])
     try:
-        on = parse_date(on, labels["on"])
+        on = parse_date_field(on, labels["on"])
         if on is None:
             errors["on"] = _("%(field)s is required.", field=labels["on"])
-        elif on > referral_service.today():
+        elif on > clock.today():
             errors["on"] = _("%(field)s cannot be in the future.", field=labels["on"])
     except ValueError as exc:
         errors["on"] = str(exc)
@@ -453,21 +480,10 @@ def update_details(
         errors["institution"] = _(
             "%(field)s must be the code of an active bank.", field=labels["institution"]
         )
-    term = None
-    try:
-        term = firm_service.parse_int(data.get("term_months"), labels["term_months"], 600)
-        if term == 0:
-            raise ValueError(_("%(field)s must be at least 1.", field=labels["term_months"]))
-    except ValueError as exc:
-        errors["term_months"] = str(exc)
+    term = _term(data.get("term_months"), errors, "term_months")
     product = _text(data.get("product"), 100, labels["product"], errors, "product")
     purpose = _text(data.get("purpose"), 200, labels["purpose"], errors, "purpose")
-    flags = {}
-    for key in ("first_loan", "unsecured"):
-        value = _bool(data.get(key))
-        if value is None:
-            errors[key] = _("%(field)s must be true or false.", field=labels[key])
-        flags[key] = bool(value)
+    flags = _flags(data, errors, "")
     if errors:
         raise ValidationFailed(_("Please correct the marked fields."), errors)
     app.amount_wan = amount

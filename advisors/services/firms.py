@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from models import Enterprise, Township, User, db, utcnow
 
@@ -14,6 +15,7 @@ from .. import credit_code
 from ..errors import Conflict, ValidationFailed
 from ..permissions import get_scoped, scoped
 from ..sizing import INDUSTRIES
+from . import saving
 from . import townships as township_service
 
 # Problems an authorised user may override with a reason: the code is well-formed but a
@@ -91,16 +93,6 @@ def parse_int(raw, field_label: str, maximum: int = 10_000_000) -> int | None:
     if value > maximum:
         raise ValueError(_("%(field)s is too large.", field=field_label))
     return int(value)
-
-
-def size_labels() -> dict[str, str]:
-    return {
-        "micro": _("Micro"),
-        "small": _("Small"),
-        "medium": _("Medium"),
-        "large": _("Large"),
-        "unknown": _("Size unknown"),
-    }
 
 
 def field_labels() -> dict[str, str]:
@@ -193,45 +185,67 @@ def clean_firm_fields(
     was accepted but needs the office's eye (a township not on the list). ``townships``: the
     listed townships read once, for a caller checking many firms."""
     labels = labels or field_labels()
-    values: dict = {}
     errors: dict[str, str] = {}
     warnings: dict[str, str] = {}
     data, screen_errors = _screen_types(data, labels)
-    overridden: list[str] = []
+    code, overridden = _clean_code(data.get("credit_code"), override_reason, may_override, errors)
+    values: dict = {
+        "credit_code": code,
+        "name": _clean_name(data.get("name"), labels, errors),
+        "industry": _clean_industry(data.get("industry"), labels, errors),
+    }
+    values.update(_township_fields(data.get("township"), townships, labels, errors, warnings))
+    values.update(_contact_fields(data, labels, errors))
+    values.update(_size_figures(data, labels, errors))
+    errors.update(screen_errors)  # the type problem is the one to report
+    if "township" in errors:
+        warnings.pop("township", None)
+    return values, errors, overridden, warnings
 
-    code, problems = code_problems(data.get("credit_code") or "")
-    values["credit_code"] = code
-    if problems:
-        hard = [p for p in problems if p.code not in OVERRIDABLE]
-        reason = (override_reason or "").strip()
-        if hard or not may_override or not reason:
-            message = describe(problems)
-            if not hard and may_override and not reason:
-                message += " " + _("If the code is real, give an override reason.")
-            errors["credit_code"] = message
-        elif len(reason) < 4:
-            errors["override_reason"] = _("Override reason must say why (at least 4 characters).")
-        else:
-            overridden = [p.code for p in problems]
 
-    name = clean_text(data.get("name") or "")
+def _clean_code(
+    raw, override_reason: str | None, may_override: bool, errors: dict
+) -> tuple[str, list[str]]:
+    """The credit code and the check problems an override reason accepts."""
+    code, problems = code_problems(raw or "")
+    if not problems:
+        return code, []
+    hard = [p for p in problems if p.code not in OVERRIDABLE]
+    reason = (override_reason or "").strip()
+    if hard or not may_override or not reason:
+        message = describe(problems)
+        if not hard and may_override and not reason:
+            message += " " + _("If the code is real, give an override reason.")
+        errors["credit_code"] = message
+    elif len(reason) < 4:
+        errors["override_reason"] = _("Override reason must say why (at least 4 characters).")
+    else:
+        return code, [p.code for p in problems]
+    return code, []
+
+
+def _clean_name(raw, labels: dict, errors: dict) -> str:
+    name = clean_text(raw or "")
     if not name:
         errors["name"] = _("%(field)s is required.", field=labels["name"])
     elif len(name) > 200:
         errors["name"] = _(
             "%(field)s must be at most %(n)s characters.", field=labels["name"], n=200
         )
-    values["name"] = name
+    return name
 
-    industry = (data.get("industry") or "").strip()
+
+def _clean_industry(raw, labels: dict, errors: dict) -> str:
+    industry = (raw or "").strip()
     if industry not in INDUSTRIES:
         errors["industry"] = _(
             "%(field)s must be one of the SME standard's industries.", field=labels["industry"]
         )
-    values["industry"] = industry
+    return industry
 
-    values.update(_township_fields(data.get("township"), townships, labels, errors, warnings))
 
+def _contact_fields(data: dict, labels: dict, errors: dict) -> dict:
+    values = {}
     for key, limit in (("address", 200), ("contact_name", 60)):
         text = clean_text(data.get(key) or "")
         if len(text) > limit:
@@ -246,7 +260,12 @@ def clean_firm_fields(
             field=labels["contact_phone"],
         )
     values["contact_phone"] = phone or None
+    return values
 
+
+def _size_figures(data: dict, labels: dict, errors: dict) -> dict:
+    """Employees, revenue and assets: the figures the size class is computed from."""
+    values = {}
     try:
         values["employees"] = parse_int(data.get("employees"), labels["employees"])
     except ValueError as exc:
@@ -256,25 +275,38 @@ def clean_firm_fields(
             values[key] = parse_wan(data.get(key), labels[key])
         except ValueError as exc:
             errors[key] = str(exc)
-    errors.update(screen_errors)  # the type problem is the one to report
-    if "township" in errors:
-        warnings.pop("township", None)
-    return values, errors, overridden, warnings
+    return values
 
 
-def _check_unique(code: str, existing: Enterprise | None) -> None:
+def _duplicate(code: str, existing_id: int | None) -> ValidationFailed | None:
+    """The refusal when another firm holds ``code`` (None when it is free)."""
     other = db.session.execute(
         select(Enterprise.id).where(Enterprise.credit_code == code)
     ).scalar_one_or_none()
-    if other is not None and (existing is None or other != existing.id):
-        raise ValidationFailed(
-            _("Please correct the marked fields."),
-            {
-                "credit_code": _(
-                    "A firm with credit code %(code)s is already registered.", code=code
-                )
-            },
-        )
+    if other is None or other == existing_id:
+        return None
+    return ValidationFailed(
+        _("Please correct the marked fields."),
+        {"credit_code": _("A firm with credit code %(code)s is already registered.", code=code)},
+    )
+
+
+def _check_unique(code: str, existing: Enterprise | None) -> None:
+    error = _duplicate(code, existing.id if existing is not None else None)
+    if error is not None:
+        raise error
+
+
+def _save(code: str, existing_id: int | None) -> None:
+    """Flush the firm: a concurrent registration of the same credit code (the unique key) is
+    the same refusal as one seen before; a version that moved meanwhile is a Conflict."""
+
+    def refusal(exc: Exception):
+        if isinstance(exc, StaleDataError):
+            return Conflict(_("This firm was changed by someone else since you opened it."))
+        return _duplicate(code, existing_id)
+
+    saving.flush(refusal)
 
 
 def register_firm(actor: User, data: dict, override_reason: str | None = None) -> Enterprise:
@@ -290,7 +322,7 @@ def register_firm(actor: User, data: dict, override_reason: str | None = None) -
         firm.code_override_by_id = actor.id
         firm.code_override_at = utcnow()
     db.session.add(firm)
-    db.session.flush()
+    _save(values["credit_code"], None)
     return firm
 
 
@@ -326,7 +358,7 @@ def update_firm(
         firm.code_override_reason = None
         firm.code_override_by_id = None
         firm.code_override_at = None
-    db.session.flush()
+    _save(values["credit_code"], firm.id)
     return firm
 
 

@@ -47,7 +47,8 @@ from models import (
     utcnow,
 )
 
-from .. import periods
+from .. import clock, periods
+from .. import labels as vocab
 from ..dbutil import held_for_life, is_held, is_postgresql, set_local_statement_timeout
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..i18n import SHANGHAI
@@ -182,17 +183,6 @@ COMPILE_KINDS = {
 JOB_OF_KIND = {kind: job_id for job_id, kind in COMPILE_KINDS.items()}
 
 
-def job_labels() -> dict[str, str]:
-    return {
-        "housekeeping": _("Housekeeping"),
-        "sla_overdue_sweep": _("Overdue first-contact sweep"),
-        "assessment_monthly": _("Monthly assessment"),
-        "assessment_quarterly": _("Quarterly assessment"),
-        "assessment_annual": _("Annual assessment"),
-        "weekly_digest": _("Weekly bureau digest"),
-    }
-
-
 def job_descriptions() -> dict[str, str]:
     return {
         "housekeeping": _(
@@ -208,52 +198,6 @@ def job_descriptions() -> dict[str, str]:
         "weekly_digest": _(
             "Sends each bureau's users a summary of their referrals' progress over the past week."
         ),
-    }
-
-
-def schedule_labels() -> dict[str, str]:
-    """When each job runs, in words (Asia/Shanghai)."""
-    return {
-        "housekeeping": _("Daily at %(time)s", time="03:30"),
-        "sla_overdue_sweep": _("Daily at %(time)s", time="08:30"),
-        "assessment_monthly": _("On the 2nd of every month at %(time)s", time="06:00"),
-        "assessment_quarterly": _(
-            "On 2 January, April, July and October at %(time)s", time="06:00"
-        ),
-        "assessment_annual": _("On 2 January at %(time)s", time="06:00"),
-        "weekly_digest": _("Mondays at %(time)s", time="08:00"),
-    }
-
-
-def trigger_labels() -> dict[str, str]:
-    return {
-        "schedule": _("Schedule"),
-        "catch_up": _("Catch-up"),
-        "manual": _("Run now"),
-        "cli": _("Command line"),
-    }
-
-
-def status_labels() -> dict[str, str]:
-    return {
-        "running": _("Running"),
-        "ok": _("Done"),
-        "failed": _("Failed"),
-        "skipped": _("Skipped"),
-    }
-
-
-def count_labels() -> dict[str, str]:
-    """Labels of the counts a run records as its summary."""
-    return {
-        "login_attempts": _("login attempts purged"),
-        "sessions": _("sessions purged"),
-        "form_drafts": _("form drafts purged"),
-        "overdue": _("overdue cases"),
-        "notifications": _("notifications"),
-        "bureaus": _("bureaus"),
-        "advisors": _("advisors"),
-        "compile_count": _("times compiled"),
     }
 
 
@@ -285,7 +229,7 @@ def describe(message: str | None) -> str:
         return _("The run did not finish: the process running it stopped.")
     if not _SUMMARY_RE.match(message):
         return message
-    labels = count_labels()
+    labels = vocab.labels("job_count")
     parts = []
     for item in message.split("; "):
         key, value = item.split("=", 1)
@@ -337,8 +281,8 @@ def resolve_period(
             {
                 "period": _(
                     "%(job)s compiles a %(kind)s, such as %(example)s.",
-                    job=job_labels()[job_id],
-                    kind=_period_kind_labels()[kind],
+                    job=vocab.labels("job")[job_id],
+                    kind=vocab.labels("period_kind_lower")[kind],
                     example=examples[kind],
                 )
             },
@@ -349,10 +293,6 @@ def resolve_period(
             {"period": _("%(period)s has not ended yet.", period=target.key)},
         )
     return target
-
-
-def _period_kind_labels() -> dict[str, str]:
-    return {"month": _("month"), "quarter": _("quarter"), "year": _("year")}
 
 
 def run_job(
@@ -459,7 +399,7 @@ def _record_failure(run_id: int, exc: BaseException, trace: str) -> JobRun:
     run = db.session.get(JobRun, run_id)
     _finish(run, "failed", message=_one_line(exc))
     run.error = trace[-_ERROR_MAX:]
-    day = utcnow().astimezone(SHANGHAI).date().isoformat()
+    day = clock.today().isoformat()
     recipients = users_with_role("finance_office") + users_with_role("admin")
     notify(
         recipients,

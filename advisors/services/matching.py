@@ -247,44 +247,54 @@ def suggest(
         if firm.township_id is None and firm.township_text
         else None
     )
-    out = []
-    for profile in profiles:
-        user = profile.user
-        if user.id == referral.advisor_id:
-            continue
-        reasons = []
-        parts = {}
-        if firm.industry in profile.specialties:
-            parts["industry"] = POINTS["industry"]
-            reasons.append(
-                _(
-                    "Knows the industry (%(industry)s)",
-                    industry=_(INDUSTRIES.get(firm.industry, firm.industry)),
-                )
-            )
-        if firm.township_id and firm.township_id in {t.id for t in profile.townships}:
-            parts["township"] = POINTS["township"]
-            reasons.append(_("Serves %(township)s", township=firm.township.name))
-        elif unknown_township:
-            # Not a mismatch: nobody can be said to serve a township the city has not listed.
-            reasons.append(unknown_township)
-        load = loads.get(user.id, 0)
-        capacity = profile.capacity or 0
-        if capacity and load < capacity:
-            parts["capacity"] = round(POINTS["capacity"] * (capacity - load) / capacity)
-            reasons.append(_("Open cases %(load)s of %(capacity)s", load=load, capacity=capacity))
-        else:
-            parts["capacity"] = -POINTS["capacity"]
-            reasons.append(
-                _("At or over capacity (%(load)s of %(capacity)s)", load=load, capacity=capacity)
-            )
-        org_type = user.org.type if user.org else None
-        if referral.need_insurance and org_type == "insurer":
-            parts["institution"] = POINTS["institution"]
-            reasons.append(_("Insurer, for an insurance need"))
-        elif referral.need_financing and org_type == "bank":
-            parts["institution"] = POINTS["institution"]
-            reasons.append(_("Bank, for a financing need"))
-        out.append(Suggestion(user, max(0, sum(parts.values())), load, capacity, reasons, parts))
+    out = [
+        _fit(profile, referral, firm, loads.get(profile.user.id, 0), unknown_township)
+        for profile in profiles
+        if profile.user.id != referral.advisor_id
+    ]
     out.sort(key=lambda s: (-s.score, -sum(s.parts.values()), s.load, s.advisor.display_name))
     return out[:limit]
+
+
+def _fit(
+    profile: AdvisorProfile,
+    referral: Referral,
+    firm: Enterprise,
+    load: int,
+    unknown_township: str | None,
+) -> Suggestion:
+    """How well one advisor fits the case: points per part and the reasons, in words."""
+    user = profile.user
+    reasons = []
+    parts = {}
+    if firm.industry in profile.specialties:
+        parts["industry"] = POINTS["industry"]
+        reasons.append(
+            _(
+                "Knows the industry (%(industry)s)",
+                industry=_(INDUSTRIES.get(firm.industry, firm.industry)),
+            )
+        )
+    if firm.township_id and firm.township_id in {t.id for t in profile.townships}:
+        parts["township"] = POINTS["township"]
+        reasons.append(_("Serves %(township)s", township=firm.township.name))
+    elif unknown_township:
+        # Not a mismatch: nobody can be said to serve a township the city has not listed.
+        reasons.append(unknown_township)
+    capacity = profile.capacity or 0
+    if capacity and load < capacity:
+        parts["capacity"] = round(POINTS["capacity"] * (capacity - load) / capacity)
+        reasons.append(_("Open cases %(load)s of %(capacity)s", load=load, capacity=capacity))
+    else:
+        parts["capacity"] = -POINTS["capacity"]
+        reasons.append(
+            _("At or over capacity (%(load)s of %(capacity)s)", load=load, capacity=capacity)
+        )
+    org_type = user.org.type if user.org else None
+    if referral.need_insurance and org_type == "insurer":
+        parts["institution"] = POINTS["institution"]
+        reasons.append(_("Insurer, for an insurance need"))
+    elif referral.need_financing and org_type == "bank":
+        parts["institution"] = POINTS["institution"]
+        reasons.append(_("Bank, for a financing need"))
+    return Suggestion(user, max(0, sum(parts.values())), load, capacity, reasons, parts)

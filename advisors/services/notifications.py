@@ -19,6 +19,7 @@ from sqlalchemy import case, func, select, update
 
 from models import Notification, User, db, utcnow
 
+from .. import labels as vocab
 from ..dbutil import insert_ignoring_conflicts
 
 BELL_CAP = 100  # the bell says "99+" beyond this; the count never scans further
@@ -97,17 +98,11 @@ def render(note: Notification) -> str:
     }
     params.update(note.params or {})
     if note.kind == "resolved" and params.get("outcome"):
-        from .referrals import outcome_labels
-
-        params["outcome"] = outcome_labels().get(params["outcome"], params["outcome"])
+        params["outcome"] = vocab.label("outcome", params["outcome"])
     if note.kind == "risk_reported" and params.get("risk"):
-        from .labels import risk_type_labels
-
-        params["risk"] = risk_type_labels().get(params["risk"], params["risk"])
+        params["risk"] = vocab.label("risk_type", params["risk"])
     if note.kind == "job_failed" and params.get("job"):
-        from .jobs import job_labels
-
-        label = job_labels().get(params["job"], params["job"])
+        label = vocab.label("job", params["job"])
         params["job"] = f"{label} {params['period']}" if params.get("period") else label
     try:
         return template % params

@@ -10,19 +10,9 @@ from sqlalchemy import func, select
 from models import ORG_TYPES, Organisation, User, db
 
 from ..errors import ValidationFailed
-from .labels import one_of
+from ..labels import labels, one_of
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{2,40}$")
-
-
-def org_type_labels() -> dict[str, str]:
-    return {
-        "finance_office": _("Finance office"),
-        "pboc": _("Central-bank branch"),
-        "bureau": _("Referring bureau"),
-        "bank": _("Bank"),
-        "insurer": _("Insurer"),
-    }
 
 
 def find_org(code: str) -> Organisation | None:
@@ -46,7 +36,7 @@ def _validate(code: str, name: str, type_: str, existing: Organisation | None = 
     elif len(name) > 120:
         errors["name"] = _("Name must be at most 120 characters.")
     if type_ not in ORG_TYPES:
-        errors["type"] = one_of(_("Type"), org_type_labels().values())
+        errors["type"] = one_of(_("Type"), labels("org_type").values())
     if errors:
         raise ValidationFailed(_("Please correct the marked fields."), errors)
     return {"code": code, "name": name, "type": type_}

@@ -7,15 +7,18 @@ maintain it. Every other role reads it. Names and descriptions are data (Chinese
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 
 from models import FIRM_TYPES, PolicyTool, User, db
 
+from .. import clock
 from ..errors import Conflict, DomainError, ValidationFailed
-from ..i18n import SHANGHAI
+from ..params import parse_date_field
+from . import saving
 
 MAINTAINER_ROLES = ("admin", "finance_office", "pboc")
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
@@ -140,15 +143,6 @@ CATALOGUE: tuple[dict, ...] = (
 FIELDS = ("code", "name", "description", "valid_from", "valid_to", "eligible_types", "active")
 
 
-def firm_type_labels() -> dict[str, str]:
-    return {
-        "enterprise": _("Enterprise"),
-        "individual_business": _("Individual business"),
-        "cooperative": _("Farmers' cooperative"),
-        "farmer": _("Farm household"),
-    }
-
-
 def field_labels() -> dict[str, str]:
     return {
         "code": _("Code"),
@@ -165,23 +159,14 @@ def may_maintain(actor: User | None) -> bool:
     return actor is not None and getattr(actor, "role", None) in MAINTAINER_ROLES
 
 
-def today_local() -> date:
-    """Today's date in Asia/Shanghai (the server may run in UTC)."""
-    return datetime.now(SHANGHAI).date()
-
-
 def validity(tool: PolicyTool, on: date | None = None) -> str:
     """``valid``, ``expired`` or ``not_yet`` on the given day (default: today in Shanghai)."""
-    on = on or today_local()
+    on = on or clock.today()
     if tool.valid_from is not None and on < tool.valid_from:
         return "not_yet"
     if tool.valid_to is not None and on > tool.valid_to:
         return "expired"
     return "valid"
-
-
-def validity_labels() -> dict[str, str]:
-    return {"valid": _("In force"), "expired": _("Expired"), "not_yet": _("Not yet in force")}
 
 
 # ------------------------------------------------------------------ reading
@@ -198,6 +183,11 @@ def list_tools(
     return list(db.session.execute(stmt).scalars())
 
 
+def catalogue() -> list[PolicyTool]:
+    """Every tool, active or not, by code (the API's catalogue)."""
+    return list(db.session.execute(select(PolicyTool).order_by(PolicyTool.code)).scalars())
+
+
 def get(tool_id: int) -> PolicyTool | None:
     return db.session.get(PolicyTool, tool_id)
 
@@ -209,20 +199,6 @@ def find_by_code(code: str) -> PolicyTool | None:
 
 
 # ------------------------------------------------------------------ validation
-def _parse_date(raw, label: str) -> date:
-    if raw is None or isinstance(raw, date) and not isinstance(raw, datetime):
-        return raw
-    text = str(raw).strip()
-    if not text:
-        return None
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise ValueError
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(_("%(field)s must be a date (YYYY-MM-DD).", field=label)) from None
-
-
 def _as_list(raw) -> list:
     if raw is None or raw == "":
         return []
@@ -238,10 +214,25 @@ def clean_tool_fields(data: dict, existing: PolicyTool | None = None) -> dict:
     ValidationFailed with one message per offending field."""
     labels = field_labels()
     errors: dict[str, str] = {}
-    values: dict = {}
+    values = {
+        "code": _clean_code(data.get("code"), existing, errors),
+        "name": _clean_name(data.get("name"), labels, errors),
+        "description": _clean_description(data.get("description"), labels, errors),
+        **_clean_dates(data, labels, errors),
+        "eligible_types": _clean_types(data.get("eligible_types"), errors),
+        "active": _clean_active(data.get("active", True if existing is None else existing.active)),
+    }
+    if errors:
+        raise ValidationFailed(_("Please correct the marked fields."), errors)
+    return values
 
-    code = data.get("code")
-    code = code.strip() if isinstance(code, str) else ""
+
+def _code_taken(code: str) -> str:
+    return _("A policy tool with code %(code)s already exists.", code=code)
+
+
+def _clean_code(raw, existing: PolicyTool | None, errors: dict) -> str:
+    code = raw.strip() if isinstance(raw, str) else ""
     if not CODE_RE.match(code):
         errors["code"] = _(
             "Code must be 2-40 lower-case letters, digits or '_', starting with a letter."
@@ -249,11 +240,12 @@ def clean_tool_fields(data: dict, existing: PolicyTool | None = None) -> dict:
     else:
         other = find_by_code(code)
         if other is not None and (existing is None or other.id != existing.id):
-            errors["code"] = _("A policy tool with code %(code)s already exists.", code=code)
-    values["code"] = code
+            errors["code"] = _code_taken(code)
+    return code
 
-    name = data.get("name")
-    name = name.strip() if isinstance(name, str) else ""
+
+def _clean_name(raw, labels: dict, errors: dict) -> str:
+    name = raw.strip() if isinstance(raw, str) else ""
     if not name:
         errors["name"] = _("%(field)s is required.", field=labels["name"])
     elif len(name) > MAX_NAME:
@@ -264,10 +256,11 @@ def clean_tool_fields(data: dict, existing: PolicyTool | None = None) -> dict:
         errors["name"] = _(
             "%(field)s contains characters that are not allowed.", field=labels["name"]
         )
-    values["name"] = name
+    return name
 
-    description = data.get("description")
-    description = description.strip() if isinstance(description, str) else ""
+
+def _clean_description(raw, labels: dict, errors: dict) -> str:
+    description = raw.strip() if isinstance(raw, str) else ""
     description = description.replace("\r\n", "\n")
     if len(description) > MAX_DESCRIPTION:
         errors["description"] = _(
@@ -279,11 +272,14 @@ def clean_tool_fields(data: dict, existing: PolicyTool | None = None) -> dict:
         errors["description"] = _(
             "%(field)s contains characters that are not allowed.", field=labels["description"]
         )
-    values["description"] = description
+    return description
 
+
+def _clean_dates(data: dict, labels: dict, errors: dict) -> dict:
+    values = {}
     for key in ("valid_from", "valid_to"):
         try:
-            values[key] = _parse_date(data.get(key), labels[key])
+            values[key] = parse_date_field(data.get(key), labels[key])
         except ValueError as exc:
             errors[key] = str(exc)
             values[key] = None
@@ -295,26 +291,39 @@ def clean_tool_fields(data: dict, existing: PolicyTool | None = None) -> dict:
         and values["valid_to"] < values["valid_from"]
     ):
         errors["valid_to"] = _("The end date cannot be before the start date.")
+    return values
 
-    types = _as_list(data.get("eligible_types"))
+
+def _clean_types(raw, errors: dict) -> list[str]:
+    types = _as_list(raw)
     unknown = [str(t)[:40] for t in types if t not in FIRM_TYPES]
     if unknown:
         errors["eligible_types"] = _("Unknown firm types: %(items)s.", items=", ".join(unknown))
     elif not types:
         errors["eligible_types"] = _("Choose at least one eligible firm type.")
     # Keep the catalogue's order, without repeats.
-    values["eligible_types"] = [t for t in FIRM_TYPES if t in types]
+    return [t for t in FIRM_TYPES if t in types]
 
-    active = data.get("active", True if existing is None else existing.active)
-    values["active"] = (
-        active
-        if isinstance(active, bool)
-        else str(active).lower() in ("1", "true", "y", "yes", "on")
-    )
 
-    if errors:
-        raise ValidationFailed(_("Please correct the marked fields."), errors)
-    return values
+def _clean_active(active) -> bool:
+    if isinstance(active, bool):
+        return active
+    return str(active).lower() in ("1", "true", "y", "yes", "on")
+
+
+def _save(code: str, tool_id: int | None) -> None:
+    """Flush the tool: two people saving the same code at once is the usual refusal of a taken
+    code; a version that moved meanwhile is a Conflict."""
+
+    def refusal(exc: Exception):
+        if isinstance(exc, StaleDataError):
+            return Conflict(_("This policy tool was changed by someone else since you opened it."))
+        other = find_by_code(code)
+        if other is None or other.id == tool_id:
+            return None
+        return ValidationFailed(_("Please correct the marked fields."), {"code": _code_taken(code)})
+
+    saving.flush(refusal)
 
 
 def _require_maintainer(actor: User) -> None:
@@ -330,7 +339,7 @@ def create_tool(actor: User, data: dict) -> PolicyTool:
     values = clean_tool_fields(data)
     tool = PolicyTool(**values)
     db.session.add(tool)
-    db.session.flush()
+    _save(values["code"], None)
     return tool
 
 
@@ -347,7 +356,7 @@ def update_tool(
                 tool.eligible_types = list(value)  # a new list: JSON columns track assignment
         elif getattr(tool, key) != value:
             setattr(tool, key, value)
-    db.session.flush()
+    _save(values["code"], tool.id)
     return tool
 
 

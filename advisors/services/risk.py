@@ -39,10 +39,10 @@ from models import (
 )
 
 from .. import audit
+from .. import labels as vocab
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..permissions import GLOBAL_ROLES, OFFICE_ROLES, get_scoped, scoped
 from .firms import clean_text
-from .labels import one_of, risk_type_labels
 from .notifications import notify
 from .referral_queries import Cursor, encode_cursor
 
@@ -91,7 +91,7 @@ def clean(risk_type, note) -> dict[str, str]:
     if risk_type is None or risk_type == "":
         errors["risk_type"] = _("%(field)s is required.", field=labels["risk_type"])
     elif not isinstance(risk_type, str) or risk_type not in RISK_TYPES:
-        errors["risk_type"] = one_of(labels["risk_type"], risk_type_labels().values())
+        errors["risk_type"] = vocab.one_of(labels["risk_type"], vocab.labels("risk_type").values())
     _cleaned, problem = _text_problem(note, labels["note"], MAX_REPORT_NOTE)
     if problem:
         errors["note"] = problem

@@ -24,6 +24,7 @@ from models.user import advisor_township
 
 from .. import audit
 from ..errors import Forbidden, NotFound, ValidationFailed
+from ..sheet_reader import read_records
 
 MAINTAINER_ROLES = ("admin", "finance_office")
 CODE_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
@@ -525,8 +526,6 @@ def import_file(actor: User | None, filename: str, data: bytes) -> ImportReport:
     名称): a new code creates, a known code with a new name renames, the same row again changes
     nothing. A bad row is reported (row number, field, reason) while the good rows are saved.
     Raises ValidationFailed (field ``file``) when the file cannot be used at all."""
-    from .referral_import import read_records
-
     _require_maintainer(actor)
     records = read_records(filename, data)
     try:
@@ -536,28 +535,9 @@ def import_file(actor: User | None, filename: str, data: bytes) -> ImportReport:
 
 
 def _import_records(actor: User | None, records: Iterator) -> ImportReport:
-    header = None
-    for number, values in records:
-        if any(v not in (None, "") and str(v).strip() for v in values):
-            header = (number, [_header_key(v) for v in values])
-            break
-    if header is None:
-        raise _file_error(_("The file has no rows. Nothing was saved."))
-    keys = header[1]
-    code_col = next((i for i, k in enumerate(keys) if k in _CODE_HEADERS), None)
-    name_col = next((i for i, k in enumerate(keys) if k in _NAME_HEADERS and i != code_col), None)
-    if code_col is None or name_col is None:
-        raise _file_error(
-            _(
-                "The file needs the columns code and name (or 代码 and 名称) in its first row. "
-                "Nothing was saved."
-            )
-        )
+    code_col, name_col = _columns(records)
     report = ImportReport()
-    existing = {t.code: t for t in db.session.execute(select(Township)).scalars()}
-    names = {t.name: t.code for t in existing.values()}
-    seen_codes: dict[str, int] = {}
-    seen_names: dict[str, int] = {}
+    book = _ImportBook.load()
     count = 0
     for number, values in records:
         code_raw = values[code_col] if code_col < len(values) else None
@@ -580,44 +560,90 @@ def _import_records(actor: User | None, records: Iterator) -> ImportReport:
         errors: dict[str, str] = {}
         code = _clean_code(_cell(code_raw), errors)
         name = _clean_name(_cell(name_raw), errors)
-        if "code" not in errors and code in seen_codes:
+        book.check(code, name, errors)
+        if errors:
+            report.problems.extend(ImportProblem(number, k, m) for k, m in errors.items())
+            continue
+        book.save(actor, number, code, name, report)
+    return report
+
+
+def _columns(records: Iterator) -> tuple[int, int]:
+    """Read the header row (the first that is not blank): the code and name columns."""
+    header = None
+    for _number, values in records:
+        if any(v not in (None, "") and str(v).strip() for v in values):
+            header = [_header_key(v) for v in values]
+            break
+    if header is None:
+        raise _file_error(_("The file has no rows. Nothing was saved."))
+    code_col = next((i for i, k in enumerate(header) if k in _CODE_HEADERS), None)
+    name_col = next((i for i, k in enumerate(header) if k in _NAME_HEADERS and i != code_col), None)
+    if code_col is None or name_col is None:
+        raise _file_error(
+            _(
+                "The file needs the columns code and name (or 代码 and 名称) in its first row. "
+                "Nothing was saved."
+            )
+        )
+    return code_col, name_col
+
+
+@dataclass
+class _ImportBook:
+    """The townships as the import goes: by code, the code of each name, and the row where
+    each code and name of the file was first seen."""
+
+    existing: dict[str, Township]
+    names: dict[str, str]
+    seen_codes: dict[str, int] = field(default_factory=dict)
+    seen_names: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls) -> _ImportBook:
+        existing = {t.code: t for t in db.session.execute(select(Township)).scalars()}
+        return cls(existing, {t.name: t.code for t in existing.values()})
+
+    def check(self, code: str, name: str, errors: dict) -> None:
+        """A row's clash with an earlier row or with another township's name."""
+        if "code" not in errors and code in self.seen_codes:
             errors["code"] = _(
                 "Code %(code)s appears earlier in this file (row %(row)s).",
                 code=code,
-                row=seen_codes[code],
+                row=self.seen_codes[code],
             )
-        if "name" not in errors and name in seen_names:
+        if "name" not in errors and name in self.seen_names:
             errors["name"] = _(
                 "Name %(name)s appears earlier in this file (row %(row)s).",
                 name=name,
-                row=seen_names[name],
+                row=self.seen_names[name],
             )
         if "name" not in errors and "code" not in errors:
-            owner = names.get(name)
+            owner = self.names.get(name)
             if owner is not None and owner != code:
                 errors["name"] = _(
                     "The name %(name)s is already used by township %(code)s.",
                     name=name,
                     code=owner,
                 )
-        if errors:
-            report.problems.extend(ImportProblem(number, k, m) for k, m in errors.items())
-            continue
-        seen_codes[code] = number
-        seen_names[name] = number
-        township = existing.get(code)
+
+    def save(
+        self, actor: User | None, number: int, code: str, name: str, report: ImportReport
+    ) -> None:
+        """A good row: a new code creates, a known code with a new name renames."""
+        self.seen_codes[code] = number
+        self.seen_names[name] = number
+        township = self.existing.get(code)
         if township is None:
-            township = create(actor, code, name)
-            existing[code] = township
+            self.existing[code] = create(actor, code, name)
             report.created += 1
         elif township.name != name:
-            names.pop(township.name, None)
+            self.names.pop(township.name, None)
             rename(actor, township, name)
             report.updated += 1
         else:
             report.unchanged += 1
-        names[name] = code
-    return report
+        self.names[name] = code
 
 
 def _cell(value) -> str:

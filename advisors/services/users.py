@@ -19,29 +19,33 @@ from models import (
 )
 
 from .. import passwords, security
+from ..dbutil import chunks
 from ..errors import ValidationFailed
+from ..labels import labels, one_of
 from ..sizing import INDUSTRIES
-from .labels import one_of
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,60}$")
 MIN_PASSWORD = passwords.MIN_LENGTH
-
-
-def role_labels() -> dict[str, str]:
-    return {
-        "admin": _("Administrator"),
-        "finance_office": _("Finance office"),
-        "pboc": _("Central bank"),
-        "bureau": _("Bureau staff"),
-        "advisor": _("Advisor"),
-        "liaison": _("Institution liaison"),
-    }
 
 
 def find_user(username: str) -> User | None:
     return db.session.execute(
         select(User).where(func.lower(User.username) == (username or "").strip().lower())
     ).scalar_one_or_none()
+
+
+def usernames_with_org(user_ids) -> dict[int, tuple[str, str | None]]:
+    """User id -> (username, their organisation's code or None), one query per chunk of ids
+    (the API names the advisor and institution of a page of cases or visits)."""
+    found: dict[int, tuple[str, str | None]] = {}
+    for part in chunks(sorted({i for i in user_ids if i})):
+        for uid, username, code in db.session.execute(
+            select(User.id, User.username, Organisation.code)
+            .outerjoin(Organisation, Organisation.id == User.org_id)
+            .where(User.id.in_(part))
+        ):
+            found[uid] = (username, code)
+    return found
 
 
 def password_problem(password: str, username: str = "", names=()) -> str | None:
@@ -62,7 +66,7 @@ def _check_role_org(
     role: str, org: Organisation | None, errors: dict, current_org_id: int | None = None
 ) -> None:
     if role not in ROLES:
-        errors["role"] = one_of(_("Role"), role_labels().values())
+        errors["role"] = one_of(_("Role"), labels("role").values())
         return
     allowed = ROLE_ORG_TYPES[role]
     if allowed is None:

@@ -36,14 +36,15 @@ from models import (
     utcnow,
 )
 
+from .. import clock
+from .. import labels as vocab
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..i18n import SHANGHAI
-from ..params import MAX_ID, parse_id
+from ..params import MAX_ID, parse_date_field, parse_id
 from ..permissions import get_scoped, scoped
 from . import financing
 from . import firms as firm_service
 from . import referrals as referral_service
-from .labels import one_of, risk_type_labels, visit_mode_labels, visit_role_labels
 from .notifications import notify
 
 VISITABLE = ("assigned", "in_service", "resolved", "closed")
@@ -101,7 +102,7 @@ class CleanVisit:
 
 def _date(raw, key: str, label: str, errors: dict) -> date | None:
     try:
-        return financing.parse_date(raw, label)
+        return parse_date_field(raw, label)
     except ValueError as exc:
         errors[key] = str(exc)
         return None
@@ -130,7 +131,7 @@ def _roles(raw, errors: dict, label: str) -> list[str]:
     for item in raw:
         key = str(item).strip().lower() if isinstance(item, str) else None
         if key not in VISIT_ROLES:
-            errors["roles"] = one_of(label, visit_role_labels().values())
+            errors["roles"] = vocab.one_of(label, vocab.labels("visit_role").values())
             return []
         if key not in roles:
             roles.append(key)
@@ -195,43 +196,20 @@ def clean(
     errors: dict[str, str] = {}
     if not isinstance(data, dict):
         return None, {"visit": _("The visit must be an object.")}
-    visited_on = _date(data.get("visited_on"), "visited_on", labels["visited_on"], errors)
-    if visited_on is None and "visited_on" not in errors:
-        errors["visited_on"] = _("%(field)s is required.", field=labels["visited_on"])
-    elif visited_on is not None:
-        if visited_on > referral_service.today():
-            errors["visited_on"] = _(
-                "%(field)s cannot be in the future.", field=labels["visited_on"]
-            )
-        elif visited_on < referral_start(referral):
-            errors["visited_on"] = _(
-                "%(field)s cannot be before the firm was referred (%(date)s).",
-                field=labels["visited_on"],
-                date=referral_start(referral).isoformat(),
-            )
+    visited_on = _visit_date(data.get("visited_on"), referral, labels, errors)
     mode = data.get("mode")
     if mode not in VISIT_MODES:
-        errors["mode"] = one_of(labels["mode"], visit_mode_labels().values())
+        errors["mode"] = vocab.one_of(labels["mode"], vocab.labels("visit_mode").values())
     roles = _roles(data.get("roles"), errors, labels["roles"])
     summary = _text(data.get("summary"), "summary", labels["summary"], SUMMARY_MAX, errors)
     if not summary and "summary" not in errors:
         errors["summary"] = _("%(field)s is required.", field=labels["summary"])
-    next_on = _date(data.get("next_visit_on"), "next_visit_on", labels["next_visit_on"], errors)
-    if next_on is not None and visited_on is not None:
-        if next_on < visited_on:
-            errors["next_visit_on"] = _(
-                "%(field)s cannot be before the visit.", field=labels["next_visit_on"]
-            )
-        elif next_on > visited_on + timedelta(days=366):
-            errors["next_visit_on"] = _(
-                "%(field)s is more than a year away.", field=labels["next_visit_on"]
-            )
     clean_visit = CleanVisit(
         visited_on=visited_on,
         mode=mode,
         roles=roles,
         summary=summary or "",
-        next_visit_on=next_on,
+        next_visit_on=_next_visit(data.get("next_visit_on"), visited_on, labels, errors),
     )
     # Each role's details only when the role is ticked; the rest is ignored.
     if "policy" in roles:
@@ -240,50 +218,9 @@ def clean(
             data.get("policy_note"), "policy_note", labels["policy_note"], 500, errors
         )
     if "guidance" in roles:
-        topic = _text(
-            data.get("guidance_topic"), "guidance_topic", labels["guidance_topic"], 100, errors
-        )
-        if not topic and "guidance_topic" not in errors:
-            errors["guidance_topic"] = _("%(field)s is required.", field=labels["guidance_topic"])
-        clean_visit.guidance_topic = topic
-        clean_visit.guidance_advice = _text(
-            data.get("guidance_advice"),
-            "guidance_advice",
-            labels["guidance_advice"],
-            SUMMARY_MAX,
-            errors,
-        )
+        _clean_guidance(clean_visit, data, labels, errors)
     if "information" in roles:
-        info = data.get("information")
-        if info is None:
-            info = {}
-        if not isinstance(info, dict):
-            errors["information"] = _("%(field)s must be an object.", field=labels["information"])
-        else:
-            note = _text(
-                info.get("note"),
-                "information.note",
-                labels["information.note"],
-                SUMMARY_MAX,
-                errors,
-            )
-            if not note and "information.note" not in errors:
-                errors["information.note"] = _(
-                    "%(field)s is required.", field=labels["information.note"]
-                )
-            clean_visit.information_note = note
-            signal = financing._bool(info.get("risk_signal"))
-            if signal is None:
-                errors["information.risk_signal"] = _(
-                    "%(field)s must be true or false.", field=labels["information.risk_signal"]
-                )
-            elif signal and editing is None:
-                risk_type = info.get("risk_type")
-                if risk_type not in RISK_TYPES:
-                    errors["information.risk_type"] = one_of(
-                        labels["information.risk_type"], risk_type_labels().values()
-                    )
-                clean_visit.risk_type = risk_type
+        _clean_information(clean_visit, data.get("information"), labels, errors, editing)
     if "financing" in roles and not (editing is not None and editing.role_financing):
         fin, fin_errors = financing.clean(
             data.get("financing"), prefix="financing.", default_lender=actor.org
@@ -293,6 +230,85 @@ def clean(
     if errors:
         return None, errors
     return clean_visit, {}
+
+
+def _visit_date(raw, referral: Referral, labels: dict, errors: dict) -> date | None:
+    """The visit's date: required, not in the future, not before the firm was referred."""
+    visited_on = _date(raw, "visited_on", labels["visited_on"], errors)
+    if visited_on is None:
+        if "visited_on" not in errors:
+            errors["visited_on"] = _("%(field)s is required.", field=labels["visited_on"])
+    elif visited_on > clock.today():
+        errors["visited_on"] = _("%(field)s cannot be in the future.", field=labels["visited_on"])
+    elif visited_on < referral_start(referral):
+        errors["visited_on"] = _(
+            "%(field)s cannot be before the firm was referred (%(date)s).",
+            field=labels["visited_on"],
+            date=referral_start(referral).isoformat(),
+        )
+    return visited_on
+
+
+def _next_visit(raw, visited_on: date | None, labels: dict, errors: dict) -> date | None:
+    """The next visit planned (optional): not before the visit, within a year of it."""
+    next_on = _date(raw, "next_visit_on", labels["next_visit_on"], errors)
+    if next_on is not None and visited_on is not None:
+        if next_on < visited_on:
+            errors["next_visit_on"] = _(
+                "%(field)s cannot be before the visit.", field=labels["next_visit_on"]
+            )
+        elif next_on > visited_on + timedelta(days=366):
+            errors["next_visit_on"] = _(
+                "%(field)s is more than a year away.", field=labels["next_visit_on"]
+            )
+    return next_on
+
+
+def _clean_guidance(clean_visit: CleanVisit, data: dict, labels: dict, errors: dict) -> None:
+    """The guidance role: a topic (required) and the advice given."""
+    topic = _text(
+        data.get("guidance_topic"), "guidance_topic", labels["guidance_topic"], 100, errors
+    )
+    if not topic and "guidance_topic" not in errors:
+        errors["guidance_topic"] = _("%(field)s is required.", field=labels["guidance_topic"])
+    clean_visit.guidance_topic = topic
+    clean_visit.guidance_advice = _text(
+        data.get("guidance_advice"),
+        "guidance_advice",
+        labels["guidance_advice"],
+        SUMMARY_MAX,
+        errors,
+    )
+
+
+def _clean_information(
+    clean_visit: CleanVisit, info, labels: dict, errors: dict, editing: Visit | None
+) -> None:
+    """The information role: a note (required) and, on a new visit, an optional risk signal
+    with its type (an edit never raises a new signal)."""
+    if info is None:
+        info = {}
+    if not isinstance(info, dict):
+        errors["information"] = _("%(field)s must be an object.", field=labels["information"])
+        return
+    note = _text(
+        info.get("note"), "information.note", labels["information.note"], SUMMARY_MAX, errors
+    )
+    if not note and "information.note" not in errors:
+        errors["information.note"] = _("%(field)s is required.", field=labels["information.note"])
+    clean_visit.information_note = note
+    signal = financing._bool(info.get("risk_signal"))
+    if signal is None:
+        errors["information.risk_signal"] = _(
+            "%(field)s must be true or false.", field=labels["information.risk_signal"]
+        )
+    elif signal and editing is None:
+        risk_type = info.get("risk_type")
+        if risk_type not in RISK_TYPES:
+            errors["information.risk_type"] = vocab.one_of(
+                labels["information.risk_type"], vocab.labels("risk_type").values()
+            )
+        clean_visit.risk_type = risk_type
 
 
 def _assigned_case(actor: User, referral_id) -> Referral:
@@ -366,7 +382,7 @@ def log_visit(actor: User, data: dict) -> Visit:
         org_id=actor.org_id,
     )
     _apply(visit, cv)
-    visit.log_delay_days = max(0, (referral_service.today() - cv.visited_on).days)
+    visit.log_delay_days = max(0, (clock.today() - cv.visited_on).days)
     db.session.add(visit)
     db.session.flush()
     if cv.financing is not None:
@@ -447,29 +463,9 @@ def update_visit(
     visit = get_for(actor, visit_id)
     correcting = actor.role == "finance_office"
     if not correcting:
-        if actor.id != visit.advisor_id:
-            raise NotFound(_("The page or record was not found."))
-        if not author_may_edit(actor, visit):
-            raise Forbidden(
-                _(
-                    "Visits can be edited for %(n)s days after they are logged. "
-                    "Ask the finance office for a correction.",
-                    n=edit_days(),
-                )
-            )
+        _check_author_may_edit(actor, visit)
     _check_version(visit, expected_version)
-    labels = field_labels()
-    reason = firm_service.clean_text(reason or "")
-    if correcting and len(reason) < 2:
-        raise ValidationFailed(
-            _("Please correct the marked fields."),
-            {"reason": _("%(field)s is required.", field=labels["reason"])},
-        )
-    if len(reason) > 500:
-        raise ValidationFailed(
-            _("Please correct the marked fields."),
-            {"reason": _("%(field)s: at most %(n)s characters.", field=labels["reason"], n=500)},
-        )
+    reason = _correction_reason(reason, required=correcting)
     referral = db.session.get(Referral, visit.referral_id)
     visit = load(visit.id)
     merged = values_of(visit)
@@ -493,24 +489,58 @@ def update_visit(
     logged_on = visit.created_at.astimezone(SHANGHAI).date()
     visit.log_delay_days = max(0, (logged_on - cv.visited_on).days)
     if correcting:
-        visit.corrected_at = utcnow()
-        visit.corrected_by_id = actor.id
-        visit.correction_reason = reason
-        firm = db.session.scalar(
-            select(Enterprise.name).where(Enterprise.id == visit.enterprise_id)
-        )
-        notify(
-            [visit.advisor_id],
-            "visit_corrected",
-            referral_id=visit.referral_id,
-            params={"firm": firm or "", "reason": reason[:200]},
-        )
+        _record_correction(actor, visit, reason)
     db.session.flush()
     if cv.visited_on < (referral.first_contact_on or cv.visited_on):
         referral.first_contact_on = cv.visited_on
     _refresh_case_dates(referral)
     db.session.flush()
     return visit
+
+
+def _check_author_may_edit(actor: User, visit: Visit) -> None:
+    """Only the author edits, and only within the edit window (then: ask for a correction)."""
+    if actor.id != visit.advisor_id:
+        raise NotFound(_("The page or record was not found."))
+    if not author_may_edit(actor, visit):
+        raise Forbidden(
+            _(
+                "Visits can be edited for %(n)s days after they are logged. "
+                "Ask the finance office for a correction.",
+                n=edit_days(),
+            )
+        )
+
+
+def _correction_reason(reason: str | None, *, required: bool) -> str:
+    """The reason given for a correction (required of the finance office), cleaned."""
+    label = field_labels()["reason"]
+    reason = firm_service.clean_text(reason or "")
+    if required and len(reason) < 2:
+        raise ValidationFailed(
+            _("Please correct the marked fields."),
+            {"reason": _("%(field)s is required.", field=label)},
+        )
+    if len(reason) > 500:
+        raise ValidationFailed(
+            _("Please correct the marked fields."),
+            {"reason": _("%(field)s: at most %(n)s characters.", field=label, n=500)},
+        )
+    return reason
+
+
+def _record_correction(actor: User, visit: Visit, reason: str) -> None:
+    """A finance-office correction: who, when and why on the visit; its author is told."""
+    visit.corrected_at = utcnow()
+    visit.corrected_by_id = actor.id
+    visit.correction_reason = reason
+    firm = db.session.scalar(select(Enterprise.name).where(Enterprise.id == visit.enterprise_id))
+    notify(
+        [visit.advisor_id],
+        "visit_corrected",
+        referral_id=visit.referral_id,
+        params={"firm": firm or "", "reason": reason[:200]},
+    )
 
 
 def for_referral(actor: User, referral_id: int, limit: int = 200) -> list[tuple[Visit, str]]:

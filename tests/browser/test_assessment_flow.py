@@ -13,9 +13,9 @@ from playwright.sync_api import expect
 
 from advisors import periods as periods_module
 from advisors.audit import acting_as
+from advisors.clock import today
 from advisors.services import referrals as referral_service
 from advisors.services import visits as visit_service
-from advisors.services.referrals import today
 from models import Assessment, AssessmentAdjustment, db
 from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, _new_page, sign_in
 from tests.test_assessment_compile import compile_

@@ -15,9 +15,9 @@ import pytest
 from playwright.sync_api import expect
 
 from advisors.audit import acting_as
+from advisors.clock import today
 from advisors.services import referrals as referral_service
 from advisors.services import visits as visit_service
-from advisors.services.referrals import today
 from models import AdvisorProfile, FeedbackLink, Referral, db
 from tests.browser.conftest import DESKTOP, PASSWORD, _new_page, sign_in
 

@@ -15,10 +15,10 @@ from playwright.sync_api import expect
 
 from advisors import periods as periods_module
 from advisors.audit import acting_as
+from advisors.clock import today
 from advisors.i18n import local
 from advisors.services import assessments as assessment_service
 from advisors.services.notice import chinese_date
-from advisors.services.referrals import today
 from models import Assessment, AssessmentAdjustment, db
 from tests.browser.conftest import DESKTOP, _new_page, sign_in
 from tests.browser.test_assessment_flow import _city

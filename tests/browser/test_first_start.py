@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from advisors.audit import acting_as
+from advisors.labels import labels
 from advisors.services import policies as policy_service
 from advisors.services import referrals as referral_service
 from models import User, db
@@ -101,7 +102,7 @@ def test_catalogue_marks_the_deferral_expired(app, browser, live_server, make):
         expect(deferral).to_have_count(1)
         badge = deferral.locator("[data-validity]")
         expect(badge).to_have_attribute("data-validity", "expired")
-        expect(badge).to_have_text(policy_service.validity_labels()["expired"])
+        expect(badge).to_have_text(labels("policy_validity")["expired"])
         expect(deferral).to_contain_text("2022-12-31")
         # The others still in force are not marked expired.
         assert page.locator("[data-validity=valid]").count() >= 1
