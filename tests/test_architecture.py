@@ -76,6 +76,8 @@ def test_migrations_match_the_models(app):
 # ----------------------------------------------------------------------------- house rules
 PRODUCT = ("advisors", "views", "models")
 FUNCTION_MAX_LINES = 60
+# Hot loops the benchmarks show must stay written out (each says why in its docstring).
+LONG_BY_MEASUREMENT = {"advisors/sheet_reader.py:_sheet_rows"}
 
 
 def _module_name(path: Path) -> str:
@@ -172,6 +174,7 @@ def test_functions_are_small():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 lines = node.end_lineno - node.lineno + 1
-                if lines > FUNCTION_MAX_LINES:
+                where = f"{path.relative_to(ROOT)}:{node.name}"
+                if lines > FUNCTION_MAX_LINES and where not in LONG_BY_MEASUREMENT:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
     assert long == []
