@@ -264,14 +264,15 @@ def _townships_import(township_service, filename, data):
 @click.command("setup")
 @cli_command
 def setup():
-    """Add the reference data every city needs (policy catalogue, default rubric) where it is
-    missing; `db upgrade` does this too. Safe to run again: nothing is duplicated or undone."""
+    """Add the reference data every city needs (policy catalogue, default rubric, indicator
+    catalogue) where it is missing; `db upgrade` does this too. Safe to run again: nothing is
+    duplicated or undone."""
     from .reference import ensure_reference_data
 
     added = ensure_reference_data()
     click.echo(
         f"policy tools added {added['policy_tools']}, rubric versions added "
-        f"{added['rubric_versions']}"
+        f"{added['rubric_versions']}, indicators added {added['indicators']}"
     )
 
 
