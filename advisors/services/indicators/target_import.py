@@ -44,7 +44,7 @@ class ImportRefused(ValidationFailed):
 
     def __init__(self, problems: list[Problem]):
         message = _("%(n)s rows are wrong. Nothing was saved.", n=len({p.row for p in problems}))
-        super().__init__(message, {f"row {p.row}.{p.field}": p.message for p in problems})
+        super().__init__(message)  # the rows are listed by the caller, one line each
         self.problems = problems
 
 
