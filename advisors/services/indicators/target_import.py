@@ -43,7 +43,7 @@ class ImportRefused(ValidationFailed):
     """The file had wrong rows: ``problems`` lists them; nothing was saved."""
 
     def __init__(self, problems: list[Problem]):
-        message = _("%(n)s rows are wrong. Nothing was saved.", n=len({p.row for p in problems}))
+        message = _("Rows with errors: %(n)s. Nothing was saved.", n=len({p.row for p in problems}))
         super().__init__(message)  # the rows are listed by the caller, one line each
         self.problems = problems
 

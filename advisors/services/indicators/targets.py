@@ -130,7 +130,9 @@ def saved_by_names(items: Iterable[IndicatorTargetVersion]) -> dict[int, str]:
     ids = {v.saved_by_id for v in items if v.saved_by_id}
     if not ids:
         return {}
-    names = dict(db.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))))
+    names = dict(
+        db.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all()
+    )
     return {v.id: names[v.saved_by_id] for v in items if v.saved_by_id in names}
 
 
