@@ -437,3 +437,22 @@ def test_cli_imports_a_file_whole_or_not_at_all(runner, city, tmp_path):
     headless.write_bytes(_csv([["a", "b"], ["loans", "5"]]))
     r = _cli(runner, "targets-import", "2026", str(headless))
     assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_indicator_endpoints_answer_as_documented(client, city):
+    from tests.test_openapi import call
+
+    document = client.get(f"{API}/openapi.json").get_json()
+    office = city["tokens"]["finance_office"]
+    call(client, document, office, "GET", f"{API}/indicators")
+    call(client, document, city["tokens"]["bureau"], "GET", f"{API}/indicators")
+    call(client, document, office, "GET", f"{API}/indicator-targets/2026")
+    body = {"targets": [{"indicator": "loans", "growth_pct": "9", "institution": "ABC"}]}
+    r, saved = call(client, document, office, "PUT", f"{API}/indicator-targets/2026", body)
+    assert r.status_code == 200 and saved["version"] == 1
+    r, _body = call(
+        client, document, office, "PUT", f"{API}/indicator-targets/2026", {"targets": 1}
+    )
+    assert r.status_code == 422
+    r, _body = call(client, document, office, "GET", f"{API}/indicator-targets/2026", None)
+    assert r.status_code == 200
