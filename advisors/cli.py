@@ -20,6 +20,7 @@ demo_cli = AppGroup("demo", help="The demo data set.")
 scheduler_cli = AppGroup("scheduler", help="The scheduler process.")
 assessments_cli = AppGroup("assessments", help="Advisor assessments.")
 townships_cli = AppGroup("townships", help="The city's townships and streets (乡镇/街道).")
+indicators_cli = AppGroup("indicators", help="Institution indicators and their yearly targets.")
 
 
 def _one_line(message: str, fields: dict | None = None) -> str:
@@ -261,21 +262,92 @@ def _townships_import(township_service, filename, data):
     return township_service.import_file(None, filename, data)
 
 
+def _targets_lines(year: int, version) -> list[str]:
+    from .services.indicators import targets as target_service
+
+    if version is None:
+        return [f"{year}\tno targets"]
+    out = [f"{year}\tversion {version.version}"]
+    for line in target_service.lines(version):
+        where = line.institution.code if line.institution else "city"
+        out.append(f"{line.indicator.code}\t{where}\t{line.growth_pct}")
+    return out
+
+
+@indicators_cli.command("targets")
+@click.argument("year", type=int)
+@click.option("--set", "settings", multiple=True, help="CODE=PERCENT (CODE= removes it).")
+@click.option("--institution", default=None, help="The bank's or insurer's org code.")
+@cli_command
+def indicators_targets(year, settings, institution):
+    """Show YEAR's targets, or change those named by --set (city-wide, or for --institution)
+    and save them as a new version; prints the version in force and its targets."""
+    from .services.indicators import target_import
+    from .services.indicators import targets as target_service
+
+    target_service.check_year(year)
+    if settings:
+        version = target_import.set_targets(None, year, list(settings), institution)
+    else:
+        version = target_service.latest(year)
+    for line in _targets_lines(year, version):
+        click.echo(line)
+
+
+@indicators_cli.command("targets-import")
+@click.argument("year", type=int)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def indicators_targets_import(year, path):
+    """Save YEAR's targets from an .xlsx or .csv (columns indicator, growth_pct, institution,
+    or 指标, 目标增速, 机构) as a new version. A wrong row: every wrong row on stderr as
+    "row N: FIELD: reason", nothing saved, exit 1."""
+    from pathlib import Path
+
+    file = Path(path)
+    if file.stat().st_size > 10 * 1024 * 1024:
+        raise click.ClickException(f"{file.name}: larger than 10 MB")
+    for line in _import_targets(year, file.name, file.read_bytes()):
+        click.echo(line)
+
+
+@cli_command
+def _import_targets(year, filename, data):
+    from .services.indicators import target_import
+    from .services.indicators import targets as target_service
+
+    try:
+        version = target_import.import_file(None, year, filename, data)
+    except target_import.ImportRefused as exc:
+        for problem in exc.problems:
+            click.echo(problem.line(), err=True)
+        raise
+    return _targets_lines(target_service.check_year(year), version)
+
+
 @click.command("setup")
 @cli_command
 def setup():
-    """Add the reference data every city needs (policy catalogue, default rubric) where it is
-    missing; `db upgrade` does this too. Safe to run again: nothing is duplicated or undone."""
+    """Add the reference data every city needs (policy catalogue, default rubric, indicator
+    catalogue) where it is missing; `db upgrade` does this too. Safe to run again: nothing is
+    duplicated or undone."""
     from .reference import ensure_reference_data
 
     added = ensure_reference_data()
     click.echo(
         f"policy tools added {added['policy_tools']}, rubric versions added "
-        f"{added['rubric_versions']}"
+        f"{added['rubric_versions']}, indicators added {added['indicators']}"
     )
 
 
 def register_commands(app: Flask) -> None:
-    for group in (orgs_cli, users_cli, demo_cli, scheduler_cli, assessments_cli, townships_cli):
+    for group in (
+        orgs_cli,
+        users_cli,
+        demo_cli,
+        scheduler_cli,
+        assessments_cli,
+        townships_cli,
+        indicators_cli,
+    ):
         app.cli.add_command(group)
     app.cli.add_command(setup)

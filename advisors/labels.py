@@ -153,6 +153,12 @@ _VOCABULARIES: dict[str, dict[str, str]] = {
         "risk_report": N_("Risk report"),
         "rating": N_("Rating"),
     },
+    # -- institution indicators
+    "indicator_unit": {"yi_yuan": N_("100 million yuan"), "count": N_("Count")},
+    "indicator_ranked_on": {"growth": N_("Year-on-year growth")},
+    "indicator_month_status": {"draft": N_("Draft"), "published": N_("Published")},
+    "supervision_kind": {"inspection": N_("On-site inspection"), "interview": N_("Interview")},
+    "supervision_status": {"open": N_("Following up"), "closed": N_("Closed")},
     # -- scheduled jobs
     "job": {
         "housekeeping": N_("Housekeeping"),

@@ -13,9 +13,28 @@ from .assessment import (
     RubricVersion,
 )
 from .audit import AuditLog
-from .base import Money, Points, UTCDateTime, db, utcnow
+from .base import Figure, Money, Percent, Points, UTCDateTime, db, utcnow
 from .calendar import WorkdayOverride
 from .firm import SIZE_CLASSES, Enterprise
+from .indicator import (
+    INDICATOR_MONTH_STATUSES,
+    INDICATOR_RANKED_ON,
+    INDICATOR_REPORTERS,
+    INDICATOR_UNITS,
+    SUPERVISION_AUTHOR_ROLES,
+    SUPERVISION_KINDS,
+    SUPERVISION_STATUSES,
+    Indicator,
+    IndicatorMonth,
+    IndicatorReport,
+    IndicatorRow,
+    IndicatorTarget,
+    IndicatorTargetVersion,
+    IndicatorValue,
+    Supervision,
+    SupervisionResponse,
+    supervision_month,
+)
 from .notification import Notification
 from .org import ORG_TYPES, Organisation, Township, TownshipAlias
 from .policy import FIRM_TYPES, PolicyTool
@@ -69,6 +88,25 @@ __all__ = [
     "JobRun",
     "RubricVersion",
     "Points",
+    "Percent",
+    "Figure",
+    "INDICATOR_MONTH_STATUSES",
+    "INDICATOR_RANKED_ON",
+    "INDICATOR_REPORTERS",
+    "INDICATOR_UNITS",
+    "SUPERVISION_AUTHOR_ROLES",
+    "SUPERVISION_KINDS",
+    "SUPERVISION_STATUSES",
+    "Indicator",
+    "IndicatorMonth",
+    "IndicatorReport",
+    "IndicatorRow",
+    "IndicatorTarget",
+    "IndicatorTargetVersion",
+    "IndicatorValue",
+    "Supervision",
+    "SupervisionResponse",
+    "supervision_month",
     "FINANCING_STAGES",
     "RISK_STATUSES",
     "RISK_TYPES",

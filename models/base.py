@@ -99,6 +99,49 @@ class Points(types.TypeDecorator):
         return Decimal
 
 
+class _ScaledDecimal(types.TypeDecorator):
+    """A ``Decimal`` with a fixed number of places, stored exactly as an integer count of its
+    smallest unit (``PLACES`` decimals), for the reason :class:`Money` gives."""
+
+    impl = BigInteger
+    cache_ok = True
+    PLACES = 2
+    WHAT = "value"
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError(f"{self.WHAT} must be Decimal, not float")
+        return int(Decimal(value).scaleb(self.PLACES).to_integral_value())
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return Decimal(int(value)).scaleb(-self.PLACES)
+
+    @property
+    def python_type(self):
+        return Decimal
+
+
+class Percent(_ScaledDecimal):
+    """A percentage (or percentage points) with two decimals: "8.50" is 8.5 %, stored as 850."""
+
+    cache_ok = True
+    PLACES = 2
+    WHAT = "percent"
+
+
+class Figure(_ScaledDecimal):
+    """An institution's reported figure with up to four decimals (亿元; a count is a whole
+    number): "1234.5678" is stored as 12345678."""
+
+    cache_ok = True
+    PLACES = 4
+    WHAT = "figure"
+
+
 class TimestampMixin:
     created_at = db.Column(UTCDateTime, nullable=False, default=utcnow)
     updated_at = db.Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)

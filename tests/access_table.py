@@ -56,7 +56,8 @@ jobs.index                                  x    x   .    .      .       .      
 jobs.run                                    x    x   .    .      .       .      .
 
 # ---- reference data: the policy-tool catalogue (kept by the office and the central bank,
-#      read by everyone) and the townships (the administrator and the finance office)
+#      read by everyone), the townships (the administrator and the finance office) and the
+#      indicator targets (the office roles read, the finance office sets them)
 policies.index                              x    x   x    x      x       x      .
 policies.new                                x    x   x    .      .       .      .
 policies.edit                               x    x   x    .      .       .      .
@@ -70,6 +71,8 @@ townships.merge                             x    x   .    .      .       .      
 townships.unmatched                         x    x   .    .      .       .      .
 townships.map_text                          x    x   .    .      .       .      .
 townships.delete_alias                      x    x   .    .      .       .      .
+indicators.targets                          x    x   x    .      .       .      .
+indicators.save_targets                     .    x   .    .      .       .      .
 
 # ---- the firm registry: office roles and bureaus (their own firms); advisors and liaisons
 #      reach firms through their cases
@@ -170,6 +173,9 @@ api.assessment_breakdown                    x    x   x    .      x       x      
 api.publish_assessment                      .    x   .    .      .       .      .
 api.adjust_assessment                       .    x   .    .      .       .      .
 api.withdraw_adjustment                     .    x   .    .      .       .      .
+api.indicators                              x    x   x    .      x       x      .
+api.get_targets                             x    x   x    .      .       x      .
+api.put_targets                             .    x   .    .      .       .      .
 """
 
 

@@ -141,6 +141,7 @@ def _work_records(users, referral_id) -> dict:
         **ids,
         "token": "not-a-valid-token",
         "period": "2026-10",
+        "year": 2026,
         "job_id": "housekeeping",
         "rubric_id": 1,
         "adjustment_id": 1,
@@ -283,9 +284,11 @@ def test_the_gate_rules_agree_with_the_table(app):
 
 
 def _call(app, web, world, role, rule, args):
-    """Call ``rule`` as ``role``: GET when the route has it, else POST without a form (so an
-    admitted browser POST stops at the CSRF check, 400, and changes nothing)."""
-    method = "GET" if "GET" in rule.methods else "POST"
+    """Call ``rule`` as ``role``: GET when the route has it, else POST (or its one other
+    method, such as PUT) without a body (so an admitted browser POST stops at the CSRF check,
+    400, and changes nothing; an admitted API write at its input check, 422)."""
+    writes = sorted(rule.methods - {"GET", "HEAD", "OPTIONS", "POST"})  # PUT, PATCH, DELETE
+    method = "GET" if "GET" in rule.methods else "POST" if "POST" in rule.methods else writes[0]
     with app.test_request_context():
         url = _url(rule, args)
     is_api = url.startswith("/api/")
@@ -361,6 +364,7 @@ NAV_ENDPOINTS = (
     "admin.users",
     "admin.orgs",
     "townships.index",
+    "indicators.targets",
     "jobs.index",
     "audit.index",
     "throttling.index",

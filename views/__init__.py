@@ -27,6 +27,7 @@ def register_views(app: Flask) -> None:
         auth,
         feedback,
         firms,
+        indicators,
         intake,
         jobs,
         main,
@@ -60,6 +61,7 @@ def register_views(app: Flask) -> None:
         jobs,
         assessments,
         townships,
+        indicators,
         throttling,
     ):
         app.register_blueprint(module.bp)

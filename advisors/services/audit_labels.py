@@ -540,6 +540,116 @@ def _throttle_table() -> Table:
     )
 
 
+def _indicator_tables(s: _Shared) -> dict[str, Table]:
+    """The indicator catalogue, the yearly targets, the monthly reports and ranked months."""
+    indicator, month, by = Field(_("Indicator")), Field(_("Month")), Field(_("Saved by"), USER)
+    return {
+        "indicator": Table(
+            _("Indicator"),
+            {
+                "code": Field(_("Code")),
+                "name": Field(_("Name")),
+                "unit": Field(_("Unit"), Codes(vocab.labels("indicator_unit"))),
+                "reported_by_bank": Field(_("Reported by banks"), BOOL),
+                "reported_by_insurer": Field(_("Reported by insurers"), BOOL),
+                "ranked_on": Field(_("Ranked on"), Codes(vocab.labels("indicator_ranked_on"))),
+                "sort_order": Field(_("Order")),
+                "active": s.active,
+            },
+        ),
+        "indicator_target_version": Table(
+            _("Indicator targets"),
+            {
+                "year": Field(_("Year")),
+                "version": Field(_("Version")),
+                "saved_by_id": by,
+                "saved_at": Field(_("Saved"), MOMENT),
+                "note": s.note,
+            },
+        ),
+        "indicator_target": Table(
+            _("Indicator target"),
+            {
+                "version_id": Field(_("Targets version")),
+                "indicator_id": indicator,
+                "institution_id": s.institution,
+                "growth_pct": Field(_("Target growth (percent)")),
+            },
+        ),
+        "indicator_report": Table(
+            _("Indicator report"),
+            {
+                "institution_id": s.institution,
+                "month": month,
+                "submitted_by_id": Field(_("Submitted by"), USER),
+                "submitted_at": Field(_("Submitted"), MOMENT),
+                "reason": Field(_("Reason")),
+            },
+        ),
+        "indicator_value": Table(
+            _("Indicator figure"),
+            {
+                "report_id": Field(_("Report")),
+                "indicator_id": indicator,
+                "value": Field(_("Value")),
+            },
+        ),
+        "indicator_month": _indicator_month_table(),
+    }
+
+
+def _indicator_month_table() -> Table:
+    return Table(
+        _("Indicator ranking"),
+        {
+            "period": Field(_("Month")),
+            "month": Field(_("Month")),
+            "status": Field(_("Status"), Codes(vocab.labels("indicator_month_status"))),
+            "target_version_id": Field(_("Targets version")),
+            "compiled_at": Field(_("Compiled"), MOMENT),
+            "compiled_by_id": Field(_("Compiled by"), USER),
+            "compile_count": Field(_("Times compiled")),
+            "published_at": Field(_("Published"), MOMENT),
+            "published_by_id": Field(_("Published by"), USER),
+            "notice_year": Field(_("Notice year")),
+            "notice_seq": Field(_("Notice number in the year")),
+            "notice_number": Field(_("Document number")),
+        },
+    )
+
+
+def _supervision_tables(s: _Shared) -> dict[str, Table]:
+    """Supervision actions (inspections, interviews) and the answers and comments on them."""
+    return {
+        "supervision": Table(
+            _("Supervision"),
+            {
+                "institution_id": s.institution,
+                "kind": Field(_("Kind"), Codes(vocab.labels("supervision_kind"))),
+                "held_on": Field(_("Date")),
+                "participants": Field(_("Participants")),
+                "findings": Field(_("Findings")),
+                "commitments": Field(_("Commitments")),
+                "follow_up_due": Field(_("Follow-up due")),
+                "status": Field(_("Status"), Codes(vocab.labels("supervision_status"))),
+                "created_by_id": s.created_by,
+                "closed_at": Field(_("Closed"), MOMENT),
+                "closed_by_id": Field(_("Closed by"), USER),
+                "overdue_notified_at": Field(_("Overdue notice sent"), MOMENT),
+            },
+        ),
+        "supervision_response": Table(
+            _("Supervision answer or comment"),
+            {
+                "supervision_id": Field(_("Supervision")),
+                "author_id": Field(_("Author"), USER),
+                "author_role": Field(_("Role"), Codes(vocab.labels("role"))),
+                "text": Field(_("Text")),
+            },
+        ),
+    }
+
+
 def _build() -> dict[str, Table]:
     """Every audited table's labels in the current language, area by area (in this order)."""
     shared = _Shared.build()
@@ -550,6 +660,8 @@ def _build() -> dict[str, Table]:
     tables["financing_application"] = _financing_table(shared)
     tables.update(_follow_up_tables(shared))
     tables.update(_assessment_tables(shared))
+    tables.update(_indicator_tables(shared))
+    tables.update(_supervision_tables(shared))
     tables["login_attempt"] = _throttle_table()
     return tables
 

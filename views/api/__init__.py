@@ -5,7 +5,7 @@ The routes register on :data:`bp` (defined in :mod:`._common`) when their module
 
 from __future__ import annotations
 
-from . import assessments, core, openapi, referrals, visits  # noqa: F401  (routes register on bp)
+from . import assessments, core, indicators, openapi, referrals, visits  # noqa: F401  (routes register on bp)
 from ._common import bp
 
 __all__ = ["bp"]
