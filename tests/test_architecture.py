@@ -178,3 +178,13 @@ def test_functions_are_small():
                 if lines > FUNCTION_MAX_LINES and where not in LONG_BY_MEASUREMENT:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
     assert long == []
+
+
+def test_templates_have_no_inline_style_or_script():
+    """The CSP allows neither (style-src and script-src 'self'): the browser would drop them."""
+    found = []
+    for path in (ROOT / "templates").rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        if " style=" in text or "<script>" in text or "<style" in text:
+            found.append(str(path.relative_to(ROOT)))
+    assert found == []
