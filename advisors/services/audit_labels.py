@@ -464,14 +464,7 @@ def _assessment_table() -> Table:
             "ends_on": Field(_("Ends")),
             "status": Field(_("Status"), Codes(statuses)),
             "rubric_id": Field(_("Rubric version"), RUBRIC),
-            "compiled_at": Field(_("Compiled"), MOMENT),
-            "compiled_by_id": Field(_("Compiled by"), USER),
-            "compile_count": Field(_("Times compiled")),
-            "published_at": Field(_("Published"), MOMENT),
-            "published_by_id": Field(_("Published by"), USER),
-            "notice_year": Field(_("Notice year")),
-            "notice_seq": Field(_("Notice number in the year")),
-            "notice_number": Field(_("Document number")),
+            **_ranked_period_fields(),
         },
         (ASSESSMENT,),
     )
@@ -606,14 +599,7 @@ def _indicator_month_table() -> Table:
             "month": Field(_("Month")),
             "status": Field(_("Status"), Codes(vocab.labels("indicator_month_status"))),
             "target_version_id": Field(_("Targets version")),
-            "compiled_at": Field(_("Compiled"), MOMENT),
-            "compiled_by_id": Field(_("Compiled by"), USER),
-            "compile_count": Field(_("Times compiled")),
-            "published_at": Field(_("Published"), MOMENT),
-            "published_by_id": Field(_("Published by"), USER),
-            "notice_year": Field(_("Notice year")),
-            "notice_seq": Field(_("Notice number in the year")),
-            "notice_number": Field(_("Document number")),
+            **_ranked_period_fields(),
         },
     )
 
@@ -1031,3 +1017,18 @@ def readable(rows: Iterable[AuditLog]) -> list[Entry]:
             )
         )
     return out
+
+
+def _ranked_period_fields() -> dict:
+    """The columns a compiled, published ranking period shares (assessments, indicator months):
+    who compiled and published it, and its notice's document number."""
+    return {
+        "compiled_at": Field(_("Compiled"), MOMENT),
+        "compiled_by_id": Field(_("Compiled by"), USER),
+        "compile_count": Field(_("Times compiled")),
+        "published_at": Field(_("Published"), MOMENT),
+        "published_by_id": Field(_("Published by"), USER),
+        "notice_year": Field(_("Notice year")),
+        "notice_seq": Field(_("Notice number in the year")),
+        "notice_number": Field(_("Document number")),
+    }
