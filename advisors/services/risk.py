@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from models import (
@@ -38,13 +38,13 @@ from models import (
     utcnow,
 )
 
-from .. import audit
+from .. import audit, paging
 from .. import labels as vocab
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..permissions import GLOBAL_ROLES, OFFICE_ROLES, get_scoped, scoped
 from .firms import clean_text
 from .notifications import notify
-from .referral_queries import Cursor, encode_cursor
+from .referral_queries import Cursor
 
 MAX_REPORT_NOTE = 2000  # what the advisor observed (RiskReport.note is TEXT)
 MAX_NOTE = 1000  # follow-up and closing notes (RiskNote.note, RiskReport.close_note)
@@ -327,23 +327,19 @@ def queue(
 ) -> Page:
     """The reports the actor may see, newest first, one keyset page at a time. ``status`` is
     one of :data:`models.RISK_STATUSES`, ``"active"`` (open or acknowledged) or None (all)."""
-    limit = max(1, min(int(limit), MAX_LIMIT))
+    limit = paging.clamp(limit, MAX_LIMIT)
     stmt = _listing(actor)
     condition = _status_condition(status)
     if condition is not None:
         stmt = stmt.where(condition)
     if cursor is not None:
         stmt = stmt.where(
-            RiskReport.reported_at <= cursor.created_at,
-            or_(RiskReport.reported_at < cursor.created_at, RiskReport.id < cursor.id),
+            paging.after(RiskReport.reported_at, RiskReport.id, cursor.created_at, cursor.id)
         )
     stmt = stmt.order_by(RiskReport.reported_at.desc(), RiskReport.id.desc()).limit(limit + 1)
     rows = [_row(r) for r in db.session.execute(stmt)]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].reported_at, rows[-1].id)
-    return Page(rows, next_cursor)
+    page, next_cursor = paging.split(rows, limit, lambda row: (row.reported_at, row.id))
+    return Page(page, next_cursor)
 
 
 def reports_for_visit(actor: User, visit_id: int) -> list[RiskReport]:
