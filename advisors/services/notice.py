@@ -392,31 +392,13 @@ class RankingPage:
         return max(self.offset - self.limit, 0)
 
 
-def _row_columns(with_metrics: bool = False):
-    metrics = (AssessmentRow.metrics,) if with_metrics else ()
-    return (
-        *metrics,
-        AssessmentRow.advisor_id,
-        AssessmentRow.org_id,
-        AssessmentRow.computed,
-        AssessmentRow.adjustment,
-        AssessmentRow.score,
-        AssessmentRow.rank,
-        AssessmentRow.institution_rank,
-        User.username,
-        User.display_name,
-        Organisation.code,
-        Organisation.name,
-    )
-
-
 def _view_rows(stmt, *, with_metrics: bool = True) -> tuple[list[assessments.ViewRow], int | None]:
-    """(the rows ``stmt`` selects — ``_row_columns(with_metrics)``, and a last column ``total``
-    when counted in the same statement (``count(*) OVER ()``) —, with their metrics unless not
-    ``with_metrics``: the row's stored ``metrics`` column; that total, None when not counted or
-    no row came back). The adjustments: :func:`_attach_adjustments`."""
+    """The rows ``stmt`` selects (``assessments.view_row_columns(with_metrics)``, plus a last
+    column ``total`` when counted in the same statement with ``count(*) OVER ()``), with their
+    stored metrics unless not ``with_metrics``; and that total, None when not counted or no row
+    came back. The adjustments: :func:`_attach_adjustments`."""
     rows, total = [], None
-    # Plain columns, in _row_columns' order: executed on the session's connection without the
+    # Plain columns, in view_row_columns' order: executed on the session's connection without the
     # ORM's row handling, and unpacked by position (a page reads hundreds of rows).
     result = db.session.connection().execute(stmt)
     counted = "total" in result.keys()
@@ -481,7 +463,7 @@ def _counted(stmt, *where):
 
 def _ranked(assessment_id: int, scope, with_metrics: bool = False):
     return (
-        select(*_row_columns(with_metrics))
+        select(*assessments.view_row_columns(with_metrics))
         .join(User, User.id == AssessmentRow.advisor_id)
         .outerjoin(Organisation, Organisation.id == AssessmentRow.org_id)
         .where(AssessmentRow.assessment_id == assessment_id, scope)

@@ -15,7 +15,7 @@ first.
 Every upload costs a bounded amount whatever the file holds: the file is read by
 :mod:`advisors.sheet_reader` (parts capped by their unpacked size, rows streamed, cells capped);
 every row read, blank or not, counts against a scan bound and 1,000 blank rows end the list
-(:class:`_Scan`); a cell longer than its column's maximum rejects its row here
+(:class:`~advisors.sheet_reader.Scan`); a cell longer than its column's maximum rejects its row here
 (:data:`FIELD_CHARS`); a chunk holds at most :data:`CHUNK_CHARS` characters; the stored report
 keeps :data:`REPORT_CELL_CHARS` of a cell and :data:`REPORT_BYTES` in all. Lists longer than a
 request should take are imported by the scheduler (:mod:`.upload_queue`).
@@ -261,12 +261,11 @@ class Sheet:
     # the rest of the file as it is consumed
     rows: Iterable[tuple[int, tuple]]
     close: Callable[[], None] = lambda: None  # let go of the file (open_sheet)
-    # where the rows stopped being read (see _Scan), once ``rows`` has been consumed
-    scan: _Scan | None = None
+    # where the rows stopped being read (see sheet_reader.Scan), once ``rows`` has been consumed
+    scan: sheet_reader.Scan | None = None
 
 
 _file_error = sheet_reader.file_error
-_Scan = sheet_reader.Scan  # the bounds every upload is read with
 
 
 def _too_many_rows(limit: int) -> ValidationFailed:
@@ -280,8 +279,8 @@ def _too_many_rows(limit: int) -> ValidationFailed:
 
 
 def _data_rows(rows: Iterator, limit: int, width: int) -> Iterator[tuple[int, tuple]]:
-    """The numbered rows after the header (non-blank, from :class:`_Scan`), at most ``width``
-    cells each; more than ``limit`` of them is an error."""
+    """The numbered rows after the header (non-blank, from :class:`sheet_reader.Scan`), at
+    most ``width`` cells each; more than ``limit`` of them is an error."""
     count = 0
     for number, values in rows:
         if count >= limit:
@@ -360,7 +359,7 @@ def open_sheet(filename: str, data: bytes, limit: int, budget: int | None = None
 
 
 def _open_records(records: Iterator, limit: int) -> Sheet:
-    scan = _Scan(records, sheet_reader.scan_limit(limit))
+    scan = sheet_reader.Scan(records, sheet_reader.scan_limit(limit))
     scanned = iter(scan)
     raw_header = []
     for _number, values in scanned:

@@ -70,6 +70,7 @@ from .reading import (
     row_scope,
     view_comments,
     view_institutions,
+    view_row_columns,
 )
 from .review import (
     DOC_NUMBER_MAX,
@@ -149,5 +150,6 @@ __all__ = [
     "to_api",
     "view_comments",
     "view_institutions",
+    "view_row_columns",
     "withdraw_adjustment",
 ]

@@ -292,6 +292,26 @@ def get_view(actor: User, period_key: str) -> AssessmentView:
     )
 
 
+def view_row_columns(with_metrics: bool = False) -> tuple:
+    """The columns of a :class:`ViewRow` (the stored metrics first when asked for): one list for
+    every reader of a period's rows (this module's view, the notice's bounded page)."""
+    metrics = (AssessmentRow.metrics,) if with_metrics else ()
+    return (
+        *metrics,
+        AssessmentRow.advisor_id,
+        AssessmentRow.org_id,
+        AssessmentRow.computed,
+        AssessmentRow.adjustment,
+        AssessmentRow.score,
+        AssessmentRow.rank,
+        AssessmentRow.institution_rank,
+        User.username,
+        User.display_name,
+        Organisation.code,
+        Organisation.name,
+    )
+
+
 def _view_rows(assessment_id: int, scope) -> list[ViewRow]:
     """The rows in ``scope``, in rank order (one query)."""
     return [
@@ -310,20 +330,7 @@ def _view_rows(assessment_id: int, scope) -> list[ViewRow]:
             metrics=metric_values(r.metrics),
         )
         for r in db.session.execute(
-            select(
-                AssessmentRow.advisor_id,
-                AssessmentRow.org_id,
-                AssessmentRow.computed,
-                AssessmentRow.adjustment,
-                AssessmentRow.score,
-                AssessmentRow.rank,
-                AssessmentRow.institution_rank,
-                AssessmentRow.metrics,
-                User.username,
-                User.display_name,
-                Organisation.code,
-                Organisation.name,
-            )
+            select(*view_row_columns(with_metrics=True))
             .join(User, User.id == AssessmentRow.advisor_id)
             .outerjoin(Organisation, Organisation.id == AssessmentRow.org_id)
             .where(AssessmentRow.assessment_id == assessment_id, scope)
